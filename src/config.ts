@@ -1,0 +1,229 @@
+import path from 'node:path';
+
+/**
+ * Configuration is parsed and validated here, once, from the environment. Every error names the variable so an
+ * operator can fix it without reading code; values of secret variables are never echoed.
+ */
+
+export type Environment = 'development' | 'test' | 'production';
+export type RegistrationMode = 'open' | 'closed';
+
+export interface AppConfig {
+  env: Environment;
+  version: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  /** Seconds to keep retrying an unreachable database at start-up before giving up. */
+  databaseConnectTimeoutSeconds: number;
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key, channel and queue, so several deployments (or test runs) can share one Redis. */
+  redisPrefix: string;
+  /** Raw secrets from the environment; resolved (or generated in development) by loadSecrets. */
+  jwtSecretKey: string | undefined;
+  encryptionKeys: string | undefined;
+  auditSigningKeyFile: string | undefined;
+  jwtAccessTtl: number;
+  jwtRefreshTtl: number;
+  /** Absolute lifetime of a login session, whatever the refreshes. */
+  sessionMaxAgeSeconds: number;
+  jwtIssuer: string;
+  jwtAudience: string;
+  admin: { username: string; email: string; password: string } | undefined;
+  registrationMode: RegistrationMode;
+  rateLimit: { max: number; periodSeconds: number };
+  authRateLimitMax: number;
+  loginMaxFailures: number;
+  corsOrigins: string[];
+  logLevel: string;
+  bodyLimitBytes: number;
+  trustProxy: boolean;
+  /** Whether `serve` also processes background jobs (the default); `cdsa worker` runs them alone. */
+  processJobs: boolean;
+  shutdownGraceMs: number;
+  llm: {
+    ollamaBaseUrl: string | undefined;
+    openaiBaseUrl: string | undefined;
+    openaiApiKey: string | undefined;
+    openaiLocal: boolean;
+    anthropicBaseUrl: string | undefined;
+    anthropicApiKey: string | undefined;
+    geminiApiKey: string | undefined;
+    geminiBaseUrl: string | undefined;
+    defaultModel: string | undefined;
+    requestTimeoutMs: number;
+    redactCloudPrompts: boolean;
+    dailyTokenBudget: number | undefined;
+  };
+  auditLogPrompts: boolean;
+  auditCheckpointIntervalSeconds: number;
+  approvalTtlSeconds: number;
+  toolHttpAllowlist: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const lowered = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(lowered)) return true;
+  if (['false', '0', 'no', 'off'].includes(lowered)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string, protocols: string[], fallback?: string): string | undefined {
+  const raw = str(env, name) ?? fallback;
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    // The value may embed credentials, so it is not echoed.
+    throw new ConfigError(name, 'is not a valid URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function list(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig {
+  const nodeEnv = oneOf(env, 'CDSA_ENV', ['development', 'test', 'production'] as const, 'development');
+
+  const adminUsername = str(env, 'CDSA_ADMIN_USERNAME');
+  const adminEmail = str(env, 'CDSA_ADMIN_EMAIL');
+  const adminPassword = env.CDSA_ADMIN_PASSWORD;
+  const adminParts = [adminUsername, adminEmail, adminPassword].filter((part) => part !== undefined && part !== '');
+  if (adminParts.length > 0 && adminParts.length < 3) {
+    throw new ConfigError(
+      'CDSA_ADMIN_USERNAME',
+      'CDSA_ADMIN_USERNAME, CDSA_ADMIN_EMAIL and CDSA_ADMIN_PASSWORD must be set together',
+    );
+  }
+
+  const corsOrigins = list(env, 'CORS_ORIGINS');
+  for (const origin of corsOrigins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin (scheme://host[:port])`);
+    }
+  }
+
+  const allowlist = list(env, 'TOOL_HTTP_ALLOWLIST').map((entry) => entry.toLowerCase());
+  for (const entry of allowlist) {
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(entry) && !/^\[[0-9a-f:]+\](:\d{1,5})?$/.test(entry)) {
+      throw new ConfigError('TOOL_HTTP_ALLOWLIST', `"${entry}" is not host[:port]`);
+    }
+  }
+
+  const budget = int(env, 'LLM_DAILY_TOKEN_BUDGET', 0, 0, 1_000_000_000);
+  const openaiBaseUrl = url(env, 'OPENAI_BASE_URL', ['http:', 'https:']);
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+
+  const config: AppConfig = {
+    env: nodeEnv,
+    version,
+    port: int(env, 'PORT', 8000, 0, 65535),
+    host: str(env, 'HOST') ?? '127.0.0.1',
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseConnectTimeoutSeconds: int(env, 'DATABASE_CONNECT_TIMEOUT', 30, 0, 3600),
+    redisUrl,
+    redisPrefix: str(env, 'REDIS_KEY_PREFIX') ?? 'cdsa',
+    jwtSecretKey: env.JWT_SECRET_KEY,
+    encryptionKeys: str(env, 'ENCRYPTION_KEYS'),
+    auditSigningKeyFile: str(env, 'AUDIT_SIGNING_KEY_FILE'),
+    jwtAccessTtl: int(env, 'JWT_ACCESS_TTL', 900, 30, 86_400),
+    jwtRefreshTtl: int(env, 'JWT_REFRESH_TTL', 1_209_600, 60, 31_536_000),
+    sessionMaxAgeSeconds: int(env, 'SESSION_MAX_AGE', 2_592_000, 60, 31_536_000),
+    jwtIssuer: str(env, 'JWT_ISSUER') ?? 'cdsa',
+    jwtAudience: str(env, 'JWT_AUDIENCE') ?? 'cdsa-api',
+    admin:
+      adminUsername && adminEmail && adminPassword
+        ? { username: adminUsername, email: adminEmail, password: adminPassword }
+        : undefined,
+    registrationMode: oneOf(env, 'REGISTRATION_MODE', ['open', 'closed'] as const, 'open'),
+    rateLimit: {
+      max: int(env, 'RATE_LIMIT_REQUESTS', 100, 1, 10_000_000),
+      periodSeconds: int(env, 'RATE_LIMIT_PERIOD', 60, 1, 86_400),
+    },
+    authRateLimitMax: int(env, 'AUTH_RATE_LIMIT_REQUESTS', 20, 1, 10_000_000),
+    loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
+    corsOrigins,
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 104_857_600),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+    processJobs: bool(env, 'CDSA_PROCESS_JOBS', true),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    llm: {
+      ollamaBaseUrl: url(env, 'OLLAMA_BASE_URL', ['http:', 'https:'], 'http://localhost:11434'),
+      openaiBaseUrl,
+      openaiApiKey: str(env, 'OPENAI_API_KEY'),
+      openaiLocal: bool(env, 'OPENAI_LOCAL', false),
+      anthropicBaseUrl: url(env, 'ANTHROPIC_BASE_URL', ['http:', 'https:']),
+      anthropicApiKey: str(env, 'ANTHROPIC_API_KEY'),
+      geminiApiKey: str(env, 'GEMINI_API_KEY'),
+      geminiBaseUrl: url(env, 'GEMINI_BASE_URL', ['http:', 'https:']),
+      defaultModel: str(env, 'LLM_DEFAULT_MODEL'),
+      requestTimeoutMs: int(env, 'LLM_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
+      redactCloudPrompts: bool(env, 'REDACT_CLOUD_PROMPTS', true),
+      dailyTokenBudget: budget === 0 ? undefined : budget,
+    },
+    auditLogPrompts: bool(env, 'AUDIT_LOG_PROMPTS', false),
+    auditCheckpointIntervalSeconds: int(env, 'AUDIT_CHECKPOINT_INTERVAL', 3600, 0, 31_536_000),
+    approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
+    toolHttpAllowlist: allowlist,
+  };
+
+  if (config.llm.defaultModel !== undefined && !/^[a-z0-9-]+\/.+$/.test(config.llm.defaultModel)) {
+    throw new ConfigError('LLM_DEFAULT_MODEL', 'must look like provider/model, e.g. ollama/llama3.1:8b');
+  }
+  return config;
+}

@@ -1,0 +1,56 @@
+import { ROLES, type Role } from '../../db/schema/users.js';
+
+export { ROLES, type Role };
+
+/** Roles are ordered: a role holds every permission of the roles below it (CONTRACT §4). */
+const ROLE_RANK: Record<Role, number> = { ANALYST: 0, MANAGER: 1, ADMIN: 2 };
+
+export const PERMISSION_MIN_ROLE = {
+  chat: 'ANALYST',
+  'notifications:own': 'ANALYST',
+  'tools:execute': 'ANALYST',
+  'approvals:request': 'ANALYST',
+  'vault:list': 'ANALYST',
+  'audit:own': 'ANALYST',
+  'llm:read': 'ANALYST',
+  'approvals:decide': 'MANAGER',
+  'audit:read': 'MANAGER',
+  'vault:reveal': 'MANAGER',
+  'users:manage': 'ADMIN',
+  'tools:manage': 'ADMIN',
+  'llm:configure': 'ADMIN',
+  'vault:manage': 'ADMIN',
+  'audit:report': 'ADMIN',
+  'notifications:broadcast': 'ADMIN',
+} as const satisfies Record<string, Role>;
+
+export type Permission = keyof typeof PERMISSION_MIN_ROLE;
+
+export function roleAtLeast(role: Role, minimum: Role): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[minimum];
+}
+
+export function hasPermission(role: Role, permission: Permission): boolean {
+  return roleAtLeast(role, PERMISSION_MIN_ROLE[permission]);
+}
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+/** Who is acting: every service use case takes this first and checks access itself. */
+export interface Actor {
+  userId: string;
+  username: string;
+  role: Role;
+  sessionId: string;
+}
+
+/** Where a request came from, for the audit trail. */
+export interface RequestContext {
+  ipAddress: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+export const SYSTEM_CONTEXT: RequestContext = { ipAddress: null, userAgent: null, requestId: null };

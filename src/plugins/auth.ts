@@ -1,0 +1,68 @@
+import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
+import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
+import { hasPermission, type Actor, type Permission, type RequestContext } from '../modules/auth/permissions.js';
+
+/** Resolves the caller of a request from its credentials; provided by the identity module. */
+export type RequestAuthenticator = (request: FastifyRequest) => Promise<Actor>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** No credentials needed (login, register, health). */
+    public?: boolean;
+    /** The permission this route needs (CONTRACT §4); checked here, in one place. */
+    requires?: Permission;
+    /** A GET stream that a browser opens with `?ticket=` instead of a header. */
+    acceptsStreamTicket?: boolean;
+  }
+  interface FastifyRequest {
+    actor: Actor | null;
+    requestContext: RequestContext;
+  }
+  interface FastifyInstance {
+    setAuthenticator(authenticator: RequestAuthenticator): void;
+    /** The authenticated actor of a request on a non-public route. */
+    requireActor(request: FastifyRequest): Actor;
+  }
+}
+
+/**
+ * Authentication and function-level authorization for the API subtree. Routes are private unless marked public;
+ * object-level checks (is this the caller's object?) belong to the services.
+ */
+export const authPlugin = fp(
+  async (app) => {
+    let authenticator: RequestAuthenticator = async () => {
+      throw new UnauthorizedError();
+    };
+    app.decorate('setAuthenticator', (next: RequestAuthenticator) => {
+      authenticator = next;
+    });
+    app.decorate('requireActor', (request: FastifyRequest) => {
+      if (!request.actor) throw new UnauthorizedError();
+      return request.actor;
+    });
+    app.decorateRequest('actor', null);
+    app.decorateRequest('requestContext', {
+      getter(this: FastifyRequest) {
+        const agent = this.headers['user-agent'];
+        return {
+          ipAddress: this.ip ?? null,
+          userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null,
+          requestId: String(this.id),
+        };
+      },
+    });
+
+    app.addHook('onRequest', async (request) => {
+      const config = request.routeOptions.config;
+      // Unknown routes (404) and public ones skip authentication.
+      if (!request.routeOptions.url || config.public || !request.routeOptions.url.startsWith('/api/')) return;
+      request.actor = await authenticator(request);
+      if (config.requires && !hasPermission(request.actor.role, config.requires)) {
+        throw new ForbiddenError(`This action needs the ${config.requires} permission`);
+      }
+    });
+  },
+  { name: 'auth' },
+);

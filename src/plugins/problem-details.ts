@@ -1,0 +1,105 @@
+import { STATUS_CODES } from 'node:http';
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type FieldError } from '../lib/errors.js';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  request_id: string;
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+function slug(title: string): string {
+  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/(^-|-$)/g, '');
+}
+
+export function problem(request: FastifyRequest, status: number, detail: string, extensions: Record<string, unknown> = {}, title?: string): ProblemDetails {
+  const resolvedTitle = title ?? STATUS_CODES[status] ?? 'Error';
+  return {
+    type: `urn:cdsa:problem:${slug(resolvedTitle)}`,
+    title: resolvedTitle,
+    status,
+    detail,
+    // The path only: query strings may carry tickets or cursors.
+    instance: request.url.split('?')[0] ?? request.url,
+    request_id: String(request.id),
+    ...extensions,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: ProblemDetails): FastifyReply {
+  return reply.code(body.status).type('application/problem+json').send(body);
+}
+
+interface AjvIssue {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Ajv issues → JSON pointers into the request body/query/params, e.g. `/password` or `/role` for a forbidden field. */
+export function validationErrors(issues: AjvIssue[], context: string | undefined): FieldError[] {
+  return issues.map((issue) => {
+    let pointer = issue.instancePath || '';
+    let detail = issue.message ?? 'is invalid';
+    if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
+      pointer = `${pointer}/${issue.params.additionalProperty}`;
+      detail = 'is not an allowed field';
+    } else if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
+      pointer = `${pointer}/${issue.params.missingProperty}`;
+      detail = 'is required';
+    }
+    return { pointer: pointer === '' ? '/' : pointer, detail: context && context !== 'body' ? `${context}: ${detail}` : detail };
+  });
+}
+
+const FASTIFY_CODE_STATUS: Record<string, { status: number; detail: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, detail: 'Unsupported content type; send application/json' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, detail: 'Request body is larger than the limit' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, detail: 'Malformed JSON in request body' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, detail: 'Empty body with content-type application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, detail: 'Content-Length does not match the body' },
+};
+
+/** The one place errors become HTTP responses (RFC 9457). Unknown errors are a generic 500; the cause is only logged. */
+export const problemDetailsPlugin = fp(
+  async (app) => {
+    app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+      if (error instanceof AppError) {
+        for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+        if (error.status >= 500) request.log.warn({ err: error }, 'dependency failure');
+        return sendProblem(reply, problem(request, error.status, error.message, error.extensions, error.title));
+      }
+      const fastifyError = error as FastifyError;
+      if (fastifyError.validation) {
+        const errors = validationErrors(fastifyError.validation as AjvIssue[], fastifyError.validationContext);
+        return sendProblem(reply, problem(request, 422, 'The request is invalid', { errors }, 'Unprocessable Content'));
+      }
+      const known = fastifyError.code ? FASTIFY_CODE_STATUS[fastifyError.code] : undefined;
+      if (known) return sendProblem(reply, problem(request, known.status, known.detail));
+      if (error instanceof SyntaxError && fastifyError.statusCode === 400) {
+        return sendProblem(reply, problem(request, 400, 'Malformed JSON in request body'));
+      }
+      const status = fastifyError.statusCode ?? 500;
+      if (status === 429) {
+        return sendProblem(reply, problem(request, 429, 'Rate limit exceeded, retry later'));
+      }
+      if (status >= 400 && status < 500) {
+        return sendProblem(reply, problem(request, status, fastifyError.message));
+      }
+      request.log.error({ err: error }, 'unhandled error');
+      return sendProblem(reply, problem(request, 500, 'An unexpected error occurred'));
+    });
+
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(reply, problem(request, 404, `No route ${request.method} ${request.url.split('?')[0]}`)),
+    );
+  },
+  { name: 'problem-details' },
+);

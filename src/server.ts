@@ -1,0 +1,3 @@
+import { exitOnStartupError, serve } from './runtime.js';
+
+serve().catch(exitOnStartupError);

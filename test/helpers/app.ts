@@ -1,0 +1,102 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type AppConfig } from '../../src/config.js';
+import { openDatabase, type Database } from '../../src/db/client.js';
+import { generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
+
+/**
+ * Builds the real app for API tests: an in-memory embedded database by default, or — when DATABASE_URL / REDIS_URL
+ * are set (the second CI pass) — a fresh PostgreSQL database and a private Redis prefix per test app, so files run
+ * in parallel without seeing each other. `share` makes a second instance on the same database and Redis.
+ */
+export interface TestApp {
+  app: FastifyInstance;
+  config: AppConfig;
+  secrets: ResolvedSecrets;
+  /** Set on PostgreSQL runs: the per-test database URL. */
+  databaseUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  /** Another instance of the same service: same database, Redis prefix and secrets. */
+  share?: TestApp;
+  processJobs?: boolean;
+}
+
+export const usingPostgres = Boolean(process.env.DATABASE_URL);
+export const usingRedis = Boolean(process.env.REDIS_URL);
+/** Multi-instance tests need a shared database and Redis: they run in the PostgreSQL + Redis pass only. */
+export const multiInstance = usingPostgres && usingRedis;
+
+export function testSecrets(): ResolvedSecrets {
+  return {
+    jwtSecretKey: randomBytes(48),
+    encryptionKeys: generateEncryptionKeys('test1'),
+    auditSigningKeyPem: generateAuditSigningKeyPem(),
+    generated: { jwt: false, encryption: false, auditSigning: false },
+  };
+}
+
+async function createPostgresDatabase(baseUrl: string): Promise<string> {
+  const name = `cdsa_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropPostgresDatabase(baseUrl: string, databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const baseUrl = process.env.DATABASE_URL;
+  const ownsDatabase = !options.share && Boolean(baseUrl);
+  const databaseUrl = options.share ? options.share.databaseUrl : baseUrl ? await createPostgresDatabase(baseUrl) : undefined;
+  const env: Record<string, string> = {
+    CDSA_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    RATE_LIMIT_REQUESTS: '100000',
+    AUTH_RATE_LIMIT_REQUESTS: '100000',
+    OLLAMA_BASE_URL: 'http://127.0.0.1:9',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    REDIS_KEY_PREFIX: options.share?.config.redisPrefix ?? `cdsa-test-${randomUUID().slice(0, 8)}`,
+    ...options.env,
+  };
+  const config = loadConfig(env, '0.0.0-test');
+  const secrets = options.share?.secrets ?? testSecrets();
+  let database: Database | undefined;
+  if (!databaseUrl) database = await openDatabase({});
+  const app = await buildApp({ config, secrets, database });
+  await app.ready();
+  if (options.processJobs ?? true) await app.infra.jobs.start();
+  return {
+    app,
+    config,
+    secrets,
+    databaseUrl,
+    async close() {
+      await app.close();
+      await database?.close();
+      if (ownsDatabase && baseUrl && databaseUrl) await dropPostgresDatabase(baseUrl, databaseUrl);
+    },
+  };
+}
