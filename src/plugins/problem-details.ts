@@ -20,7 +20,9 @@ function slug(title: string): string {
 
 export function problem(request: FastifyRequest, status: number, detail: string, extensions: Record<string, unknown> = {}, title?: string): ProblemDetails {
   const resolvedTitle = title ?? STATUS_CODES[status] ?? 'Error';
+  // Extensions first: the standard members always win.
   return {
+    ...extensions,
     type: `urn:cdsa:problem:${slug(resolvedTitle)}`,
     title: resolvedTitle,
     status,
@@ -28,7 +30,6 @@ export function problem(request: FastifyRequest, status: number, detail: string,
     // The path only: query strings may carry tickets or cursors.
     instance: request.url.split('?')[0] ?? request.url,
     request_id: String(request.id),
-    ...extensions,
   };
 }
 

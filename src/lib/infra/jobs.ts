@@ -111,13 +111,13 @@ export function createBullJobQueue(options: {
   connection: ConnectionOptions;
   prefix: string;
   concurrency?: number;
-  logger?: { error: (obj: object, msg: string) => void };
+  logger?: { error: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void };
 }): JobQueue {
   const queueName = 'cdsa-jobs';
   const handlers = new Map<string, JobHandler<unknown>>();
   const queue = new Queue(queueName, { connection: options.connection, prefix: options.prefix });
   let worker: Worker | undefined;
-  queue.on('error', (error) => options.logger?.error({ err: error.message }, 'job queue error'));
+  queue.on('error', (error) => options.logger?.warn({ err: error.message }, 'job queue error'));
   return {
     kind: 'bullmq',
     register(name, handler) {
@@ -144,7 +144,7 @@ export function createBullJobQueue(options: {
         },
         { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency ?? 10 },
       );
-      worker.on('error', (error) => options.logger?.error({ err: error.message }, 'job worker error'));
+      worker.on('error', (error) => options.logger?.warn({ err: error.message }, 'job worker error'));
       worker.on('failed', (job, error) => {
         if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
           options.logger?.error({ job: job.name, job_id: job.id, err: error.message }, 'job failed for good');

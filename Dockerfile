@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Multi-stage: build with dev dependencies, run with production ones only, as a non-root user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev --ignore-scripts
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    CDSA_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    DATA_DIR=/data
+WORKDIR /app
+RUN groupadd --system cdsa && useradd --system --gid cdsa --home-dir /app --shell /usr/sbin/nologin cdsa \
+    && mkdir -p /data && chown cdsa:cdsa /data
+COPY --from=build --chown=cdsa:cdsa /app/node_modules ./node_modules
+COPY --from=build --chown=cdsa:cdsa /app/dist ./dist
+COPY --chown=cdsa:cdsa package.json ./
+COPY --chown=cdsa:cdsa bin ./bin
+# Migrations and post-migration SQL are read at start-up from src/db.
+COPY --chown=cdsa:cdsa src/db/migrations ./src/db/migrations
+COPY --chown=cdsa:cdsa src/db/sql ./src/db/sql
+COPY --chown=cdsa:cdsa src/data ./src/data
+USER cdsa
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/health/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/cdsa.js"]
+CMD ["serve"]

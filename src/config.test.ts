@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('applies the contract defaults', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8000);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.env).toBe('development');
+    expect(config.jwtAccessTtl).toBe(900);
+    expect(config.jwtRefreshTtl).toBe(1_209_600);
+    expect(config.registrationMode).toBe('open');
+    expect(config.rateLimit).toEqual({ max: 100, periodSeconds: 60 });
+    expect(config.authRateLimitMax).toBe(20);
+    expect(config.loginMaxFailures).toBe(5);
+    expect(config.llm.ollamaBaseUrl).toBe('http://localhost:11434');
+    expect(config.llm.redactCloudPrompts).toBe(true);
+    expect(config.approvalTtlSeconds).toBe(86_400);
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['REGISTRATION_MODE', 'sometimes'],
+    ['DATABASE_URL', 'mysql://localhost/db'],
+    ['REDIS_URL', 'not a url'],
+    ['REDACT_CLOUD_PROMPTS', 'perhaps'],
+    ['LOG_LEVEL', 'loud'],
+    ['CORS_ORIGINS', 'example.com/path'],
+    ['TOOL_HTTP_ALLOWLIST', 'http://example.com'],
+    ['LLM_DEFAULT_MODEL', 'gpt-4o'],
+    ['CDSA_ENV', 'staging'],
+  ])('refuses %s=%s with an error naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrowError(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrowError(new RegExp(name));
+  });
+
+  it('never echoes a database URL that may hold a password', () => {
+    try {
+      loadConfig({ DATABASE_URL: 'postgres://user:hunter2@' });
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).not.toContain('hunter2');
+    }
+  });
+
+  it('requires the three admin bootstrap variables together', () => {
+    expect(() => loadConfig({ CDSA_ADMIN_USERNAME: 'root' })).toThrowError(/CDSA_ADMIN_USERNAME/);
+    const config = loadConfig({
+      CDSA_ADMIN_USERNAME: 'root',
+      CDSA_ADMIN_EMAIL: 'root@example.com',
+      CDSA_ADMIN_PASSWORD: 'a long admin password',
+    });
+    expect(config.admin?.username).toBe('root');
+  });
+
+  it('parses lists', () => {
+    const config = loadConfig({ CORS_ORIGINS: 'https://a.example, http://b.example:3000', TOOL_HTTP_ALLOWLIST: 'API.example.com,127.0.0.1:8080' });
+    expect(config.corsOrigins).toEqual(['https://a.example', 'http://b.example:3000']);
+    expect(config.toolHttpAllowlist).toEqual(['api.example.com', '127.0.0.1:8080']);
+  });
+});

@@ -1,0 +1,58 @@
+import type { JSONSchema7 } from 'json-schema';
+import type { Actor, RequestContext } from '../auth/permissions.js';
+
+/**
+ * The seam between chat and the tool engine. The tools module implements it and decorates `app.chatTools`; chat
+ * uses it when present (`app.hasDecorator('chatTools')`) and offers no tools otherwise.
+ */
+export interface ChatToolDefinition {
+  name: string;
+  description?: string;
+  input_schema: JSONSchema7;
+}
+
+export interface ChatToolCall {
+  toolCallId: string;
+  toolName: string;
+  args: Record<string, unknown>;
+}
+
+export interface ChatToolContext {
+  sessionId: string;
+  requestContext: RequestContext;
+}
+
+export type ChatToolOutcome =
+  | { status: 'completed'; execution_id: string; result: unknown; cached: boolean }
+  /** Unknown tool, arguments that fail the schema, a role too low, or the tool itself failed: reported to the model. */
+  | { status: 'failed'; execution_id: string | null; error: string }
+  | { status: 'pending_approval'; execution_id: string; approval_id: string };
+
+export type ResumedOutcome =
+  | ChatToolOutcome
+  | { status: 'rejected'; execution_id: string | null; reason: string | null }
+  | { status: 'expired'; execution_id: string | null; reason: string | null };
+
+export interface ResumedToolCall {
+  toolCallId: string;
+  toolName: string;
+  args: Record<string, unknown>;
+  outcome: ResumedOutcome;
+}
+
+export interface ChatToolRuntime {
+  /** The tools this actor may use; the model is offered these only. */
+  listForActor(actor: Actor): Promise<ChatToolDefinition[]>;
+  /**
+   * The full execution pipeline for a call the model proposed (exists/enabled → role → args → cache → approval gate →
+   * run → output check → stored → audited). The same gated call proposed twice in a session returns the same pending
+   * approval; it never creates a second execution.
+   */
+  executeFromChat(actor: Actor, call: ChatToolCall, context: ChatToolContext): Promise<ChatToolOutcome>;
+  /**
+   * After the decision: claims the approval for this session exactly once (safe across instances), runs the approved
+   * call once, or reports the rejection/expiry. Throws ConflictError while still pending or when already continued,
+   * NotFoundError for another user's approval or another session.
+   */
+  resumeApproval(actor: Actor, approvalId: string, context: ChatToolContext): Promise<ResumedToolCall>;
+}
