@@ -1,0 +1,227 @@
+import { detectPii, PII_TYPES } from './detectors.js';
+import type { PiiEntity, PiiType } from './detectors.js';
+
+/** An entity as reported to callers: where it was, never what it was. */
+export interface RedactedEntity {
+  type: PiiType;
+  start: number;
+  end: number;
+}
+
+export interface RedactTextResult {
+  redacted_text: string;
+  entities: RedactedEntity[];
+}
+
+export type PiiCounts = Partial<Record<PiiType, number>>;
+
+export interface VaultRedaction {
+  text: string;
+  /** Occurrences replaced in this call, per type (types with none are absent). */
+  counts: PiiCounts;
+  /** Offsets into the input text. */
+  entities: RedactedEntity[];
+}
+
+export interface VaultEntry {
+  placeholder: string;
+  type: PiiType;
+  value: string;
+}
+
+/** Persistable form of a vault; it holds the original values, so store it encrypted. */
+export interface VaultSnapshot {
+  version: 1;
+  entries: VaultEntry[];
+}
+
+const TYPE_SET: ReadonlySet<string> = new Set(PII_TYPES);
+const PLACEHOLDER = /\[(EMAIL|PHONE|SSN|CREDIT_CARD|IBAN|IP_ADDRESS|DATE_OF_BIRTH|SECRET)_([1-9]\d{0,8})\]/g;
+const LONGEST_TYPE = Math.max(...PII_TYPES.map((t) => t.length));
+
+/**
+ * The same card, IBAN or phone written with different spacing, or an address in another
+ * letter case, is the same value and gets the same placeholder.
+ */
+function identityKey(type: PiiType, value: string): string {
+  switch (type) {
+    case 'CREDIT_CARD':
+    case 'SSN':
+      return `${type}:${value.replace(/\D/g, '')}`;
+    case 'PHONE':
+      return `${type}:${value.replace(/[^\d+]/g, '')}`;
+    case 'IBAN':
+      return `${type}:${value.replace(/\s/g, '').toUpperCase()}`;
+    case 'EMAIL':
+    case 'IP_ADDRESS':
+      return `${type}:${value.toLowerCase()}`;
+    default:
+      return `${type}:${value}`;
+  }
+}
+
+function replaceEntities(
+  text: string,
+  found: PiiEntity[],
+  placeholderFor: (e: PiiEntity) => string,
+): { text: string; entities: RedactedEntity[]; counts: PiiCounts } {
+  const counts: PiiCounts = {};
+  const entities: RedactedEntity[] = [];
+  let out = '';
+  let last = 0;
+  for (const e of found) {
+    out += text.slice(last, e.start) + placeholderFor(e);
+    last = e.end;
+    entities.push({ type: e.type, start: e.start, end: e.end });
+    counts[e.type] = (counts[e.type] ?? 0) + 1;
+  }
+  return { text: found.length === 0 ? text : out + text.slice(last), entities, counts };
+}
+
+/** One-shot redaction (the `redact_text` tool): placeholders are numbered per type within this call. */
+export function redactText(text: string): RedactTextResult {
+  const vault = new PlaceholderVault();
+  const r = vault.redact(text);
+  return { redacted_text: r.text, entities: r.entities };
+}
+
+/**
+ * Placeholders that stay stable across every message of one chat session: `[EMAIL_1]` is the
+ * same address each time it appears, so a model can reason about it without seeing it.
+ */
+export class PlaceholderVault {
+  private readonly byKey = new Map<string, string>();
+  private readonly byPlaceholder = new Map<string, string>();
+  private readonly entryList: VaultEntry[] = [];
+  private readonly next = new Map<PiiType, number>();
+
+  get size(): number {
+    return this.entryList.length;
+  }
+
+  redact(text: string): VaultRedaction {
+    return replaceEntities(text, detectPii(text), (e) => this.placeholderFor(e.type, e.value));
+  }
+
+  /** Replaces known placeholders with their original values; unknown ones are left as they are. */
+  restore(text: string): string {
+    if (this.entryList.length === 0 || text.indexOf('[') === -1) return text;
+    return text.replace(PLACEHOLDER, (ph: string) => this.byPlaceholder.get(ph) ?? ph);
+  }
+
+  /** Restores placeholders inside every string of a JSON-like value (e.g. tool-call arguments). */
+  restoreDeep<T>(value: T): T {
+    return this.restoreUnknown(value) as T;
+  }
+
+  toJSON(): VaultSnapshot {
+    return { version: 1, entries: this.entryList.map((e) => ({ ...e })) };
+  }
+
+  static fromJSON(snapshot: unknown): PlaceholderVault {
+    const vault = new PlaceholderVault();
+    if (typeof snapshot !== 'object' || snapshot === null || !('version' in snapshot) || snapshot.version !== 1) {
+      throw new TypeError('unsupported placeholder vault snapshot');
+    }
+    const entries = 'entries' in snapshot ? snapshot.entries : undefined;
+    if (!Array.isArray(entries)) throw new TypeError('placeholder vault snapshot has no entries');
+    for (const raw of entries as unknown[]) {
+      vault.load(parseEntry(raw));
+    }
+    return vault;
+  }
+
+  private placeholderFor(type: PiiType, value: string): string {
+    const key = identityKey(type, value);
+    const known = this.byKey.get(key);
+    if (known !== undefined) return known;
+    const n = (this.next.get(type) ?? 0) + 1;
+    const placeholder = `[${type}_${n}]`;
+    this.add({ placeholder, type, value }, key, n);
+    return placeholder;
+  }
+
+  private load(entry: VaultEntry): void {
+    if (this.byPlaceholder.has(entry.placeholder)) throw new TypeError(`duplicate placeholder ${entry.placeholder}`);
+    const n = Number(entry.placeholder.slice(entry.type.length + 2, -1));
+    this.add(entry, identityKey(entry.type, entry.value), n);
+  }
+
+  private add(entry: VaultEntry, key: string, n: number): void {
+    if (!this.byKey.has(key)) this.byKey.set(key, entry.placeholder);
+    this.byPlaceholder.set(entry.placeholder, entry.value);
+    this.entryList.push(entry);
+    if (n > (this.next.get(entry.type) ?? 0)) this.next.set(entry.type, n);
+  }
+
+  private restoreUnknown(value: unknown): unknown {
+    if (typeof value === 'string') return this.restore(value);
+    if (Array.isArray(value)) return value.map((v) => this.restoreUnknown(v));
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = this.restoreUnknown(v);
+      return out;
+    }
+    return value;
+  }
+}
+
+function parseEntry(raw: unknown): VaultEntry {
+  if (typeof raw !== 'object' || raw === null) throw new TypeError('invalid placeholder vault entry');
+  const { placeholder, type, value } = raw as Record<string, unknown>;
+  if (typeof type !== 'string' || !TYPE_SET.has(type) || typeof value !== 'string' || typeof placeholder !== 'string') {
+    throw new TypeError('invalid placeholder vault entry');
+  }
+  const t = type as PiiType;
+  if (!new RegExp(`^\\[${t}_[1-9]\\d{0,8}\\]$`).test(placeholder)) {
+    throw new TypeError(`invalid placeholder ${placeholder}`);
+  }
+  return { placeholder, type: t, value };
+}
+
+/** Whether `s` (starting with "[" and without "]") could still grow into a placeholder. */
+function isPlaceholderPrefix(s: string): boolean {
+  if (s.length > LONGEST_TYPE + 11) return false;
+  const body = s.slice(1);
+  for (const t of PII_TYPES) {
+    if (body.length <= t.length) {
+      if (t.startsWith(body)) return true;
+      continue;
+    }
+    if (!body.startsWith(t) || body.charCodeAt(t.length) !== 95) continue;
+    const digits = body.slice(t.length + 1);
+    if (digits === '' || (/^[1-9]\d{0,8}$/.test(digits))) return true;
+  }
+  return false;
+}
+
+export interface StreamingRestorer {
+  /** Returns the restored text that can be shown now; holds back only a possible partial placeholder. */
+  push(delta: string): string;
+  /** Returns whatever is still held back (the stream has ended). */
+  flush(): string;
+}
+
+/** Restores placeholders in a token stream, even when a placeholder is split across deltas. */
+export function createStreamingRestorer(vault: PlaceholderVault): StreamingRestorer {
+  let held = '';
+  return {
+    push(delta: string): string {
+      const text = held + delta;
+      held = '';
+      // Nothing to restore yet: pass the text straight through.
+      if (vault.size === 0) return text;
+      const open = text.lastIndexOf('[');
+      if (open !== -1 && text.indexOf(']', open) === -1 && isPlaceholderPrefix(text.slice(open))) {
+        held = text.slice(open);
+        return vault.restore(text.slice(0, open));
+      }
+      return vault.restore(text);
+    },
+    flush(): string {
+      const rest = held;
+      held = '';
+      return vault.restore(rest);
+    },
+  };
+}
