@@ -67,6 +67,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimitBytes,
+    // Opening and migrating the database is part of plugin start-up; on a loaded machine it can take a while.
+    pluginTimeout: 120_000,
     trustProxy: config.trustProxy,
     requestIdHeader: false,
     genReqId: (request) => {

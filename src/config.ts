@@ -35,6 +35,8 @@ export interface AppConfig {
   rateLimit: { max: number; periodSeconds: number };
   authRateLimitMax: number;
   loginMaxFailures: number;
+  /** Failed logins per client address per 15 minutes, whatever the accounts tried, before that client answers 429. */
+  loginMaxClientFailures: number;
   corsOrigins: string[];
   logLevel: string;
   bodyLimitBytes: number;
@@ -55,10 +57,14 @@ export interface AppConfig {
     requestTimeoutMs: number;
     redactCloudPrompts: boolean;
     dailyTokenBudget: number | undefined;
+    /** Chat requests (`/chat/stream`, `/chat/continue`) per user per window. */
+    chatRateLimit: { max: number; periodSeconds: number };
   };
   auditLogPrompts: boolean;
   auditCheckpointIntervalSeconds: number;
   approvalTtlSeconds: number;
+  /** Days a deleted vault secret (and its versions) is kept before it is purged. */
+  vaultRetentionDays: number;
   toolHttpAllowlist: string[];
 }
 
@@ -196,6 +202,7 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     },
     authRateLimitMax: int(env, 'AUTH_RATE_LIMIT_REQUESTS', 20, 1, 10_000_000),
     loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
+    loginMaxClientFailures: int(env, 'LOGIN_MAX_CLIENT_FAILURES', 50, 1, 1_000_000),
     corsOrigins,
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 104_857_600),
@@ -215,10 +222,15 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       requestTimeoutMs: int(env, 'LLM_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
       redactCloudPrompts: bool(env, 'REDACT_CLOUD_PROMPTS', true),
       dailyTokenBudget: budget === 0 ? undefined : budget,
+      chatRateLimit: {
+        max: int(env, 'CHAT_RATE_LIMIT_REQUESTS', 30, 1, 10_000_000),
+        periodSeconds: int(env, 'CHAT_RATE_LIMIT_PERIOD', 60, 1, 86_400),
+      },
     },
     auditLogPrompts: bool(env, 'AUDIT_LOG_PROMPTS', false),
     auditCheckpointIntervalSeconds: int(env, 'AUDIT_CHECKPOINT_INTERVAL', 3600, 0, 31_536_000),
     approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
+    vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,
   };
 

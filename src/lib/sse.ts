@@ -61,7 +61,8 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
         if (value !== undefined && !(name.toLowerCase() in headers)) headers[name] = String(value);
       }
       raw.writeHead(200, headers);
-      raw.socket?.setNoDelay(true);
+      // app.inject's fake socket has no setNoDelay.
+      if (typeof raw.socket?.setNoDelay === 'function') raw.socket.setNoDelay(true);
 
       const finish = () => {
         if (closed) return;

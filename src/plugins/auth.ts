@@ -6,6 +6,15 @@ import { hasPermission, type Actor, type Permission, type RequestContext } from 
 /** Resolves the caller of a request from its credentials; provided by the identity module. */
 export type RequestAuthenticator = (request: FastifyRequest) => Promise<Actor>;
 
+/** How one route is protected, as declared in its `config`: the security tests walk this table. */
+export interface RouteAccess {
+  method: string;
+  url: string;
+  public: boolean;
+  requires: Permission | undefined;
+  acceptsStreamTicket: boolean;
+}
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** No credentials needed (login, register, health). */
@@ -23,6 +32,8 @@ declare module 'fastify' {
     setAuthenticator(authenticator: RequestAuthenticator): void;
     /** The authenticated actor of a request on a non-public route. */
     requireActor(request: FastifyRequest): Actor;
+    /** Every route registered after this plugin, with its declared access (HEAD twins of GET routes left out). */
+    routeAccessTable(): readonly RouteAccess[];
   }
 }
 
@@ -42,6 +53,21 @@ export const authPlugin = fp(
       if (!request.actor) throw new UnauthorizedError();
       return request.actor;
     });
+    const routeTable: RouteAccess[] = [];
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) {
+        if (method === 'HEAD') continue;
+        routeTable.push({
+          method,
+          url: route.url,
+          public: route.config?.public === true,
+          requires: route.config?.requires,
+          acceptsStreamTicket: route.config?.acceptsStreamTicket === true,
+        });
+      }
+    });
+    app.decorate('routeAccessTable', () => routeTable);
     app.decorateRequest('actor', null);
     app.decorateRequest('requestContext', {
       getter(this: FastifyRequest) {

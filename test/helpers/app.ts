@@ -22,9 +22,16 @@ export interface TestApp {
 
 export interface TestAppOptions {
   env?: Record<string, string>;
-  /** Another instance of the same service: same database, Redis prefix and secrets. */
+  /**
+   * Another instance of the same service: same database, Redis prefix and secrets. On the embedded database it uses
+   * the shared app's PGlite: close it before the app it shares.
+   */
   share?: TestApp;
+  /** Replaces some of the (generated or shared) secrets, e.g. `encryptionKeys` to test a key rotation. */
+  secrets?: Partial<ResolvedSecrets>;
   processJobs?: boolean;
+  /** Runs after the modules are registered and before the app is ready (e.g. to decorate a test double). */
+  beforeReady?: (app: FastifyInstance) => void | Promise<void>;
 }
 
 export const usingPostgres = Boolean(process.env.DATABASE_URL);
@@ -76,16 +83,21 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     RATE_LIMIT_REQUESTS: '100000',
     AUTH_RATE_LIMIT_REQUESTS: '100000',
     OLLAMA_BASE_URL: 'http://127.0.0.1:9',
+    // Periodic checkpoints are tested where they matter; elsewhere they would only leave delayed jobs behind.
+    AUDIT_CHECKPOINT_INTERVAL: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     REDIS_KEY_PREFIX: options.share?.config.redisPrefix ?? `cdsa-test-${randomUUID().slice(0, 8)}`,
     ...options.env,
   };
   const config = loadConfig(env, '0.0.0-test');
-  const secrets = options.share?.secrets ?? testSecrets();
+  const secrets = { ...(options.share?.secrets ?? testSecrets()), ...options.secrets };
+  // The embedded database this test app opened (and closes); a sharing instance borrows its owner's.
   let database: Database | undefined;
-  if (!databaseUrl) database = await openDatabase({});
-  const app = await buildApp({ config, secrets, database });
+  if (!databaseUrl && !options.share) database = await openDatabase({});
+  const borrowed = !databaseUrl && options.share ? options.share.app.infra.database : undefined;
+  const app = await buildApp({ config, secrets, database: database ?? borrowed });
+  await options.beforeReady?.(app);
   await app.ready();
   if (options.processJobs ?? true) await app.infra.jobs.start();
   return {

@@ -63,8 +63,14 @@ export function createRedisPubSub(publisher: Redis, subscriber: Redis, prefix: s
       const count = (counts.get(channel) ?? 0) + 1;
       counts.set(channel, count);
       if (count === 1) {
-        // Not awaited: while Redis is down the subscriber queues this and ioredis completes it on reconnect.
-        void subscriber.subscribe(full(channel)).catch(() => undefined);
+        // While Redis is up, wait (bounded) for the subscription to be confirmed, so a message published right after
+        // subscribe() returns is not missed; while it is down, ioredis queues it and completes it on reconnect.
+        const confirmed = subscriber.subscribe(full(channel)).catch(() => undefined);
+        if (subscriber.status === 'ready') {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([confirmed, new Promise((resolve) => (timer = setTimeout(resolve, 1_000)))]);
+          clearTimeout(timer);
+        }
       }
       let removed = false;
       return async () => {

@@ -30,8 +30,14 @@ export const AUDIT_EVENT_TYPES = [
   'LLM_CONFIG_CHANGED',
   'SECURITY_ALERT',
   'REPORT_GENERATED',
+  'NOTIFICATION_BROADCAST',
   'AUDIT_CHECKPOINT_SIGNED',
+  'AUDIT_RANGE_ARCHIVED',
   'CHAT_SESSION_DELETED',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export function isAuditEventType(value: unknown): value is AuditEventType {
+  return typeof value === 'string' && (AUDIT_EVENT_TYPES as readonly string[]).includes(value);
+}

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, Tx } from '../../db/client.js';
-import { computeEventHash } from '../../lib/crypto/hash-chain.js';
+import type { ValueFingerprinter } from '../../lib/crypto/hmac.js';
 import type { RequestContext } from '../auth/permissions.js';
-import type { AuditEventType } from './audit.events.js';
-import type { AuditEventRow, AuditRepository } from './audit.repository.js';
-import { sanitizeDetails } from './audit.sanitize.js';
+import { hashEvent, type AuditEvent } from './audit.chain.js';
+import { isAuditEventType, type AuditEventType } from './audit.events.js';
+import { promptDigest, type PromptDigest } from './audit.privacy.js';
+import type { AuditEventRow, AuditRepository, NewAuditEventRow } from './audit.repository.js';
+import { sanitizeDetails, storableText } from './audit.sanitize.js';
 
 export interface AuditEventInput {
   eventType: AuditEventType;
@@ -17,8 +19,8 @@ export interface AuditEventInput {
   context?: RequestContext;
 }
 
-/** The fields the hash covers, exactly as the contract's event shows them (timestamps as ISO strings). */
-export function hashedFields(row: Omit<AuditEventRow, 'prevHash' | 'hash'>) {
+/** The event exactly as the API, exports and the hash show it. */
+export function presentEvent(row: AuditEventRow): AuditEvent {
   return {
     id: row.id,
     seq: row.seq,
@@ -31,48 +33,130 @@ export function hashedFields(row: Omit<AuditEventRow, 'prevHash' | 'hash'>) {
     ip_address: row.ipAddress,
     user_agent: row.userAgent,
     created_at: row.createdAt.toISOString(),
+    prev_hash: row.prevHash,
+    hash: row.hash,
   };
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The database stores UUIDs lower-cased; hashing anything else would not verify after a round trip. */
+function uuidOrNull(value: string | null | undefined, field: string): string | null {
+  if (value === null || value === undefined) return null;
+  const lowered = value.toLowerCase();
+  if (!UUID.test(lowered)) throw new TypeError(`audit event ${field} must be a UUID`);
+  return lowered;
+}
+
+function textOrNull(value: string | null | undefined, maxLength: number): string | null {
+  if (value === null || value === undefined) return null;
+  const text = storableText(String(value));
+  return text.length > maxLength ? text.slice(0, maxLength) : text;
+}
+
+/** Validates and normalises an input into the stored fields (everything but seq, time and hashes). */
+function prepare(input: AuditEventInput) {
+  if (!isAuditEventType(input.eventType)) throw new TypeError(`unknown audit event type ${String(input.eventType)}`);
+  return {
+    eventType: input.eventType,
+    userId: uuidOrNull(input.userId, 'userId'),
+    sessionId: uuidOrNull(input.sessionId, 'sessionId'),
+    resourceType: textOrNull(input.resourceType, 100),
+    resourceId: textOrNull(input.resourceId, 200),
+    details: sanitizeDetails(input.details),
+    ipAddress: textOrNull(input.context?.ipAddress, 100),
+    userAgent: textOrNull(input.context?.userAgent, 512),
+  };
+}
+
+type PreparedInput = ReturnType<typeof prepare>;
+
 export interface AuditRecorderDeps {
-  db: Db;
-  repository: AuditRepository;
+  db: Pick<Db, 'transaction'>;
+  repository: Pick<AuditRepository, 'lockHead' | 'append'>;
+  fingerprinter: ValueFingerprinter;
+  logPrompts: boolean;
   now?: () => Date;
+  /** Most events one standalone transaction groups (bounded so one commit stays short). */
+  maxBatch?: number;
+}
+
+interface QueuedRecord {
+  prepared: PreparedInput;
+  resolve: (row: AuditEventRow) => void;
+  reject: (error: unknown) => void;
 }
 
 /**
  * Writes audit events into the caller's transaction, so the change and its record commit together or not at all
  * (fail closed: if the audit row cannot be written, the change does not happen).
+ *
+ * Appends lock the single chain-head row until the transaction ends, so callers record their event as the last write
+ * of the transaction: the head stays locked for as short a time as possible, and no lock is taken after it (which
+ * could deadlock against another appender).
  */
-export function createAuditRecorder({ db, repository, now = () => new Date() }: AuditRecorderDeps) {
-  async function recordMany(tx: Tx, inputs: AuditEventInput[]): Promise<AuditEventRow[]> {
-    if (inputs.length === 0) return [];
+export function createAuditRecorder({ db, repository, fingerprinter, logPrompts, now = () => new Date(), maxBatch = 500 }: AuditRecorderDeps) {
+  async function append(tx: Tx, prepared: PreparedInput[]): Promise<AuditEventRow[]> {
     const head = await repository.lockHead(tx);
     let prevHash = head.hash;
     let seq = head.seq;
     const rows: AuditEventRow[] = [];
-    for (const input of inputs) {
+    // One timestamp per append, taken under the lock: time never goes backwards along the chain on one host.
+    const createdAt = now();
+    for (const input of prepared) {
       seq += 1;
-      const base = {
-        id: randomUUID(),
-        seq,
-        eventType: input.eventType,
-        userId: input.userId ?? null,
-        sessionId: input.sessionId ?? null,
-        resourceType: input.resourceType ?? null,
-        resourceId: input.resourceId ?? null,
-        details: (sanitizeDetails(input.details ?? {}) ?? {}) as Record<string, unknown>,
-        ipAddress: input.context?.ipAddress ?? null,
-        userAgent: input.context?.userAgent ?? null,
-        createdAt: now(),
-      };
-      const hash = computeEventHash(prevHash, hashedFields(base));
+      const base = { ...input, id: randomUUID(), seq, createdAt };
+      const hash = hashEvent(prevHash, presentEvent({ ...base, prevHash, hash: '' }));
       rows.push({ ...base, prevHash, hash });
       prevHash = hash;
     }
-    await repository.insertMany(tx, rows);
-    await repository.moveHead(tx, seq, prevHash);
+    const inserts: NewAuditEventRow[] = rows;
+    await repository.append(tx, inserts, seq, prevHash);
     return rows;
+  }
+
+  async function recordMany(tx: Tx, inputs: AuditEventInput[]): Promise<AuditEventRow[]> {
+    if (inputs.length === 0) return [];
+    return append(tx, inputs.map(prepare));
+  }
+
+  // Standalone events are grouped: while one transaction appends, the events that arrive meanwhile wait and go in
+  // the next one together. The chain head is then locked once per group instead of once per event.
+  let queue: QueuedRecord[] = [];
+  let flushing: Promise<void> | null = null;
+
+  function startFlush(): void {
+    if (flushing) return;
+    flushing = flush().finally(() => {
+      flushing = null;
+      // An event queued between the loop's last check and this callback still gets written.
+      if (queue.length > 0) startFlush();
+    });
+  }
+
+  async function flush(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      try {
+        const rows = await db.transaction((tx) => append(tx, batch.map((item) => item.prepared)));
+        batch.forEach((item, index) => item.resolve(rows[index]!));
+      } catch (error) {
+        if (batch.length === 1) {
+          batch[0]!.reject(error);
+          continue;
+        }
+        // One bad event must not lose the others: retry each on its own, so only the failing ones reject.
+        for (const item of batch) {
+          try {
+            const [row] = await db.transaction((tx) => append(tx, [item.prepared]));
+            item.resolve(row!);
+          } catch (single) {
+            item.reject(single);
+          }
+        }
+      }
+    }
   }
 
   return {
@@ -81,13 +165,40 @@ export function createAuditRecorder({ db, repository, now = () => new Date() }: 
       const [row] = await recordMany(tx, [input]);
       return row!;
     },
+
+    /** Appends several events, in order, inside the caller's transaction. */
     recordMany,
-    /** For events that accompany no other write (a failed login, a read of a secret's list). */
-    async recordStandalone(input: AuditEventInput): Promise<AuditEventRow> {
-      return db.transaction(async (tx) => {
-        const [row] = await recordMany(tx, [input]);
-        return row!;
+
+    /**
+     * For events that accompany no other write (a failed login, a read of a secret's list). Resolves once the event
+     * is committed; rejects if it could not be. Never call it inside an open transaction: use `record(tx, ...)`.
+     */
+    recordStandalone(input: AuditEventInput): Promise<AuditEventRow> {
+      let prepared: PreparedInput;
+      try {
+        prepared = prepare(input);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return new Promise<AuditEventRow>((resolve, reject) => {
+        queue.push({ prepared, resolve, reject });
+        startFlush();
       });
+    },
+
+    /** A keyed fingerprint (`hmac-sha256:<hex>`) for correlating a sensitive value across events without storing it. */
+    fingerprint(value: string | Uint8Array): string {
+      return fingerprinter.fingerprint(value);
+    },
+
+    /** Prompt length and SHA-256, or the prompt itself when AUDIT_LOG_PROMPTS=true. */
+    promptDigest(text: string): PromptDigest {
+      return promptDigest(text, logPrompts);
+    },
+
+    /** Resolves when every standalone event queued so far is written (used on shutdown). */
+    async drain(): Promise<void> {
+      while (flushing) await flushing;
     },
   };
 }

@@ -1,17 +1,103 @@
 import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { createCheckpointService, type CheckpointService } from './audit.checkpoints.js';
+import { createAuditExporter, type AuditExporter } from './audit.export.js';
+import { registerAuditJobs, scheduleNextCheckpoint } from './audit.jobs.js';
+import { createAuditFingerprinter } from './audit.privacy.js';
+import { createAuditQueryService, type AuditQueryService } from './audit.query.js';
+import { createAuditReportService, type AuditReportService, type ReportNotification } from './audit.reports.js';
 import { createAuditRepository } from './audit.repository.js';
+import { auditRoutes } from './audit.routes.js';
 import { createAuditRecorder, type AuditRecorder } from './audit.service.js';
+import { createAuditSigner, type AuditSigner, type AuditVerifyingKey } from './audit.signing.js';
+import { createAuditVerifier, type AuditVerifier } from './audit.verify.js';
+
+export type { AuditEventInput, AuditRecorder } from './audit.service.js';
+export { promptDigest, type PromptDigest } from './audit.privacy.js';
+
+/** The audit trail's operations beyond recording: used by the routes and the `cdsa audit` commands. */
+export interface AuditTrail {
+  queries: AuditQueryService;
+  verifier: AuditVerifier;
+  /** A verifier that also trusts these keys (retired signing keys, keys of checkpoint files). */
+  createVerifier(extraKeys: readonly AuditVerifyingKey[]): AuditVerifier;
+  checkpoints: CheckpointService;
+  reports: AuditReportService;
+  exporter: AuditExporter;
+  signer: AuditSigner;
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** Records audit events (inside the caller's transaction, or standalone); see audit.service.ts. */
     audit: AuditRecorder;
+    auditTrail: AuditTrail;
   }
+}
+
+interface Notifier {
+  notify(notification: ReportNotification): Promise<unknown>;
+}
+
+function isNotifier(value: unknown): value is Notifier {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<Notifier>).notify === 'function';
+}
+
+/** The notifications module registers after this one, so it is looked up when a report completes, not now. */
+function notifierOf(app: FastifyInstance) {
+  return async (notification: ReportNotification): Promise<void> => {
+    if (!app.hasDecorator('notifications')) return;
+    const notifications: unknown = Reflect.get(app, 'notifications');
+    if (isNotifier(notifications)) await notifications.notify(notification);
+  };
 }
 
 export const auditModule = fp(
   async (app) => {
+    const db = app.infra.database.db;
     const repository = createAuditRepository();
-    app.decorate('audit', createAuditRecorder({ db: app.infra.database.db, repository }));
+    const recorder = createAuditRecorder({
+      db,
+      repository,
+      fingerprinter: createAuditFingerprinter(app.secrets.jwtSecretKey),
+      logPrompts: app.config.auditLogPrompts,
+    });
+    const signer = createAuditSigner(app.secrets.auditSigningKeyPem);
+    const verifier = createAuditVerifier({ db, repository, keys: [signer.verifyingKey] });
+    const checkpoints = createCheckpointService({ db, repository, recorder, signer });
+    const reports = createAuditReportService({
+      db,
+      repository,
+      recorder,
+      verifier,
+      checkpoints,
+      signer,
+      jobs: app.infra.jobs,
+      notify: notifierOf(app),
+      logger: app.log,
+    });
+    const exporter = createAuditExporter({ db, repository, recorder, signer });
+    const queries = createAuditQueryService({ db, repository });
+
+    app.decorate('audit', recorder);
+    const createVerifier = (extraKeys: readonly AuditVerifyingKey[]) =>
+      createAuditVerifier({ db, repository, keys: [signer.verifyingKey, ...extraKeys] });
+    app.decorate('auditTrail', { queries, verifier, createVerifier, checkpoints, reports, exporter, signer });
+
+    registerAuditJobs({ jobs: app.infra.jobs, reports, checkpoints, checkpointIntervalSeconds: app.config.auditCheckpointIntervalSeconds });
+    app.addHook('onReady', async () => {
+      if (!app.config.processJobs) return;
+      // Not fatal: the next instance start (or the next run of the series) schedules it again.
+      await scheduleNextCheckpoint(app.infra.jobs, app.config.auditCheckpointIntervalSeconds).catch((error: unknown) =>
+        app.log.warn({ err: error }, 'could not schedule the periodic audit checkpoint'),
+      );
+    });
+    // Standalone events still queued are written before the database closes.
+    app.addHook('preClose', async () => {
+      await recorder.drain();
+    });
+
+    await app.register(auditRoutes, { prefix: '/api/v1', queries, verifier, reports, checkpoints });
   },
-  { name: 'module-audit', dependencies: ['infra'] },
+  { name: 'module-audit', dependencies: ['infra', 'auth'] },
 );

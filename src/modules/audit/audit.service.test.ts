@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Db, Tx } from '../../db/client.js';
+import { createChainVerifier, GENESIS_HASH } from './audit.chain.js';
+import { createAuditFingerprinter } from './audit.privacy.js';
+import type { AuditRepository, NewAuditEventRow } from './audit.repository.js';
+import { createAuditRecorder, presentEvent } from './audit.service.js';
+
+/** A database of one chain head and a list of rows, with transactions that apply only when they succeed. */
+function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean } = {}) {
+  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0 };
+  const tx = {} as Tx;
+  const repository: Pick<AuditRepository, 'lockHead' | 'append'> = {
+    async lockHead() {
+      return { ...state.head };
+    },
+    async append(_tx, rows, seq, hash) {
+      if (options.failWhen?.(rows)) throw new Error('insert failed');
+      state.rows.push(...rows);
+      state.head = { seq, hash };
+    },
+  };
+  let queue = Promise.resolve();
+  const db: Pick<Db, 'transaction'> = {
+    // One transaction at a time, as the head lock makes it.
+    transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+      const result = queue.then(async () => {
+        state.transactions += 1;
+        const snapshot = { head: { ...state.head }, length: state.rows.length };
+        try {
+          return await work(tx);
+        } catch (error) {
+          state.head = snapshot.head;
+          state.rows.length = snapshot.length;
+          throw error;
+        }
+      });
+      queue = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      return result;
+    },
+  };
+  return { state, db, repository };
+}
+
+const fingerprinter = createAuditFingerprinter(randomBytes(32));
+
+describe('audit recorder', () => {
+  it('groups concurrent standalone events into few transactions and keeps one valid chain', async () => {
+    const { state, db, repository } = fakeStore();
+    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const rows = await Promise.all(Array.from({ length: 60 }, (_, i) => recorder.recordStandalone({ eventType: 'LOGIN_FAILED', details: { i } })));
+    expect(rows.map((row) => row.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(state.transactions).toBeLessThan(10);
+    const verifier = createChainVerifier();
+    for (const row of [...rows].sort((a, b) => a.seq - b.seq)) expect(verifier.push(presentEvent(row))).toBe(true);
+    expect(verifier.finish()).toMatchObject({ valid: true, checked: 60, last_hash: state.head.hash });
+  });
+
+  it('lets only the failing event of a group fail', async () => {
+    const { state, db, repository } = fakeStore({ failWhen: (rows) => rows.some((row) => (row.details as { poison?: boolean }).poison === true) });
+    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => recorder.recordStandalone({ eventType: 'LOGIN_FAILED', details: { i, poison: i === 4 } })),
+    );
+    expect(results.filter((result) => result.status === 'rejected')).toHaveLength(1);
+    expect(results[4]!.status).toBe('rejected');
+    expect(state.rows).toHaveLength(9);
+    expect(state.head.seq).toBe(9);
+  });
+
+  it('normalises ids and refuses what the database would store differently', async () => {
+    const { db, repository } = fakeStore();
+    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const row = await recorder.recordStandalone({ eventType: 'USER_UPDATED', userId: 'AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE', details: { password: 'x' } });
+    expect(row.userId).toBe('aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee');
+    expect(row.details).toEqual({ password: '[REDACTED]' });
+    await expect(recorder.recordStandalone({ eventType: 'USER_UPDATED', userId: 'admin' })).rejects.toThrow(/UUID/);
+    await expect(recorder.recordStandalone({ eventType: 'NOT_A_TYPE' as 'USER_UPDATED' })).rejects.toThrow(/unknown audit event type/);
+  });
+
+  it('offers prompt digests as configured and keyed fingerprints', async () => {
+    const { db, repository } = fakeStore();
+    const hidden = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const shown = createAuditRecorder({ db, repository, fingerprinter, logPrompts: true });
+    expect(hidden.promptDigest('hello')).toEqual({ prompt_length: 5, prompt_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(shown.promptDigest('hello')).toEqual({ prompt: 'hello' });
+    expect(hidden.fingerprint('v')).toBe(fingerprinter.fingerprint('v'));
+  });
+});

@@ -1,0 +1,55 @@
+import { Type } from '@sinclair/typebox';
+import { EmailSchema, FullNameSchema, PasswordSchema, UserSchema, UsernameSchema } from '../users/users.schemas.js';
+
+export const RegisterBody = Type.Object(
+  {
+    username: UsernameSchema,
+    email: EmailSchema,
+    password: PasswordSchema,
+    full_name: Type.Optional(FullNameSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginBody = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 254, description: 'username or e-mail address' }),
+    password: PasswordSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const RefreshBody = Type.Object(
+  { refresh_token: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false },
+);
+
+export const TokenPairSchema = Type.Object({
+  access_token: Type.String(),
+  refresh_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
+});
+
+export const LoginResponse = Type.Object({
+  access_token: Type.String(),
+  refresh_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
+  user: UserSchema,
+});
+
+export const StreamTicketResponse = Type.Object({
+  ticket: Type.String({ description: 'single use; pass as ?ticket= when opening an EventSource' }),
+  expires_in: Type.Integer(),
+});
+
+export const UpdateMeBody = Type.Object(
+  {
+    full_name: Type.Optional(Type.Union([FullNameSchema, Type.Null()])),
+    email: Type.Optional(EmailSchema),
+    current_password: Type.Optional(PasswordSchema),
+    new_password: Type.Optional(PasswordSchema),
+  },
+  { additionalProperties: false },
+);

@@ -1,0 +1,304 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../../db/client.js';
+import { withTransaction } from '../../db/unit-of-work.js';
+import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
+import type { KeyValueStore } from '../../lib/infra/kv.js';
+import type { AuditRecorder } from '../audit/audit.service.js';
+import type { UserRow, UsersRepository } from '../users/users.repository.js';
+import { presentUser, type UserView } from '../users/users.schemas.js';
+import type { UsersService } from '../users/users.service.js';
+import { LoginThrottledError, type LoginThrottle } from './login-throttle.js';
+import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import type { Actor, RequestContext } from './permissions.js';
+import type { SessionsRepository } from './sessions.repository.js';
+import type { SessionService, SessionState } from './sessions.service.js';
+import { InvalidTokenError, newOpaqueToken, sha256, type TokenIssuer } from './tokens.js';
+
+export const STREAM_TICKET_TTL_SECONDS = 60;
+/** One message for every failed login, whatever the reason: no account enumeration. */
+export const LOGIN_FAILED_MESSAGE = 'Invalid username or password';
+const INVALID_TOKEN_MESSAGE = 'Invalid or expired access token';
+
+export type LoginFailureReason = 'unknown_user' | 'bad_password' | 'inactive_user' | 'throttled_account' | 'throttled_client';
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+}
+
+export interface LoginResult extends TokenPair {
+  user: UserView;
+}
+
+/** A security alert for the user concerned; wired to the notifications module when it is present. */
+export type SecurityAlertSender = (input: { userId: string; title: string; message: string; data: Record<string, unknown> }) => Promise<void>;
+
+export interface AuthServiceDeps {
+  db: Db;
+  users: Pick<UsersService, 'createUser'>;
+  usersRepository: Pick<UsersRepository, 'findByLogin' | 'setPasswordHash'>;
+  sessionsRepository: Pick<SessionsRepository, 'open' | 'insertRefreshToken' | 'claimRefreshToken' | 'findWithUser' | 'touch'>;
+  sessions: SessionService;
+  tokens: TokenIssuer;
+  throttle: LoginThrottle;
+  kv: KeyValueStore;
+  audit: Pick<AuditRecorder, 'record' | 'recordStandalone'>;
+  registrationMode: 'open' | 'closed';
+  refreshTtlSeconds: number;
+  sessionMaxAgeSeconds: number;
+  securityAlert?: () => SecurityAlertSender | undefined;
+  now?: () => number;
+  logger?: { warn(obj: object, msg: string): void };
+}
+
+function isLive(state: SessionState | null, now: number): state is SessionState {
+  return state !== null && !state.revoked && state.expiresAt > now && state.user.isActive;
+}
+
+function actorOf(state: SessionState): Actor {
+  return { userId: state.userId, username: state.user.username, role: state.user.role, sessionId: state.sessionId };
+}
+
+/**
+ * Registration, login, token refresh with rotation and reuse detection, logout, stream tickets, and the check behind
+ * every authenticated request.
+ */
+export function createAuthService(deps: AuthServiceDeps) {
+  const { db, sessions, tokens, throttle, audit } = deps;
+  const now = deps.now ?? Date.now;
+  // Unknown users are checked against this, so they cost the same time as a wrong password.
+  const dummyHash = hashPassword(newOpaqueToken());
+  dummyHash.catch(() => undefined);
+
+  /** A refresh token never outlives its session. */
+  const refreshExpiry = (sessionExpiresAt: Date) => new Date(Math.min(now() + deps.refreshTtlSeconds * 1000, sessionExpiresAt.getTime()));
+
+  async function issuePair(userId: string, sessionId: string, role: UserRow['role'], sessionExpiresAt: Date, tx: Parameters<typeof deps.sessionsRepository.insertRefreshToken>[0]): Promise<TokenPair> {
+    const refreshToken = newOpaqueToken();
+    const expiresAt = refreshExpiry(sessionExpiresAt);
+    await deps.sessionsRepository.insertRefreshToken(tx, { sessionId, tokenHash: sha256(refreshToken), expiresAt });
+    const access = await tokens.issueAccessToken({ userId, sessionId, role });
+    return { access_token: access.token, refresh_token: refreshToken, token_type: 'bearer', expires_in: access.expiresIn };
+  }
+
+  async function recordLoginFailure(reason: LoginFailureReason, user: UserRow | undefined, identifier: string, context: RequestContext): Promise<void> {
+    await audit.recordStandalone({
+      eventType: 'LOGIN_FAILED',
+      userId: user?.id ?? null,
+      resourceType: 'user',
+      resourceId: user?.id ?? null,
+      // The identifier's kind only: people type passwords into the username field, so the text is never kept.
+      details: { reason, identifier_kind: identifier.includes('@') ? 'email' : 'username' },
+      context,
+    });
+  }
+
+  async function authenticateSession(sessionId: string, userId: string): Promise<Actor> {
+    const state = await sessions.resolve(sessionId);
+    if (!isLive(state, now()) || state.userId !== userId) throw new UnauthorizedError(INVALID_TOKEN_MESSAGE);
+    return actorOf(state);
+  }
+
+  return {
+    async register(input: { username: string; email: string; password: string; fullName?: string }, context: RequestContext): Promise<UserView> {
+      if (deps.registrationMode === 'closed') {
+        throw new ForbiddenError('Registration is closed; an administrator creates accounts');
+      }
+      return deps.users.createUser(null, { ...input, role: 'ANALYST' }, { origin: 'registration', context });
+    },
+
+    async login(input: { username: string; password: string }, context: RequestContext): Promise<LoginResult> {
+      const identifier = input.username.trim();
+      try {
+        await throttle.assertClientAllowed(context.ipAddress ?? 'unknown');
+      } catch (error) {
+        if (error instanceof LoginThrottledError) await recordLoginFailure('throttled_client', undefined, identifier, context);
+        throw error;
+      }
+      const user = await deps.usersRepository.findByLogin(db, identifier);
+      const account = user ? `user:${user.id}` : `login:${identifier.toLowerCase()}`;
+      try {
+        await throttle.beginAccountAttempt(account);
+      } catch (error) {
+        if (error instanceof LoginThrottledError) await recordLoginFailure('throttled_account', user, identifier, context);
+        throw error;
+      }
+      const passwordOk = await verifyPassword(user?.passwordHash ?? (await dummyHash), input.password);
+      if (!user || !passwordOk || !user.isActive) {
+        await throttle.recordClientFailure(context.ipAddress);
+        await recordLoginFailure(!user ? 'unknown_user' : !passwordOk ? 'bad_password' : 'inactive_user', user, identifier, context);
+        throw new UnauthorizedError(LOGIN_FAILED_MESSAGE);
+      }
+      await throttle.recordSuccess(account);
+
+      const loggedInAt = new Date(now());
+      const sessionId = randomUUID();
+      const sessionExpiresAt = new Date(loggedInAt.getTime() + deps.sessionMaxAgeSeconds * 1000);
+      const refreshToken = newOpaqueToken();
+      const access = await tokens.issueAccessToken({ userId: user.id, sessionId, role: user.role });
+      await withTransaction(
+        db,
+        async (uow) => {
+          await deps.sessionsRepository.open(uow.tx, {
+            sessionId,
+            userId: user.id,
+            expiresAt: sessionExpiresAt,
+            ipAddress: context.ipAddress,
+            userAgent: context.userAgent,
+            refreshTokenHash: sha256(refreshToken),
+            refreshExpiresAt: refreshExpiry(sessionExpiresAt),
+            loggedInAt,
+          });
+          await audit.record(uow.tx, {
+            eventType: 'LOGIN_SUCCEEDED',
+            userId: user.id,
+            sessionId,
+            resourceType: 'session',
+            resourceId: sessionId,
+            details: { username: user.username },
+            context,
+          });
+          // Cached copies of this user carry the old last_login_at.
+          sessions.userChanged(uow, user.id);
+        },
+        deps.logger,
+      );
+      const result: LoginResult = {
+        access_token: access.token,
+        refresh_token: refreshToken,
+        token_type: 'bearer',
+        expires_in: access.expiresIn,
+        user: presentUser({ ...user, lastLoginAt: loggedInAt }),
+      };
+      if (needsRehash(user.passwordHash)) {
+        // Upgrade hashes made with older parameters; the login has succeeded either way.
+        await hashPassword(input.password)
+          .then((upgraded) => deps.usersRepository.setPasswordHash(db, user.id, upgraded))
+          .catch((error: unknown) => deps.logger?.warn({ err: error }, 'password rehash failed'));
+      }
+      return result;
+    },
+
+    /**
+     * Rotation: each refresh token works once. Presenting one that was already used means it was copied — the whole
+     * session (every token issued from that login) is revoked and the user is alerted.
+     */
+    async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
+      const tokenHash = sha256(refreshToken);
+      const at = new Date(now());
+      const outcome = await withTransaction(
+        db,
+        async (uow) => {
+          const claim = await deps.sessionsRepository.claimRefreshToken(uow.tx, tokenHash, at);
+          if (claim.outcome !== 'claimed') return { claim };
+          const found = await deps.sessionsRepository.findWithUser(uow.tx, claim.sessionId);
+          if (!found || found.session.revokedAt || found.session.expiresAt <= at || !found.user.isActive) return { claim: { outcome: 'expired' as const } };
+          const { session, user } = found;
+          const pair = await issuePair(user.id, session.id, user.role, session.expiresAt, uow.tx);
+          await deps.sessionsRepository.touch(uow.tx, session.id, at);
+          await audit.record(uow.tx, {
+            eventType: 'TOKEN_REFRESHED',
+            userId: user.id,
+            sessionId: session.id,
+            resourceType: 'session',
+            resourceId: session.id,
+            context,
+          });
+          return { claim, pair };
+        },
+        deps.logger,
+      );
+      if (outcome.pair) return outcome.pair;
+      if (outcome.claim.outcome === 'reused') await handleReuse(outcome.claim.sessionId, context);
+      throw new UnauthorizedError('Invalid or expired refresh token');
+    },
+
+    async logout(actor: Actor, context: RequestContext): Promise<void> {
+      await withTransaction(
+        db,
+        async (uow) => {
+          await sessions.revokeSession(uow, { userId: actor.userId, sessionId: actor.sessionId, reason: 'logout' });
+          await audit.record(uow.tx, {
+            eventType: 'LOGOUT',
+            userId: actor.userId,
+            sessionId: actor.sessionId,
+            resourceType: 'session',
+            resourceId: actor.sessionId,
+            context,
+          });
+        },
+        deps.logger,
+      );
+    },
+
+    /** A single-use, short-lived ticket bound to the caller's session, for a browser EventSource (`?ticket=`). */
+    async issueStreamTicket(actor: Actor): Promise<{ ticket: string; expires_in: number }> {
+      const ticket = newOpaqueToken();
+      await deps.kv.set(`identity:stream-ticket:${sha256(ticket)}`, JSON.stringify({ userId: actor.userId, sessionId: actor.sessionId }), STREAM_TICKET_TTL_SECONDS);
+      return { ticket, expires_in: STREAM_TICKET_TTL_SECONDS };
+    },
+
+    /** The per-request check: a valid access token of a live session of an active user. */
+    async authenticateAccessToken(token: string): Promise<Actor> {
+      let claims;
+      try {
+        claims = await tokens.verifyAccessToken(token);
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw new UnauthorizedError(INVALID_TOKEN_MESSAGE);
+        throw error;
+      }
+      return authenticateSession(claims.sessionId, claims.userId);
+    },
+
+    /** Redeems a stream ticket (once); its session must still be live. */
+    async authenticateStreamTicket(ticket: string): Promise<Actor> {
+      const raw = await deps.kv.take(`identity:stream-ticket:${sha256(ticket)}`);
+      if (!raw) throw new UnauthorizedError('Invalid, used or expired stream ticket');
+      const { userId, sessionId } = JSON.parse(raw) as { userId: string; sessionId: string };
+      return authenticateSession(sessionId, userId);
+    },
+
+    /** The caller's own user, from the session cache (the token was just checked against it). */
+    async me(actor: Actor): Promise<UserView> {
+      const state = await sessions.resolve(actor.sessionId);
+      if (!isLive(state, now())) throw new UnauthorizedError(INVALID_TOKEN_MESSAGE);
+      return presentUser(state.user);
+    },
+  };
+
+  async function handleReuse(sessionId: string, context: RequestContext): Promise<void> {
+    const found = await deps.sessionsRepository.findWithUser(db, sessionId);
+    if (!found) return;
+    const userId = found.user.id;
+    await withTransaction(
+      db,
+      async (uow) => {
+        const revoked = await sessions.revokeSession(uow, { userId, sessionId, reason: 'refresh_token_reuse' });
+        await audit.record(uow.tx, {
+          eventType: 'TOKEN_REUSE_DETECTED',
+          userId,
+          sessionId,
+          resourceType: 'session',
+          resourceId: sessionId,
+          details: { token_family_revoked: revoked, session_created_at: found.session.createdAt.toISOString() },
+          context,
+        });
+      },
+      deps.logger,
+    );
+    const alert = deps.securityAlert?.();
+    if (alert) {
+      await alert({
+        userId,
+        title: 'Your session was ended for your protection',
+        message:
+          'A refresh token of one of your sessions was used twice, which happens when a token is copied. That session has been signed out; sign in again, and change your password if you did not expect this.',
+        data: { session_id: sessionId, reason: 'refresh_token_reuse', ip_address: context.ipAddress },
+      }).catch((error: unknown) => deps.logger?.warn({ err: error }, 'security alert failed'));
+    }
+  }
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

@@ -1,0 +1,158 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ConfigError } from '../../config.js';
+import type { UnitOfWork } from '../../db/unit-of-work.js';
+import { ConflictError, UnauthorizedError, ValidationError } from '../../lib/errors.js';
+import { createUsersRepository } from '../users/users.repository.js';
+import { usersRoutes } from '../users/users.routes.js';
+import { createUsersService, type UsersService } from '../users/users.service.js';
+import { authRoutes } from './auth.routes.js';
+import { createAuthService, type AuthService, type SecurityAlertSender } from './auth.service.js';
+import { createLoginThrottle } from './login-throttle.js';
+import type { Actor } from './permissions.js';
+import { createSessionsRepository } from './sessions.repository.js';
+import { createSessionService, type RevocationEvent } from './sessions.service.js';
+import { createTokenIssuer } from './tokens.js';
+
+export type { RevocationEvent } from './sessions.service.js';
+
+/** What other modules use of identity. */
+export interface Identity {
+  auth: AuthService;
+  /**
+   * Called on every instance when a session ends (logout, refresh-token reuse, password change) or all sessions of a
+   * user end (`sessionId` absent: deactivation, admin revocation). Streams of those sessions should close.
+   */
+  onRevoked(listener: (event: RevocationEvent) => void): () => void;
+  /** Resolves the caller from `Authorization: Bearer` (or a stream ticket where the route accepts one). */
+  authenticate(request: FastifyRequest): Promise<Actor>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    identity: Identity;
+    users: UsersService;
+  }
+}
+
+interface SecurityNotifier {
+  notify(
+    input: { userId: string; type: 'SECURITY_ALERT'; title: string; message: string; priority: 'high'; data: Record<string, unknown> },
+    uow?: UnitOfWork,
+  ): Promise<unknown>;
+}
+
+function isSecurityNotifier(value: unknown): value is SecurityNotifier {
+  return typeof value === 'object' && value !== null && typeof (value as { notify?: unknown }).notify === 'function';
+}
+
+/** The notifications module registers after this one; look it up when an alert is due. */
+function securityAlertSender(app: FastifyInstance): SecurityAlertSender | undefined {
+  if (!app.hasDecorator('notifications')) return undefined;
+  const notifications: unknown = Reflect.get(app, 'notifications');
+  if (!isSecurityNotifier(notifications)) return undefined;
+  return async (input) => {
+    await notifications.notify({ ...input, type: 'SECURITY_ALERT', priority: 'high' });
+  };
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
+export const identityModule = fp(
+  async (app) => {
+    const { config, infra } = app;
+    const db = infra.database.db;
+    const usersRepository = createUsersRepository();
+    const sessionsRepository = createSessionsRepository();
+    const sessions = createSessionService({ db, repository: sessionsRepository, pubsub: infra.pubsub, logger: app.log });
+    const throttle = createLoginThrottle({
+      kv: infra.kv,
+      maxAccountFailures: config.loginMaxFailures,
+      maxClientFailures: config.loginMaxClientFailures,
+    });
+    const users = createUsersService({
+      db,
+      repository: usersRepository,
+      audit: app.audit,
+      sessions,
+      passwordAttempts: {
+        begin: (userId) => throttle.beginAccountAttempt(`user:${userId}`),
+        succeeded: (userId) => throttle.recordSuccess(`user:${userId}`),
+      },
+      logger: app.log,
+    });
+    const tokens = await createTokenIssuer({
+      secret: app.secrets.jwtSecretKey,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      accessTtlSeconds: config.jwtAccessTtl,
+    });
+    const auth = createAuthService({
+      db,
+      users,
+      usersRepository,
+      sessionsRepository,
+      sessions,
+      tokens,
+      throttle,
+      kv: infra.kv,
+      audit: app.audit,
+      registrationMode: config.registrationMode,
+      refreshTtlSeconds: config.jwtRefreshTtl,
+      sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
+      securityAlert: () => securityAlertSender(app),
+      logger: app.log,
+    });
+
+    async function authenticate(request: FastifyRequest): Promise<Actor> {
+      const query = request.query;
+      const params = typeof query === 'object' && query !== null ? (query as Record<string, unknown>) : {};
+      // A token in a URL ends up in logs, histories and Referer headers.
+      if ('access_token' in params) {
+        throw new UnauthorizedError('Access tokens are not accepted in URLs; send them in the Authorization header');
+      }
+      const header = request.headers.authorization;
+      if (header !== undefined) {
+        const match = BEARER.exec(header);
+        if (!match) throw new UnauthorizedError('Malformed Authorization header; expected "Bearer <token>"');
+        return auth.authenticateAccessToken(match[1]!);
+      }
+      const ticket = params.ticket;
+      if (request.routeOptions.config.acceptsStreamTicket && request.method === 'GET' && typeof ticket === 'string') {
+        const actor = await auth.authenticateStreamTicket(ticket);
+        // Spent: the route's own query schema never sees it.
+        delete params.ticket;
+        return actor;
+      }
+      throw new UnauthorizedError();
+    }
+
+    await sessions.start();
+    app.addHook('onClose', async () => {
+      await sessions.stop();
+    });
+
+    if (config.admin) {
+      try {
+        const created = await users.ensureBootstrapAdmin(config.admin);
+        if (created) app.log.info({ username: config.admin.username }, 'bootstrap administrator created');
+      } catch (error) {
+        if (error instanceof ValidationError) {
+          throw new ConfigError('CDSA_ADMIN_PASSWORD', error.errors.map((issue) => `password ${issue.detail}`).join('; '));
+        }
+        if (error instanceof ConflictError) {
+          throw new ConfigError('CDSA_ADMIN_EMAIL', 'another user already has this e-mail address');
+        }
+        throw error;
+      }
+    }
+
+    app.decorate('identity', { auth, onRevoked: sessions.onRevoked, authenticate });
+    app.decorate('users', users);
+    app.setAuthenticator(authenticate);
+
+    await app.register(authRoutes, { prefix: '/api/v1', auth, users });
+    await app.register(usersRoutes, { prefix: '/api/v1', users });
+  },
+  { name: 'module-identity', dependencies: ['infra', 'auth', 'module-audit'] },
+);

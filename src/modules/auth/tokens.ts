@@ -1,0 +1,96 @@
+import { createHash, randomBytes, randomUUID, webcrypto } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { isRole, type Role } from './permissions.js';
+
+/**
+ * Access tokens are short-lived JWTs (RFC 8725): HS256 only, `typ: at+jwt` in the header (RFC 9068) so no other kind
+ * of token can pass for one, and iss/aud/sub/sid/role/iat/exp/jti claims. Refresh tokens and stream tickets are
+ * opaque random strings that are stored only as SHA-256 hashes; they are never JWTs, so they cannot be confused.
+ */
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+const ALGORITHM = 'HS256';
+/** Leeway for clocks of several instances that disagree slightly. */
+export const CLOCK_SKEW_SECONDS = 30;
+
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+  role: Role;
+  jti: string;
+  expiresAt: number;
+}
+
+export interface TokenIssuerOptions {
+  secret: Uint8Array;
+  issuer: string;
+  audience: string;
+  accessTtlSeconds: number;
+  now?: () => number;
+}
+
+export class InvalidTokenError extends Error {
+  constructor(readonly reason: string) {
+    super(`invalid access token: ${reason}`);
+    this.name = 'InvalidTokenError';
+  }
+}
+
+export async function createTokenIssuer(options: TokenIssuerOptions) {
+  const now = options.now ?? Date.now;
+  // Imported once: non-extractable, usable only for HMAC-SHA-256.
+  const key = await webcrypto.subtle.importKey('raw', options.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+
+  return {
+    accessTtlSeconds: options.accessTtlSeconds,
+
+    async issueAccessToken(input: { userId: string; sessionId: string; role: Role }): Promise<{ token: string; expiresIn: number }> {
+      const issuedAt = Math.floor(now() / 1000);
+      const token = await new SignJWT({ sid: input.sessionId, role: input.role })
+        .setProtectedHeader({ alg: ALGORITHM, typ: ACCESS_TOKEN_TYPE })
+        .setIssuer(options.issuer)
+        .setAudience(options.audience)
+        .setSubject(input.userId)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + options.accessTtlSeconds)
+        .setJti(randomUUID())
+        .sign(key);
+      return { token, expiresIn: options.accessTtlSeconds };
+    },
+
+    /** Verifies signature, algorithm, type and claims; throws InvalidTokenError naming why (for logs, not clients). */
+    async verifyAccessToken(token: string): Promise<AccessClaims> {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: [ALGORITHM],
+          typ: ACCESS_TOKEN_TYPE,
+          issuer: options.issuer,
+          audience: options.audience,
+          clockTolerance: CLOCK_SKEW_SECONDS,
+          requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'role'],
+          currentDate: new Date(now()),
+        });
+        const { sub, sid, role, jti, exp } = payload;
+        if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !isRole(role) || typeof exp !== 'number') {
+          throw new InvalidTokenError('malformed claims');
+        }
+        return { userId: sub, sessionId: sid, role, jti, expiresAt: exp };
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw error;
+        if (error instanceof joseErrors.JOSEError) throw new InvalidTokenError(error.code);
+        throw new InvalidTokenError('unreadable');
+      }
+    },
+  };
+}
+
+export type TokenIssuer = Awaited<ReturnType<typeof createTokenIssuer>>;
+
+/** 256 random bits, URL-safe: refresh tokens and stream tickets. */
+export function newOpaqueToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** How opaque tokens are stored and looked up: a full-entropy token needs no salt or slow hash. */
+export function sha256(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}

@@ -1,0 +1,204 @@
+import { and, asc, count, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm';
+import { queryRows, type DbOrTx } from '../../db/client.js';
+import { chatMessages, chatSessions, type ChatMessageStatus, type ChatRole, type ChatUsage } from '../../db/schema/chat.js';
+
+export type ChatSessionRow = typeof chatSessions.$inferSelect;
+export type ChatMessageRow = typeof chatMessages.$inferSelect;
+
+export interface NewMessage {
+  id: string;
+  sessionId: string;
+  role: ChatRole;
+  /** Ciphertext. */
+  content: string;
+  /** Ciphertext of the JSON array, or null. */
+  toolCalls: string | null;
+  toolCallId: string | null;
+  toolName: string | null;
+  status: ChatMessageStatus;
+  model: string | null;
+  usage: ChatUsage | null;
+  tokenCount: number;
+  createdAt: Date;
+  completedAt: Date | null;
+}
+
+/** The first write of a turn: the user's message, in a new session or an existing one of the same user. */
+export interface TurnStart {
+  userId: string;
+  sessionId: string;
+  /** Set for a new session: its title ciphertext. */
+  newTitle: string | null;
+  model: string;
+  messageId: string;
+  /** Ciphertext. */
+  content: string;
+  tokenCount: number;
+  at: Date;
+}
+
+export interface MessageUpdate {
+  status?: ChatMessageStatus;
+  toolCalls?: string | null;
+}
+
+export function createChatRepository() {
+  return {
+    /**
+     * Stores the user's message in one statement (so in one round trip, before the model is called): a new session
+     * with it, or the existing session touched (still the user's, else nothing is written and false is returned).
+     */
+    async startTurn(db: DbOrTx, turn: TurnStart): Promise<boolean> {
+      const at = turn.at.toISOString();
+      const session =
+        turn.newTitle === null
+          ? sql`UPDATE chat_sessions SET updated_at = ${at}::timestamptz, model = ${turn.model}
+                WHERE id = ${turn.sessionId}::uuid AND user_id = ${turn.userId}::uuid RETURNING id`
+          : sql`INSERT INTO chat_sessions (id, user_id, title, model, created_at, updated_at)
+                VALUES (${turn.sessionId}::uuid, ${turn.userId}::uuid, ${turn.newTitle}, ${turn.model}, ${at}::timestamptz, ${at}::timestamptz)
+                RETURNING id`;
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`WITH s AS (${session})
+            INSERT INTO chat_messages (id, session_id, role, content, status, token_count, created_at, completed_at)
+            SELECT ${turn.messageId}::uuid, s.id, 'user', ${turn.content}::text, 'completed', ${turn.tokenCount}::int, ${at}::timestamptz, ${at}::timestamptz
+            FROM s RETURNING id`,
+      );
+      return rows.length === 1;
+    },
+
+    /** Undoes `startTurn` when its audit event could not be written. */
+    async discardTurnStart(db: DbOrTx, turn: Pick<TurnStart, 'sessionId' | 'messageId' | 'newTitle'>): Promise<void> {
+      if (turn.newTitle !== null) {
+        await db.delete(chatSessions).where(eq(chatSessions.id, turn.sessionId));
+        return;
+      }
+      await db.delete(chatMessages).where(eq(chatMessages.id, turn.messageId));
+    },
+
+    /** The user's own session and whether it waits for an approval decision; another user's is treated as absent. */
+    async findSessionForTurn(db: DbOrTx, id: string, userId: string): Promise<{ session: ChatSessionRow; awaiting: boolean } | undefined> {
+      const [row] = await db
+        .select({
+          session: chatSessions,
+          // Spelled out: inside a select list the builder would leave these column names unqualified.
+          awaiting: sql<boolean>`exists (select 1 from chat_messages m where m.session_id = chat_sessions.id and m.status = 'awaiting_approval')`,
+        })
+        .from(chatSessions)
+        .where(and(eq(chatSessions.id, id), eq(chatSessions.userId, userId)));
+      return row;
+    },
+
+    /** The user's own session; another user's is treated as absent. */
+    async findSession(db: DbOrTx, id: string, userId: string): Promise<ChatSessionRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(chatSessions)
+        .where(and(eq(chatSessions.id, id), eq(chatSessions.userId, userId)));
+      return row;
+    },
+
+    /** Newest activity first; `after` is the last row of the previous page. */
+    async listSessions(
+      db: DbOrTx,
+      userId: string,
+      limit: number,
+      after?: { updatedAt: Date; id: string },
+    ): Promise<ChatSessionRow[]> {
+      const keyset = after
+        ? or(
+            lt(chatSessions.updatedAt, after.updatedAt),
+            and(eq(chatSessions.updatedAt, after.updatedAt), lt(chatSessions.id, after.id)),
+          )
+        : undefined;
+      return db
+        .select()
+        .from(chatSessions)
+        .where(and(eq(chatSessions.userId, userId), keyset))
+        .orderBy(desc(chatSessions.updatedAt), desc(chatSessions.id))
+        .limit(limit);
+    },
+
+    /** Marks activity; a new placeholder mapping (ciphertext) is saved with it when given. */
+    async touchSession(db: DbOrTx, id: string, fields: { now: Date; placeholderVault?: string }): Promise<void> {
+      await db
+        .update(chatSessions)
+        .set({ updatedAt: fields.now, ...(fields.placeholderVault === undefined ? {} : { placeholderVault: fields.placeholderVault }) })
+        .where(eq(chatSessions.id, id));
+    },
+
+    /** Deletes the session and (by cascade) every one of its messages; returns how many messages went. */
+    async deleteSession(db: DbOrTx, id: string, userId: string): Promise<number | undefined> {
+      const [counted] = await db
+        .select({ messages: count() })
+        .from(chatMessages)
+        .where(eq(chatMessages.sessionId, id));
+      const deleted = await db
+        .delete(chatSessions)
+        .where(and(eq(chatSessions.id, id), eq(chatSessions.userId, userId)))
+        .returning({ id: chatSessions.id });
+      return deleted.length === 0 ? undefined : Number(counted?.messages ?? 0);
+    },
+
+    /**
+     * Stores a message and marks the session's activity (saving a new placeholder mapping with it) in one statement.
+     * False when the session no longer exists (deleted while the answer streamed).
+     */
+    async insertIntoSession(db: DbOrTx, message: NewMessage, placeholderVault: string | null): Promise<boolean> {
+      const at = message.createdAt.toISOString();
+      const completed = message.completedAt === null ? null : message.completedAt.toISOString();
+      const vault = placeholderVault === null ? sql`` : sql`, placeholder_vault = ${placeholderVault}`;
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`WITH s AS (UPDATE chat_sessions SET updated_at = ${at}::timestamptz${vault} WHERE id = ${message.sessionId}::uuid RETURNING id)
+            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count, created_at, completed_at)
+            SELECT ${message.id}::uuid, s.id, ${message.role}::text, ${message.content}::text, ${message.toolCalls}::text,
+                   ${message.toolCallId}::text, ${message.toolName}::text, ${message.status}::text, ${message.model}::text,
+                   ${message.usage === null ? null : JSON.stringify(message.usage)}::jsonb, ${message.tokenCount}::int,
+                   ${at}::timestamptz, ${completed}::timestamptz
+            FROM s RETURNING id`,
+      );
+      return rows.length === 1;
+    },
+
+    async insertMessage(db: DbOrTx, message: NewMessage): Promise<ChatMessageRow> {
+      const [row] = await db.insert(chatMessages).values(message).returning();
+      return row!;
+    },
+
+    async updateMessage(db: DbOrTx, id: string, update: MessageUpdate): Promise<void> {
+      if (update.status === undefined && update.toolCalls === undefined) return;
+      await db.update(chatMessages).set(update).where(eq(chatMessages.id, id));
+    },
+
+    /** Every message of a session, oldest first. */
+    async listMessages(db: DbOrTx, sessionId: string): Promise<ChatMessageRow[]> {
+      return db.select().from(chatMessages).where(eq(chatMessages.sessionId, sessionId)).orderBy(asc(chatMessages.seq));
+    },
+
+    /** Assistant messages that proposed tool calls, newest first (where approvals are looked up). */
+    async listToolCallMessages(db: DbOrTx, sessionId: string, limit: number): Promise<ChatMessageRow[]> {
+      return db
+        .select()
+        .from(chatMessages)
+        .where(and(eq(chatMessages.sessionId, sessionId), eq(chatMessages.role, 'assistant'), isNotNull(chatMessages.toolCalls)))
+        .orderBy(desc(chatMessages.seq))
+        .limit(limit);
+    },
+
+    /** Which of these tool calls already have a stored result. */
+    async answeredToolCalls(db: DbOrTx, sessionId: string, toolCallIds: string[]): Promise<Set<string>> {
+      if (toolCallIds.length === 0) return new Set();
+      const rows = await db
+        .select({ toolCallId: chatMessages.toolCallId })
+        .from(chatMessages)
+        .where(
+          and(eq(chatMessages.sessionId, sessionId), eq(chatMessages.role, 'tool'), inArray(chatMessages.toolCallId, toolCallIds)),
+        );
+      return new Set(rows.map((row) => row.toolCallId).filter((id): id is string => id !== null));
+    },
+
+  };
+}
+
+export type ChatRepository = ReturnType<typeof createChatRepository>;

@@ -1,0 +1,100 @@
+import fp from 'fastify-plugin';
+import type { ChatToolRuntime } from './chat-tools.js';
+import { createChatRepository } from './chat.repository.js';
+import { loadTokenizer } from './chat.tokens.js';
+import { chatRoutes } from './chat.routes.js';
+import {
+  createChatService,
+  messageContentAad,
+  messageToolCallsAad,
+  sessionTitleAad,
+  sessionVaultAad,
+  type ChatService,
+} from './chat.service.js';
+
+export type { ChatService } from './chat.service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chat: ChatService;
+  }
+}
+
+/** How long shutdown waits for running turns to store what they streamed (their streams are already closed). */
+const SHUTDOWN_WAIT_MS = 5_000;
+
+/**
+ * Chat sessions and streaming turns. Content is encrypted with the vault's field encryption (columns registered for key
+ * rotation); tools are offered when the tools module decorates `app.chatTools`.
+ */
+export const chatModule = fp(
+  async (app) => {
+    const cipher = app.fieldCipher;
+    cipher.registerEncryptedColumn({
+      name: 'chat_messages.content',
+      table: 'chat_messages',
+      column: 'content',
+      aad: (row) => messageContentAad(row.id),
+    });
+    cipher.registerEncryptedColumn({
+      name: 'chat_messages.tool_calls',
+      table: 'chat_messages',
+      column: 'tool_calls',
+      aad: (row) => messageToolCallsAad(row.id),
+    });
+    cipher.registerEncryptedColumn({
+      name: 'chat_sessions.title',
+      table: 'chat_sessions',
+      column: 'title',
+      aad: (row) => sessionTitleAad(row.id),
+    });
+    cipher.registerEncryptedColumn({
+      name: 'chat_sessions.placeholder_vault',
+      table: 'chat_sessions',
+      column: 'placeholder_vault',
+      aad: (row) => sessionVaultAad(row.id),
+    });
+
+    const chat = createChatService({
+      db: app.infra.database.db,
+      repository: createChatRepository(),
+      audit: app.audit,
+      llm: app.llm,
+      cipher,
+      tools: () => (app.hasDecorator('chatTools') ? app.getDecorator<ChatToolRuntime>('chatTools') : undefined),
+      redactCloudPrompts: app.config.llm.redactCloudPrompts,
+      logger: app.log,
+    });
+    app.decorate('chat', chat);
+
+    // Building the tokenizer's rank table takes most of a second of CPU: a serving instance does it right after it
+    // starts listening rather than during somebody's first chat (commands and tests that never listen skip it).
+    app.addHook('onListen', async () => {
+      loadTokenizer().catch((error: unknown) => {
+        app.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not load the tokenizer');
+      });
+    });
+
+    const running = new Set<Promise<unknown>>();
+    app.addHook('preClose', async () => {
+      if (running.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
+      });
+      await Promise.race([Promise.allSettled([...running]), timeout]);
+      clearTimeout(timer);
+    });
+
+    await app.register(chatRoutes, {
+      prefix: '/api/v1',
+      chat,
+      rateLimit: app.config.llm.chatRateLimit,
+      track: (turn) => {
+        running.add(turn);
+        void turn.finally(() => running.delete(turn));
+      },
+    });
+  },
+  { name: 'module-chat', dependencies: ['infra', 'auth', 'module-audit', 'module-vault', 'module-llm'] },
+);

@@ -1,0 +1,119 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
+import { PROVIDER_NAMES } from './providers/index.js';
+
+const ProviderName = Type.Union(
+  PROVIDER_NAMES.map((name) => Type.Literal(name)),
+  { description: 'An LLM provider' },
+);
+
+const ModelId = Type.String({
+  minLength: 3,
+  maxLength: 300,
+  pattern: '^[a-z]+/\\S',
+  description: '`provider/model`, e.g. `ollama/llama3.1:8b` or `openai/gpt-4o-mini`',
+});
+
+export const ModelConfigSchema = Type.Object(
+  {
+    temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2, description: 'Default temperature for chat on this model' })),
+    max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Longest answer' })),
+  },
+  { additionalProperties: false },
+);
+
+export const LlmModelSchema = Type.Object(
+  {
+    id: Type.String({ description: '`provider/model`' }),
+    provider: ProviderName,
+    name: Type.String(),
+    is_local: Type.Boolean({ description: 'Prompts stay on-premises; cloud models get redacted prompts' }),
+    context_window: Type.Union([Type.Integer(), Type.Null()], { description: 'Tokens; null when unknown' }),
+    is_enabled: Type.Boolean(),
+    registered: Type.Boolean({ description: 'An administrator registered or configured it' }),
+    discovered: Type.Boolean({ description: 'Its provider lists it' }),
+    config: ModelConfigSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const LlmModelPage = Type.Object(
+  { items: Type.Array(LlmModelSchema), next_cursor: Type.Union([Type.String(), Type.Null()]) },
+  { additionalProperties: false },
+);
+
+export const ListModelsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
+    cursor: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+/** Model ids contain `/`: the rest of the path is the id (`/llm/models/openai/gpt-4o-mini`, or `openai%2Fgpt-4o-mini`). */
+export const ModelPathParams = Type.Object({ '*': Type.String({ description: 'The model id, `provider/model`' }) });
+
+export const SaveModelBody = Type.Object(
+  {
+    id: ModelId,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    context_window: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()])),
+    is_enabled: Type.Optional(Type.Boolean()),
+    config: Type.Optional(ModelConfigSchema),
+  },
+  { additionalProperties: false },
+);
+export type SaveModelBody = Static<typeof SaveModelBody>;
+
+export const ModelTestResultSchema = Type.Object(
+  {
+    ok: Type.Boolean(),
+    latency_ms: Type.Integer({ description: 'Until the answer was complete' }),
+    first_token_ms: Type.Union([Type.Integer(), Type.Null()], { description: 'Until the first token; null if none came' }),
+    detail: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const LlmConfigSchema = Type.Object(
+  {
+    default_model: Type.Union([Type.String(), Type.Null()], { description: 'null: LLM_DEFAULT_MODEL, else the first available' }),
+    temperature: Type.Union([Type.Number(), Type.Null()]),
+    max_context_tokens: Type.Union([Type.Integer(), Type.Null()], { description: "null: the model's own window" }),
+    providers_with_stored_keys: Type.Array(ProviderName),
+    updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateConfigBody = Type.Object(
+  {
+    default_model: Type.Optional(Type.Union([ModelId, Type.Null()])),
+    temperature: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: 2 }), Type.Null()])),
+    max_context_tokens: Type.Optional(Type.Union([Type.Integer({ minimum: 256, maximum: 100_000_000 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type UpdateConfigBody = Static<typeof UpdateConfigBody>;
+
+const ProviderStatusSchema = Type.Object(
+  {
+    reachable: Type.Boolean(),
+    latency_ms: Type.Union([Type.Integer(), Type.Null()]),
+    models: Type.Array(Type.String(), { description: 'Model ids the provider lists' }),
+    is_local: Type.Boolean(),
+    detail: Type.Union([Type.String(), Type.Null()], { description: 'Why it is unreachable' }),
+  },
+  { additionalProperties: false },
+);
+
+export const LlmStatusSchema = Type.Record(Type.String(), ProviderStatusSchema, {
+  description: 'One entry per configured provider, keyed by its name',
+});
+
+export const ProviderParams = Type.Object({ provider: ProviderName }, { additionalProperties: false });
+
+export const ProviderKeyBody = Type.Object(
+  { api_key: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { additionalProperties: false },
+);

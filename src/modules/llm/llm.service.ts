@@ -1,0 +1,663 @@
+import { performance } from 'node:perf_hooks';
+import type { AppConfig } from '../../config.js';
+import type { Db, DbOrTx } from '../../db/client.js';
+import type { ProviderSecretRefs } from '../../db/schema/llm.js';
+import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
+import { ForbiddenError, NotFoundError, RateLimitedError, UpstreamError, ValidationError } from '../../lib/errors.js';
+import type { PubSub } from '../../lib/infra/pubsub.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../lib/pagination.js';
+import type { AuditRecorder } from '../audit/audit.service.js';
+import { hasPermission, type Actor, type Permission, type RequestContext } from '../auth/permissions.js';
+import {
+  createProviderRegistry,
+  formatModelId,
+  knownContextWindow,
+  parseModelId,
+  ProviderNotConfiguredError,
+  PROVIDER_NAMES,
+  type ChatStreamEvent,
+  type DiscoveredModel,
+  type ProviderName,
+  type ProviderRegistry,
+  type ProviderStatus,
+  type StreamChatRequest,
+} from './providers/index.js';
+import type { LlmModelRow, LlmRepository, LlmSettingsRow } from './llm.repository.js';
+
+/** What other modules see of a model; settings in `config` are optional per-model defaults for chat. */
+export interface LlmModelView {
+  id: string;
+  provider: ProviderName;
+  name: string;
+  is_local: boolean;
+  context_window: number | null;
+  is_enabled: boolean;
+  /** An administrator registered or configured it (a row in llm_models). */
+  registered: boolean;
+  /** Its provider listed it just now (or within the discovery cache's lifetime). */
+  discovered: boolean;
+  config: ModelConfig;
+}
+
+export interface ModelConfig {
+  temperature?: number;
+  max_output_tokens?: number;
+}
+
+export interface LlmConfigView {
+  default_model: string | null;
+  temperature: number | null;
+  max_context_tokens: number | null;
+  /** Providers whose API key was set through the API (stored in the vault) rather than the environment. */
+  providers_with_stored_keys: ProviderName[];
+  updated_at: string | null;
+}
+
+export interface ModelTestResult {
+  ok: boolean;
+  latency_ms: number;
+  first_token_ms: number | null;
+  detail: string;
+}
+
+export interface ProviderStatusView {
+  reachable: boolean;
+  latency_ms: number | null;
+  models: string[];
+  is_local: boolean;
+  detail: string | null;
+}
+
+/** A model chosen for one chat request, with everything chat needs to know about it. */
+export interface ResolvedModel {
+  id: string;
+  provider: ProviderName;
+  name: string;
+  isLocal: boolean;
+  /** The prompt budget: `max_context_tokens` or the model's window, whichever is smaller (a default when unknown). */
+  contextTokens: number;
+  temperature: number | undefined;
+  maxOutputTokens: number | undefined;
+}
+
+export interface SaveModelInput {
+  id: string;
+  name?: string;
+  context_window?: number | null;
+  is_enabled?: boolean;
+  config?: ModelConfig;
+}
+
+export interface UpdateConfigInput {
+  default_model?: string | null;
+  temperature?: number | null;
+  max_context_tokens?: number | null;
+}
+
+export interface TokenCounts {
+  input_tokens: number | null;
+  output_tokens: number | null;
+}
+
+/** The vault operations the gateway uses for provider keys set through the API. */
+export interface ProviderKeyVault {
+  create(
+    actor: Actor,
+    input: { name: string; value: string; description?: string | null },
+    context: RequestContext,
+    uow?: UnitOfWork,
+  ): Promise<{ id: string; name: string }>;
+  update(actor: Actor, id: string, input: { value?: string }, context: RequestContext, uow?: UnitOfWork): Promise<unknown>;
+  remove(actor: Actor, id: string, context: RequestContext, uow?: UnitOfWork): Promise<void>;
+  useSecret(name: string, options?: { consumer?: string; userId?: string | null }): Promise<string>;
+}
+
+export interface LlmLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface LlmServiceDeps {
+  db: Db;
+  repository: LlmRepository;
+  audit: Pick<AuditRecorder, 'record'>;
+  config: AppConfig['llm'];
+  /** Resolved at call time: the vault module may be absent. */
+  vault: () => ProviderKeyVault | undefined;
+  pubsub: PubSub;
+  logger?: LlmLogger;
+  now?: () => Date;
+  /** How long a listing waits for each provider (default 2 s): an unreachable one is left out, not waited on. */
+  discoveryTimeoutMs?: number;
+}
+
+export const LLM_CONFIG_CHANNEL = 'llm.config';
+/** Settings and registered models are re-read at least this often, in case an invalidation message was lost. */
+const STATE_TTL_MS = 30_000;
+const DISCOVERY_TTL_MS = 15_000;
+/** A provider that failed to list is asked again only after this long, so listings stay fast while it is down. */
+const DISCOVERY_FAILURE_TTL_MS = 5_000;
+/** When neither the model nor the settings say how large the window is. Ollama's own default is small. */
+const DEFAULT_CONTEXT_TOKENS: Record<ProviderName, number> = { ollama: 4_096, openai: 8_192, anthropic: 8_192, gemini: 8_192 };
+const TEST_PROMPT = 'Reply with the single word OK.';
+const TEST_TIMEOUT_MS = 30_000;
+const DAY_MS = 86_400_000;
+
+interface State {
+  settings: LlmSettingsRow | undefined;
+  models: Map<string, LlmModelRow>;
+  loadedAt: number;
+}
+
+interface DiscoveryEntry {
+  at: number;
+  ok: boolean;
+  models: DiscoveredModel[];
+}
+
+function requirePermission(actor: Actor, permission: Permission): void {
+  if (!hasPermission(actor.role, permission)) throw new ForbiddenError(`This action needs the ${permission} permission`);
+}
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
+}
+
+function parseConfig(raw: Record<string, unknown>): ModelConfig {
+  const config: ModelConfig = {};
+  if (typeof raw.temperature === 'number') config.temperature = raw.temperature;
+  if (typeof raw.max_output_tokens === 'number') config.max_output_tokens = raw.max_output_tokens;
+  return config;
+}
+
+/** `2026-11-26` for a date, in UTC. */
+export function utcDay(at: Date): string {
+  return at.toISOString().slice(0, 10);
+}
+
+export function secondsUntilUtcMidnight(at: Date): number {
+  const next = Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()) + DAY_MS;
+  return Math.max(1, Math.ceil((next - at.getTime()) / 1000));
+}
+
+function providerKeySecretName(provider: ProviderName): string {
+  return `llm.${provider}.api_key`;
+}
+
+/**
+ * The LLM gateway: which providers and models exist (environment, registered rows, discovery), the gateway settings,
+ * provider keys kept in the vault, per-user token accounting, and one streaming model call for chat.
+ */
+export function createLlmService(deps: LlmServiceDeps) {
+  const { db, repository, audit, config } = deps;
+  const now = deps.now ?? (() => new Date());
+  const discoveryTimeoutMs = deps.discoveryTimeoutMs ?? 2_000;
+
+  let registry: ProviderRegistry = createProviderRegistry(config);
+  /** The settings version the registry was built for; the registry is rebuilt when stored keys change. */
+  let registryBuiltFor: string | null = null;
+  let state: State | null = null;
+  let loading: Promise<State> | null = null;
+  const discovery = new Map<ProviderName, DiscoveryEntry>();
+  const discovering = new Map<ProviderName, Promise<DiscoveryEntry>>();
+
+  async function buildRegistry(settings: LlmSettingsRow | undefined): Promise<void> {
+    const refs: ProviderSecretRefs = settings?.providerSecrets ?? {};
+    const version = settings ? `${settings.updatedAt.getTime()}:${JSON.stringify(refs)}` : 'env';
+    if (version === registryBuiltFor) return;
+    const overrides: Partial<Record<ProviderName, string>> = {};
+    const vault = deps.vault();
+    for (const provider of PROVIDER_NAMES) {
+      const ref = refs[provider];
+      if (!ref || !vault) continue;
+      try {
+        overrides[provider] = await vault.useSecret(ref.secret_name, { consumer: `llm:${provider}` });
+      } catch (error) {
+        // The environment's key (if any) still works; an operator sees why the stored one was not used.
+        deps.logger?.warn(
+          { provider, err: error instanceof Error ? error.message : String(error) },
+          'stored LLM provider key could not be read; using the environment',
+        );
+      }
+    }
+    registry = createProviderRegistry({
+      ...config,
+      openaiApiKey: overrides.openai ?? config.openaiApiKey,
+      anthropicApiKey: overrides.anthropic ?? config.anthropicApiKey,
+      geminiApiKey: overrides.gemini ?? config.geminiApiKey,
+    });
+    registryBuiltFor = version;
+    discovery.clear();
+  }
+
+  async function load(): Promise<State> {
+    const [settings, rows] = await Promise.all([repository.getSettings(db), repository.listModels(db)]);
+    await buildRegistry(settings);
+    const next: State = { settings, models: new Map(rows.map((row) => [row.id, row])), loadedAt: Date.now() };
+    state = next;
+    return next;
+  }
+
+  async function current(): Promise<State> {
+    if (state && Date.now() - state.loadedAt < STATE_TTL_MS) return state;
+    loading ??= load().finally(() => {
+      loading = null;
+    });
+    return loading;
+  }
+
+  function invalidate(): void {
+    state = null;
+  }
+
+  async function announceChange(): Promise<void> {
+    invalidate();
+    await deps.pubsub.publish(LLM_CONFIG_CHANNEL, 'changed').catch((error: unknown) => {
+      deps.logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not announce an LLM configuration change');
+    });
+  }
+
+  async function discover(provider: ProviderName, fresh = false): Promise<DiscoveryEntry> {
+    const cached = discovery.get(provider);
+    const ttl = cached?.ok ? DISCOVERY_TTL_MS : DISCOVERY_FAILURE_TTL_MS;
+    if (!fresh && cached && Date.now() - cached.at < ttl) return cached;
+    const inFlight = discovering.get(provider);
+    if (inFlight) return inFlight;
+    const started = registry;
+    const promise = started
+      .discoverModels(provider, { signal: AbortSignal.timeout(discoveryTimeoutMs) })
+      .then((models): DiscoveryEntry => ({ at: Date.now(), ok: true, models }))
+      .catch((): DiscoveryEntry => ({ at: Date.now(), ok: false, models: [] }))
+      .then((entry) => {
+        if (registry === started) discovery.set(provider, entry);
+        return entry;
+      })
+      .finally(() => discovering.delete(provider));
+    discovering.set(provider, promise);
+    return promise;
+  }
+
+  async function discoverAll(): Promise<DiscoveredModel[]> {
+    const providers = registry.listProviders().map((p) => p.name);
+    const entries = await Promise.all(providers.map((provider) => discover(provider)));
+    return entries.flatMap((entry) => entry.models);
+  }
+
+  function isLocalProvider(provider: ProviderName): boolean {
+    if (registry.isConfigured(provider)) return registry.isLocal(provider);
+    return provider === 'ollama' || (provider === 'openai' && config.openaiLocal);
+  }
+
+  function present(row: LlmModelRow | undefined, found: DiscoveredModel | undefined): LlmModelView {
+    const id = row?.id ?? found!.id;
+    const ref = parseModelId(id);
+    return {
+      id,
+      provider: ref.provider,
+      name: row?.name ?? found?.name ?? ref.model,
+      is_local: isLocalProvider(ref.provider),
+      context_window: row?.contextWindow ?? found?.context_window ?? knownContextWindow(ref.model),
+      is_enabled: row?.isEnabled ?? true,
+      registered: row !== undefined,
+      discovered: found !== undefined,
+      config: parseConfig(row?.config ?? {}),
+    };
+  }
+
+  async function allModels(): Promise<LlmModelView[]> {
+    const [{ models }, found] = await Promise.all([current(), discoverAll()]);
+    const byId = new Map<string, LlmModelView>();
+    const foundById = new Map(found.map((model) => [model.id, model]));
+    for (const row of models.values()) byId.set(row.id, present(row, foundById.get(row.id)));
+    for (const model of found) if (!byId.has(model.id)) byId.set(model.id, present(undefined, model));
+    return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  function validateModelId(id: string, pointer: string): ProviderName {
+    try {
+      return parseModelId(id).provider;
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        throw new ValidationError(error.message, [{ pointer, detail: 'must be provider/model with a known provider' }]);
+      }
+      throw error;
+    }
+  }
+
+  async function firstAvailableModel(s: State): Promise<string | undefined> {
+    for (const row of s.models.values()) {
+      const provider = parseModelId(row.id).provider;
+      if (row.isEnabled && registry.isConfigured(provider)) return row.id;
+    }
+    for (const model of await discoverAll()) {
+      if (s.models.get(model.id)?.isEnabled !== false) return model.id;
+    }
+    return undefined;
+  }
+
+  function audited(uow: UnitOfWork, actor: Actor, context: RequestContext, resourceId: string, details: Record<string, unknown>) {
+    return audit.record(uow.tx, {
+      eventType: 'LLM_CONFIG_CHANGED',
+      userId: actor.userId,
+      sessionId: actor.sessionId,
+      resourceType: 'llm',
+      resourceId,
+      details,
+      context,
+    });
+  }
+
+  return {
+    /** Loads settings (and any provider keys stored in the vault) and listens for changes made on other instances. */
+    async start(): Promise<() => Promise<void>> {
+      await current();
+      return deps.pubsub.subscribe(LLM_CONFIG_CHANNEL, () => invalidate());
+    },
+
+    async listModels(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<LlmModelView>> {
+      requirePermission(actor, 'llm:read');
+      const limit = clampLimit(query.limit);
+      const after = decodeCursor<{ id: string }>(query.cursor, ['id']);
+      const models = await allModels();
+      const start = after === undefined ? 0 : models.findIndex((model) => model.id > String(after.id));
+      const page = start < 0 ? [] : models.slice(start, start + limit);
+      const more = start >= 0 && start + limit < models.length;
+      const last = page[page.length - 1];
+      return {
+        items: page,
+        next_cursor: more && last ? Buffer.from(JSON.stringify({ id: last.id }), 'utf8').toString('base64url') : null,
+      };
+    },
+
+    async getModel(actor: Actor, id: string): Promise<LlmModelView> {
+      requirePermission(actor, 'llm:read');
+      let provider: ProviderName;
+      try {
+        provider = parseModelId(id).provider;
+      } catch {
+        throw new NotFoundError('Model');
+      }
+      const s = await current();
+      const row = s.models.get(id);
+      const found = registry.isConfigured(provider) ? (await discover(provider)).models.find((m) => m.id === id) : undefined;
+      if (!row && !found) throw new NotFoundError('Model');
+      return present(row, found);
+    },
+
+    /** Registers a model, or changes a registered one (enable, disable, name, context window, per-model settings). */
+    async saveModel(actor: Actor, input: SaveModelInput, context: RequestContext): Promise<{ model: LlmModelView; created: boolean }> {
+      requirePermission(actor, 'llm:configure');
+      const provider = validateModelId(input.id, '/id');
+      const ref = parseModelId(input.id);
+      const id = formatModelId(ref);
+      const result = await withTransaction(
+        db,
+        async (uow) => {
+          const existing = await repository.findModel(uow.tx, id, true);
+          const write = {
+            id,
+            provider,
+            name: input.name ?? existing?.name ?? ref.model,
+            isLocal: isLocalProvider(provider),
+            contextWindow: input.context_window !== undefined ? input.context_window : (existing?.contextWindow ?? null),
+            isEnabled: input.is_enabled ?? existing?.isEnabled ?? true,
+            config: input.config !== undefined ? { ...input.config } : (existing?.config ?? {}),
+            now: now(),
+          };
+          let row: LlmModelRow | undefined;
+          let created = false;
+          if (existing) {
+            row = await repository.updateModel(uow.tx, write);
+          } else {
+            row = await repository.insertModel(uow.tx, write);
+            created = row !== undefined;
+            // A concurrent registration won the insert: apply this one as an update.
+            row ??= await repository.updateModel(uow.tx, write);
+          }
+          const changes: Record<string, unknown> = {};
+          if (!existing || existing.isEnabled !== row.isEnabled) changes.is_enabled = row.isEnabled;
+          if (!existing || existing.name !== row.name) changes.name = row.name;
+          if (!existing || existing.contextWindow !== row.contextWindow) changes.context_window = row.contextWindow;
+          if (!existing || JSON.stringify(existing.config) !== JSON.stringify(row.config)) changes.config = row.config;
+          await audited(uow, actor, context, id, { action: created ? 'model_registered' : 'model_updated', model_id: id, changes });
+          uow.afterCommit(() => announceChange());
+          return { row, created };
+        },
+        deps.logger,
+      );
+      const found = discovery.get(provider)?.models.find((m) => m.id === id);
+      return { model: present(result.row, found), created: result.created };
+    },
+
+    /** One short call through the real client: is the model there, how long to the first token and to the end. */
+    async testModel(actor: Actor, id: string): Promise<ModelTestResult> {
+      requirePermission(actor, 'llm:configure');
+      validateModelId(id, '/id');
+      await current();
+      const started = performance.now();
+      let firstToken: number | null = null;
+      let text = '';
+      let detail: string | null = null;
+      let ok = false;
+      const events = registry.streamChat({
+        modelId: id,
+        messages: [{ role: 'user', content: TEST_PROMPT }],
+        maxOutputTokens: 16,
+        timeoutMs: Math.min(config.requestTimeoutMs, TEST_TIMEOUT_MS),
+      });
+      for await (const event of events) {
+        if (event.type === 'text') {
+          firstToken ??= performance.now() - started;
+          text += event.delta;
+        } else if (event.type === 'tool_call') {
+          firstToken ??= performance.now() - started;
+        } else if (event.type === 'finish') {
+          ok = true;
+        } else {
+          detail = event.error.message;
+        }
+      }
+      const answer = text.trim().slice(0, 100);
+      return {
+        ok,
+        latency_ms: Math.round(performance.now() - started),
+        first_token_ms: firstToken === null ? null : Math.round(firstToken),
+        detail: ok ? `The model answered${answer === '' ? ' with no text' : `: ${answer}`}` : (detail ?? 'no answer'),
+      };
+    },
+
+    async getConfig(actor: Actor): Promise<LlmConfigView> {
+      requirePermission(actor, 'llm:read');
+      const { settings } = await current();
+      return presentConfig(settings);
+    },
+
+    async updateConfig(actor: Actor, input: UpdateConfigInput, context: RequestContext): Promise<LlmConfigView> {
+      requirePermission(actor, 'llm:configure');
+      if (input.default_model !== undefined && input.default_model !== null) validateModelId(input.default_model, '/default_model');
+      const row = await withTransaction(
+        db,
+        async (uow) => {
+          const before = await repository.getSettings(uow.tx, true);
+          const saved = await repository.saveSettings(uow.tx, {
+            defaultModel: input.default_model,
+            temperature: input.temperature,
+            maxContextTokens: input.max_context_tokens,
+            updatedBy: actor.userId,
+            now: now(),
+          });
+          const changes: Record<string, { from: unknown; to: unknown }> = {};
+          const compare = (field: string, from: unknown, to: unknown) => {
+            if (from !== to) changes[field] = { from, to };
+          };
+          compare('default_model', before?.defaultModel ?? null, saved.defaultModel);
+          compare('temperature', before?.temperature ?? null, saved.temperature);
+          compare('max_context_tokens', before?.maxContextTokens ?? null, saved.maxContextTokens);
+          await audited(uow, actor, context, 'config', { action: 'config_updated', changes });
+          uow.afterCommit(() => announceChange());
+          return saved;
+        },
+        deps.logger,
+      );
+      return presentConfig(row);
+    },
+
+    /** Stores a provider's API key in the vault (a new version when one is stored already); it replaces the environment's. */
+    async setProviderKey(actor: Actor, provider: ProviderName, apiKey: string, context: RequestContext): Promise<LlmConfigView> {
+      requirePermission(actor, 'llm:configure');
+      if (provider === 'ollama') {
+        throw new ValidationError('Ollama takes no API key', [{ pointer: '/provider', detail: 'must be openai, anthropic or gemini' }]);
+      }
+      const vault = deps.vault();
+      if (!vault) throw new UpstreamError('vault', 'The vault is not available: set the key in the environment instead', true);
+      const row = await withTransaction(
+        db,
+        async (uow) => {
+          const settings = await repository.getSettings(uow.tx, true);
+          const refs: ProviderSecretRefs = { ...(settings?.providerSecrets ?? {}) };
+          const ref = refs[provider];
+          let action: string;
+          if (ref) {
+            await vault.update(actor, ref.secret_id, { value: apiKey }, context, uow);
+            action = 'provider_key_replaced';
+          } else {
+            const secret = await vault.create(
+              actor,
+              { name: providerKeySecretName(provider), value: apiKey, description: `API key of the ${provider} LLM provider` },
+              context,
+              uow,
+            );
+            refs[provider] = { secret_id: secret.id, secret_name: secret.name };
+            action = 'provider_key_stored';
+          }
+          const saved = await repository.saveSettings(uow.tx, { providerSecrets: refs, updatedBy: actor.userId, now: now() });
+          await audited(uow, actor, context, `provider:${provider}`, { action, provider, secret_name: refs[provider]!.secret_name });
+          uow.afterCommit(() => announceChange());
+          return saved;
+        },
+        deps.logger,
+      );
+      return presentConfig(row);
+    },
+
+    /** Deletes a stored provider key; the environment's key (if any) applies again. */
+    async removeProviderKey(actor: Actor, provider: ProviderName, context: RequestContext): Promise<LlmConfigView> {
+      requirePermission(actor, 'llm:configure');
+      const vault = deps.vault();
+      const row = await withTransaction(
+        db,
+        async (uow) => {
+          const settings = await repository.getSettings(uow.tx, true);
+          const refs: ProviderSecretRefs = { ...(settings?.providerSecrets ?? {}) };
+          const ref = refs[provider];
+          if (!ref) throw new NotFoundError('Stored provider key');
+          if (vault) await vault.remove(actor, ref.secret_id, context, uow).catch((error: unknown) => {
+            // Already deleted in the vault: forgetting the reference is all that is left to do.
+            if (!(error instanceof NotFoundError)) throw error;
+          });
+          delete refs[provider];
+          const saved = await repository.saveSettings(uow.tx, { providerSecrets: refs, updatedBy: actor.userId, now: now() });
+          await audited(uow, actor, context, `provider:${provider}`, { action: 'provider_key_removed', provider, secret_name: ref.secret_name });
+          uow.afterCommit(() => announceChange());
+          return saved;
+        },
+        deps.logger,
+      );
+      return presentConfig(row);
+    },
+
+    async status(actor: Actor): Promise<Record<string, ProviderStatusView>> {
+      requirePermission(actor, 'llm:read');
+      await current();
+      const statuses: Array<ProviderStatus & { name: ProviderName }> = await registry.checkAllStatuses();
+      const out: Record<string, ProviderStatusView> = {};
+      for (const status of statuses) {
+        out[status.name] = {
+          reachable: status.reachable,
+          latency_ms: status.latency_ms,
+          models: status.models,
+          is_local: status.is_local,
+          detail: status.detail,
+        };
+      }
+      return out;
+    },
+
+    /**
+     * The model a chat request runs on: the one asked for, else the session's, else the configured default, else the
+     * first available. Throws a ValidationError (422) for an unusable id, before anything is stored.
+     */
+    async resolveModel(requested: string | undefined, fallback?: string): Promise<ResolvedModel> {
+      const s = await current();
+      const id =
+        requested ?? fallback ?? s.settings?.defaultModel ?? config.defaultModel ?? (await firstAvailableModel(s));
+      if (id === undefined) {
+        throw new UpstreamError('llm', 'No LLM model is available: configure a provider and LLM_DEFAULT_MODEL', true);
+      }
+      const provider = validateModelId(id, '/model');
+      if (!registry.isConfigured(provider)) {
+        const error = new ProviderNotConfiguredError(provider);
+        throw new ValidationError(error.message, [{ pointer: '/model', detail: `the ${provider} provider is not configured` }]);
+      }
+      const row = s.models.get(id);
+      if (row && !row.isEnabled) {
+        throw new ValidationError(`Model ${id} is disabled`, [{ pointer: '/model', detail: 'is disabled by an administrator' }]);
+      }
+      const ref = parseModelId(id);
+      const modelConfig = parseConfig(row?.config ?? {});
+      const window =
+        row?.contextWindow ??
+        discovery.get(provider)?.models.find((m) => m.id === id)?.context_window ??
+        knownContextWindow(ref.model) ??
+        DEFAULT_CONTEXT_TOKENS[provider];
+      const limit = s.settings?.maxContextTokens;
+      return {
+        id,
+        provider,
+        name: ref.model,
+        isLocal: registry.isLocal(provider),
+        contextTokens: limit ? Math.min(limit, window) : window,
+        temperature: modelConfig.temperature ?? s.settings?.temperature ?? undefined,
+        maxOutputTokens: modelConfig.max_output_tokens,
+      };
+    },
+
+    /** One model step (see the provider layer); throws only for a model id that cannot be used. */
+    streamChat(request: StreamChatRequest): AsyncIterable<ChatStreamEvent> {
+      return registry.streamChat(request);
+    },
+
+    /** 429 when the user has used up today's token budget (LLM_DAILY_TOKEN_BUDGET); the budget resets at 00:00 UTC. */
+    async checkBudget(userId: string): Promise<void> {
+      const budget = config.dailyTokenBudget;
+      if (budget === undefined) return;
+      const at = now();
+      const used = await repository.usageOn(db, userId, utcDay(at));
+      if (used >= budget) {
+        throw new RateLimitedError(
+          `Daily token budget of ${budget} tokens is used up; it resets at 00:00 UTC`,
+          secondsUntilUtcMidnight(at),
+        );
+      }
+    },
+
+    /** Adds one model call's tokens to the user's daily total (one atomic upsert; inside a transaction if given one). */
+    async recordUsage(executor: DbOrTx, userId: string, usage: TokenCounts): Promise<void> {
+      const at = now();
+      await repository.addUsage(executor, userId, utcDay(at), usage.input_tokens ?? 0, usage.output_tokens ?? 0, at);
+    },
+  };
+}
+
+function presentConfig(row: LlmSettingsRow | undefined): LlmConfigView {
+  const refs = row?.providerSecrets ?? {};
+  return {
+    default_model: row?.defaultModel ?? null,
+    temperature: row?.temperature ?? null,
+    max_context_tokens: row?.maxContextTokens ?? null,
+    providers_with_stored_keys: PROVIDER_NAMES.filter((name) => refs[name] !== undefined),
+    updated_at: row ? row.updatedAt.toISOString() : null,
+  };
+}
+
+export type LlmService = ReturnType<typeof createLlmService>;

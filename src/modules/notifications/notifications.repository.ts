@@ -1,0 +1,216 @@
+import { and, asc, count, desc, eq, gt, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { queryRows, type DbOrTx } from '../../db/client.js';
+import { notificationPreferences, notifications } from '../../db/schema/notifications.js';
+import type { Role } from '../auth/permissions.js';
+import type { DeliveryMethod, Notification, NotificationPriority, NotificationType } from './notifications.types.js';
+
+/** Who receives a fan-out: explicit users (active or not), or the active users holding one of the roles. */
+export type Recipients = { userIds: string[] } | { roles: readonly Role[] };
+
+export interface NotificationTemplate {
+  type: NotificationType;
+  title: string;
+  message: string;
+  data: Record<string, unknown>;
+  priority: NotificationPriority;
+  expiresAt: Date | null;
+  createdAt: Date;
+}
+
+export interface InsertedNotification {
+  id: string;
+  userId: string;
+  seq: number;
+}
+
+export interface StoredPreference {
+  notificationType: string;
+  enabled: boolean;
+  deliveryMethod: DeliveryMethod;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Large id sets go to the database as one text parameter, in chunks that keep statements a sensible size. */
+const ID_CHUNK = 5_000;
+
+function notExpired(now: Date): SQL {
+  return or(isNull(notifications.expiresAt), gt(notifications.expiresAt, now))!;
+}
+
+function recipientFilter(recipients: Recipients): SQL {
+  if ('userIds' in recipients) {
+    // Ids come from other services; anything that is not a UUID would abort the caller's transaction on the cast.
+    const ids = recipients.userIds.filter((value) => UUID.test(value));
+    return sql`u.id = ANY(string_to_array(${ids.join(',')}::text, ',')::uuid[])`;
+  }
+  return sql`u.is_active AND u.role = ANY(string_to_array(${recipients.roles.join(',')}::text, ','))`;
+}
+
+export function createNotificationRepository() {
+  return {
+    /**
+     * Persists one notification per recipient in a single statement: recipients whose preferences switch the type
+     * off are skipped (never for SECURITY_ALERT), each user's counter row is bumped (rows locked in user-id order,
+     * so concurrent fan-outs cannot deadlock), and the rows are inserted with the allocated seqs.
+     */
+    async insertForRecipients(db: DbOrTx, recipients: Recipients, template: NotificationTemplate): Promise<InsertedNotification[]> {
+      const rows = await queryRows<{ id: string; user_id: string; seq: number | string }>(
+        db,
+        sql`
+          WITH recipients AS (
+            SELECT u.id AS user_id FROM users u
+            WHERE ${recipientFilter(recipients)}
+              AND (${template.type}::text = 'SECURITY_ALERT' OR NOT EXISTS (
+                SELECT 1 FROM notification_preferences p
+                WHERE p.user_id = u.id AND p.notification_type = ${template.type}::text
+                  AND (NOT p.enabled OR p.delivery_method <> 'in_app')))
+          ),
+          allocated AS (
+            INSERT INTO notification_counters AS c (user_id, last_seq)
+            SELECT user_id, 1 FROM recipients ORDER BY user_id
+            ON CONFLICT (user_id) DO UPDATE SET last_seq = c.last_seq + 1
+            RETURNING c.user_id, c.last_seq
+          )
+          INSERT INTO notifications (user_id, seq, type, title, message, data, priority, expires_at, created_at)
+          SELECT a.user_id, a.last_seq, ${template.type}::text, ${template.title}::text, ${template.message}::text,
+                 ${JSON.stringify(template.data)}::jsonb, ${template.priority}::text,
+                 ${template.expiresAt ? template.expiresAt.toISOString() : null}::timestamptz,
+                 ${template.createdAt.toISOString()}::timestamptz
+          FROM allocated a
+          RETURNING id, user_id, seq`,
+      );
+      return rows.map((row) => ({ id: row.id, userId: row.user_id, seq: Number(row.seq) }));
+    },
+
+    /** The last allocated seq of each user (0 when none was ever allocated). */
+    async currentSeqs(db: DbOrTx, userIds: string[]): Promise<Map<string, number>> {
+      const result = new Map<string, number>();
+      for (let start = 0; start < userIds.length; start += ID_CHUNK) {
+        const chunk = userIds.slice(start, start + ID_CHUNK).filter((value) => UUID.test(value));
+        if (chunk.length === 0) continue;
+        const rows = await queryRows<{ user_id: string; last_seq: number | string }>(
+          db,
+          sql`SELECT user_id, last_seq FROM notification_counters
+              WHERE user_id = ANY(string_to_array(${chunk.join(',')}::text, ',')::uuid[])`,
+        );
+        for (const row of rows) result.set(row.user_id, Number(row.last_seq));
+      }
+      for (const userId of userIds) if (!result.has(userId)) result.set(userId, 0);
+      return result;
+    },
+
+    /** Notifications after a seq, oldest first (expired ones included: the stream skips them but moves past). */
+    async listAfter(db: DbOrTx, userId: string, afterSeq: number, limit: number): Promise<Notification[]> {
+      return db
+        .select()
+        .from(notifications)
+        .where(and(eq(notifications.userId, userId), gt(notifications.seq, afterSeq)))
+        .orderBy(asc(notifications.seq))
+        .limit(limit);
+    },
+
+    /** Newest first; `beforeSeq` continues a page. */
+    async list(
+      db: DbOrTx,
+      userId: string,
+      options: { unreadOnly: boolean; beforeSeq?: number; limit: number; now: Date },
+    ): Promise<Notification[]> {
+      return db
+        .select()
+        .from(notifications)
+        .where(
+          and(
+            eq(notifications.userId, userId),
+            notExpired(options.now),
+            options.unreadOnly ? eq(notifications.isRead, false) : undefined,
+            options.beforeSeq !== undefined ? lt(notifications.seq, options.beforeSeq) : undefined,
+          ),
+        )
+        .orderBy(desc(notifications.seq))
+        .limit(options.limit);
+    },
+
+    async find(db: DbOrTx, userId: string, id: string, now: Date): Promise<Notification | undefined> {
+      const rows = await db
+        .select()
+        .from(notifications)
+        .where(and(eq(notifications.id, id), eq(notifications.userId, userId), notExpired(now)));
+      return rows[0];
+    },
+
+    /** Marks one read (the first read time is kept); undefined when it is not this user's live notification. */
+    async markRead(db: DbOrTx, userId: string, id: string, now: Date): Promise<Notification | undefined> {
+      const rows = await db
+        .update(notifications)
+        .set({ isRead: true, readAt: sql`coalesce(${notifications.readAt}, ${now.toISOString()}::timestamptz)` })
+        .where(and(eq(notifications.id, id), eq(notifications.userId, userId), notExpired(now)))
+        .returning();
+      return rows[0];
+    },
+
+    async markAllRead(db: DbOrTx, userId: string, now: Date): Promise<number> {
+      const rows = await db
+        .update(notifications)
+        .set({ isRead: true, readAt: now })
+        .where(and(eq(notifications.userId, userId), eq(notifications.isRead, false), notExpired(now)))
+        .returning({ id: notifications.id });
+      return rows.length;
+    },
+
+    async remove(db: DbOrTx, userId: string, id: string, now: Date): Promise<boolean> {
+      const rows = await db
+        .delete(notifications)
+        .where(and(eq(notifications.id, id), eq(notifications.userId, userId), notExpired(now)))
+        .returning({ id: notifications.id });
+      return rows.length > 0;
+    },
+
+    async unreadCount(db: DbOrTx, userId: string, now: Date): Promise<number> {
+      const rows = await db
+        .select({ value: count() })
+        .from(notifications)
+        .where(and(eq(notifications.userId, userId), eq(notifications.isRead, false), notExpired(now)));
+      return Number(rows[0]?.value ?? 0);
+    },
+
+    async preferences(db: DbOrTx, userId: string): Promise<StoredPreference[]> {
+      return db
+        .select({
+          notificationType: notificationPreferences.notificationType,
+          enabled: notificationPreferences.enabled,
+          deliveryMethod: notificationPreferences.deliveryMethod,
+        })
+        .from(notificationPreferences)
+        .where(eq(notificationPreferences.userId, userId));
+    },
+
+    async upsertPreferences(db: DbOrTx, userId: string, preferences: StoredPreference[], now: Date): Promise<void> {
+      if (preferences.length === 0) return;
+      await db
+        .insert(notificationPreferences)
+        .values(preferences.map((preference) => ({ userId, ...preference, updatedAt: now })))
+        .onConflictDoUpdate({
+          target: [notificationPreferences.userId, notificationPreferences.notificationType],
+          set: {
+            enabled: sql`excluded.enabled`,
+            deliveryMethod: sql`excluded.delivery_method`,
+            updatedAt: sql`excluded.updated_at`,
+          },
+        });
+    },
+
+    /** Deletes up to `limit` expired notifications; returns how many went. */
+    async deleteExpired(db: DbOrTx, now: Date, limit: number): Promise<number> {
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`DELETE FROM notifications WHERE id IN (
+              SELECT id FROM notifications WHERE expires_at IS NOT NULL AND expires_at <= ${now.toISOString()}::timestamptz
+              LIMIT ${limit})
+            RETURNING id`,
+      );
+      return rows.length;
+    },
+  };
+}
+
+export type NotificationRepository = ReturnType<typeof createNotificationRepository>;

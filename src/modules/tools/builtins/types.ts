@@ -1,0 +1,54 @@
+import type { JsonSchemaDocument, ToolImplementation } from '../../../db/schema/tools.js';
+import type { FieldError } from '../../../lib/errors.js';
+import type { Allowlist } from '../egress.js';
+
+/** Why a run failed, in words safe to show the caller and the model (no secrets, no internal addresses). */
+export class ToolRunError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ToolRunError';
+  }
+}
+
+export interface BuiltinRunContext {
+  executionId: string;
+  /** The user the call runs for (the requester). */
+  userId: string;
+  toolName: string;
+  implementation: ToolImplementation;
+  /** Aborted when the execution's deadline passes. */
+  signal: AbortSignal;
+  allowlist: Allowlist;
+  /** Resolves a vault secret server-side; the value must never be returned, logged or audited. */
+  useSecret(name: string): Promise<string>;
+}
+
+export type ImplementationOption = Exclude<keyof ToolImplementation, 'type' | 'builtin'>;
+
+/** A tool implemented in this codebase. Registered once per process; the `tools` row says who may use it and how. */
+export interface BuiltinTool {
+  name: string;
+  description: string;
+  inputSchema: JsonSchemaDocument;
+  outputSchema: JsonSchemaDocument | null;
+  /** The default of `requires_approval` when the tool is seeded. */
+  requiresApproval: boolean;
+  /** Options of `implementation` this built-in understands; others are refused at registration. */
+  options: readonly ImplementationOption[];
+  /** Registered as a tool row at start-up (idempotently) when true. */
+  seed: boolean;
+  /**
+   * True when a call changes nothing outside this process (a pure function such as redact_text): it is then recorded
+   * once, after it ran. Otherwise (the default) the call is on record as initiated before it runs.
+   */
+  pure?: boolean;
+  /**
+   * Checks beyond the schema, made before the approval gate (pointers relative to the arguments), so nobody is
+   * asked to approve a call that could never run.
+   */
+  checkArgs?(args: Record<string, unknown>, context: { allowlist: Allowlist }): FieldError[];
+  run(args: Record<string, unknown>, context: BuiltinRunContext): Promise<unknown>;
+}

@@ -1,0 +1,861 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { JSONSchema7 } from 'json-schema';
+import type { Db } from '../../db/client.js';
+import type { ToolExecutionSource } from '../../db/schema/tools.js';
+import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
+import { canonicalJson, CanonicalJsonError } from '../../lib/canonical-json.js';
+import { ConflictError, ForbiddenError, NotFoundError, UpstreamError, ValidationError, type FieldError } from '../../lib/errors.js';
+import type { KeyValueStore } from '../../lib/infra/kv.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import type { ApprovalLifecycle, ApprovalService } from '../approvals/approvals.service.js';
+import type { ApprovalRow } from '../approvals/approvals.repository.js';
+import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
+import { hasPermission, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
+import type {
+  ChatToolCall,
+  ChatToolContext,
+  ChatToolDefinition,
+  ChatToolOutcome,
+  ChatToolRuntime,
+  ResumedToolCall,
+} from '../chat/chat-tools.js';
+import type { NotifyInput } from '../notifications/notifications.types.js';
+import { EncryptedDataError, type FieldEncryptionService } from '../vault/field-cipher.js';
+import { ToolRunError, type BuiltinRegistry } from './builtins/index.js';
+import { DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS, type Allowlist } from './egress.js';
+import { describeFieldErrors, type ToolSchemaValidator } from './tool-schemas.js';
+import type { ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
+import type { ToolRef, ToolRegistry } from './tools.service.js';
+import { callWebhook } from './webhook.js';
+import { isUniqueViolation } from './db-errors.js';
+
+const EXECUTION_RESOURCE = 'tool_execution';
+/** A call still `running` this long after it started was cut off by a crash (the longest deadline is 2 minutes). */
+const STALE_RUNNING_MS = 10 * 60_000;
+const ERROR_MAX_LENGTH = 500;
+
+/** The one approval chain operation set the engine needs. */
+export type ApprovalGate = Pick<
+  ApprovalService,
+  'approverIdsFor' | 'request' | 'find' | 'findReusable' | 'loadForContinuation' | 'claim' | 'rejectionReason' | 'decryptArgs'
+>;
+
+export interface ToolSecrets {
+  useSecret(name: string, options?: { consumer?: string; userId?: string | null }): Promise<string>;
+}
+
+export interface ToolEngineNotifier {
+  notify(input: NotifyInput, uow?: UnitOfWork): Promise<unknown>;
+}
+
+export interface ToolEngineLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ToolEngineDeps {
+  db: Db;
+  repository: ToolsRepository;
+  registry: Pick<ToolRegistry, 'resolveForUse' | 'requireLive' | 'findLiveById' | 'usableBy'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordMany'>;
+  fieldCipher: Pick<FieldEncryptionService, 'encrypt' | 'decrypt'>;
+  kv: KeyValueStore;
+  validator: ToolSchemaValidator;
+  builtins: BuiltinRegistry;
+  allowlist: Allowlist;
+  secrets: () => ToolSecrets | undefined;
+  /** The approval chain registers after this module; it is resolved at call time. */
+  approvals: () => ApprovalGate;
+  /** Whether a user is still active with a role of at least `role` (an approved call runs only for such a requester). */
+  requesterAllowed: (userId: string, role: Role) => Promise<boolean>;
+  notifier: () => ToolEngineNotifier | undefined;
+  logger?: ToolEngineLogger;
+  now?: () => Date;
+}
+
+export type ExecuteResult =
+  | { execution_id: string; status: 'completed'; result: unknown; cached: boolean }
+  | { execution_id: string; status: 'pending_approval'; approval_id: string };
+
+export interface ExecutionView {
+  id: string;
+  tool_id: string;
+  tool_name: string;
+  status: ToolExecutionRow['status'];
+  source: ToolExecutionSource;
+  user_id: string;
+  args: Record<string, unknown>;
+  result: unknown;
+  error: string | null;
+  cached: boolean;
+  approval_id: string | null;
+  session_id: string | null;
+  tool_call_id: string | null;
+  duration_ms: number | null;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+/** A call that ran (or tried to) and failed: a bad gateway for the client, naming the tool; the execution is stored. */
+export class ToolExecutionFailedError extends UpstreamError {
+  constructor(
+    readonly toolName: string,
+    readonly executionId: string,
+    readonly reason: string,
+  ) {
+    super(`tool:${toolName}`, `The tool "${toolName}" failed: ${reason}`);
+    this.extensions.execution_id = executionId;
+  }
+}
+
+interface CallOptions {
+  source: ToolExecutionSource;
+  context: RequestContext;
+  sessionId: string | null;
+  toolCallId: string | null;
+}
+
+interface Failure {
+  code: string;
+  message: string;
+}
+
+type Prepared =
+  | { kind: 'ready'; tool: ToolRow; args: Record<string, unknown>; execution: ToolExecutionRow; approval: ApprovalRow }
+  | { kind: 'refused'; execution: ToolExecutionRow; approval: ApprovalRow; failure: Failure };
+
+export function executionArgsAad(executionId: string): string {
+  return `tool_executions:${executionId}:args`;
+}
+
+export function executionResultAad(executionId: string): string {
+  return `tool_executions:${executionId}:result`;
+}
+
+export function executionLink(toolId: string, executionId: string): string {
+  return `/api/v1/tools/${toolId}/executions/${executionId}`;
+}
+
+/** SHA-256 (hex) of the RFC 8785 canonical JSON of the arguments: what an approval binds. */
+export function argsDigest(args: Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalJson(args), 'utf8').digest('hex');
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
+}
+
+function truncate(text: string): string {
+  return text.length > ERROR_MAX_LENGTH ? `${text.slice(0, ERROR_MAX_LENGTH)}…` : text;
+}
+
+/**
+ * The execution pipeline, the same for the API and the model: tool exists and is enabled → the caller's role may use
+ * it → arguments match `input_schema` → cached result (per tool version, arguments and user) → approval gate → run
+ * under a deadline → result matches `output_schema` → execution stored (arguments and result encrypted) → audited.
+ *
+ * A gated call is stored as `pending_approval` with its approval in one transaction. It runs later, once: leaving
+ * `pending_approval` is a conditional update that only one caller (job, chat continuation, instance) can win, and the
+ * run is refused when the tool or the arguments no longer match what was approved.
+ */
+export function createToolEngine(deps: ToolEngineDeps) {
+  const { db, repository, registry, audit, fieldCipher, kv, validator, builtins, allowlist } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  function validateArgs(tool: ToolRow, args: unknown, pointerPrefix: string): Record<string, unknown> {
+    if (!isPlainObject(args)) throw new ValidationError('The tool arguments are invalid', [{ pointer: pointerPrefix || '/', detail: 'must be an object' }]);
+    const errors: FieldError[] = validator.validate(tool, 'input', tool.inputSchema, args, pointerPrefix);
+    // A built-in also checks its own schema: an admin may narrow a built-in's arguments, never widen them.
+    const builtin = tool.implementation.type === 'builtin' ? builtins.get(tool.implementation.builtin) : undefined;
+    if (errors.length === 0 && builtin) {
+      errors.push(...validator.validate({ id: `builtin:${builtin.name}`, version: 0 }, 'input', builtin.inputSchema, args, pointerPrefix));
+      if (errors.length === 0 && builtin.checkArgs) {
+        errors.push(...builtin.checkArgs(args, { allowlist }).map((error) => ({ ...error, pointer: `${pointerPrefix}${error.pointer}` })));
+      }
+    }
+    if (errors.length > 0) throw new ValidationError('The tool arguments are invalid', errors);
+    return args;
+  }
+
+  function digestOf(args: Record<string, unknown>, pointerPrefix: string): string {
+    try {
+      return argsDigest(args);
+    } catch (error) {
+      if (error instanceof CanonicalJsonError) {
+        throw new ValidationError('The tool arguments are invalid', [{ pointer: `${pointerPrefix}${error.pointer}` || '/', detail: 'is not representable in JSON' }]);
+      }
+      throw error;
+    }
+  }
+
+  function needsApproval(tool: ToolRow, args: Record<string, unknown>): boolean {
+    if (tool.requiresApproval) return true;
+    return tool.approvalWhen !== null && validator.matches(tool, 'approval_when', tool.approvalWhen, args);
+  }
+
+  function cacheKey(tool: ToolRow, userId: string, digest: string): string {
+    // The user is part of the key: a cached result is never served to anyone but the user it was computed for.
+    return `tools:result:${tool.id}:${tool.version}:${userId}:${digest}`;
+  }
+
+  async function cachedResult(tool: ToolRow, userId: string, digest: string): Promise<{ found: true; result: unknown } | { found: false }> {
+    if (tool.cacheTtlSeconds === null) return { found: false };
+    const key = cacheKey(tool, userId, digest);
+    const stored = await kv.get(key).catch((error: unknown) => {
+      deps.logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'tool result cache unavailable');
+      return null;
+    });
+    if (stored === null) return { found: false };
+    try {
+      return { found: true, result: JSON.parse(fieldCipher.decrypt(stored, key)) as unknown };
+    } catch {
+      await kv.del(key).catch(() => undefined);
+      return { found: false };
+    }
+  }
+
+  async function storeInCache(tool: ToolRow, userId: string, digest: string, result: unknown): Promise<void> {
+    if (tool.cacheTtlSeconds === null) return;
+    const key = cacheKey(tool, userId, digest);
+    await kv
+      .set(key, fieldCipher.encrypt(JSON.stringify(result), key), tool.cacheTtlSeconds)
+      .catch((error: unknown) => deps.logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not cache a tool result'));
+  }
+
+  function encryptArgs(executionId: string, args: Record<string, unknown>): string {
+    return fieldCipher.encrypt(JSON.stringify(args), executionArgsAad(executionId));
+  }
+
+  function decryptArgs(row: ToolExecutionRow): Record<string, unknown> {
+    const parsed: unknown = JSON.parse(fieldCipher.decrypt(row.encryptedArgs, executionArgsAad(row.id)));
+    if (!isPlainObject(parsed)) throw new Error('stored tool arguments are not an object');
+    return parsed;
+  }
+
+  function decryptResult(row: ToolExecutionRow): unknown {
+    if (row.encryptedResult === null) return null;
+    return JSON.parse(fieldCipher.decrypt(row.encryptedResult, executionResultAad(row.id))) as unknown;
+  }
+
+  function presentExecution(row: ToolExecutionRow): ExecutionView {
+    return {
+      id: row.id,
+      tool_id: row.toolId,
+      tool_name: row.toolName,
+      status: row.status,
+      source: row.source,
+      user_id: row.userId,
+      args: decryptArgs(row),
+      result: decryptResult(row),
+      error: row.error,
+      cached: row.cached,
+      approval_id: row.approvalId,
+      session_id: row.sessionId,
+      tool_call_id: row.toolCallId,
+      duration_ms: row.durationMs,
+      created_at: row.createdAt.toISOString(),
+      started_at: row.startedAt ? row.startedAt.toISOString() : null,
+      completed_at: row.completedAt ? row.completedAt.toISOString() : null,
+    };
+  }
+
+  function callEvent(
+    eventType: AuditEventInput['eventType'],
+    actor: { userId: string; sessionId: string | null },
+    context: RequestContext,
+    executionId: string,
+    details: Record<string, unknown>,
+  ): AuditEventInput {
+    return { eventType, userId: actor.userId, sessionId: actor.sessionId, resourceType: EXECUTION_RESOURCE, resourceId: executionId, details, context };
+  }
+
+  function baseDetails(tool: Pick<ToolRow, 'id' | 'name' | 'version'>, options: Partial<CallOptions> & { digest: string }): Record<string, unknown> {
+    return {
+      tool_id: tool.id,
+      tool_name: tool.name,
+      tool_version: tool.version,
+      args_digest: options.digest,
+      source: options.source,
+      chat_session_id: options.sessionId ?? null,
+      tool_call_id: options.toolCallId ?? null,
+    };
+  }
+
+  async function useSecret(name: string, userId: string, toolName: string): Promise<string> {
+    const secrets = deps.secrets();
+    if (!secrets) throw new ToolRunError('secret_unavailable', 'the vault is not available');
+    try {
+      return await secrets.useSecret(name, { consumer: `tool:${toolName}`, userId });
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new ToolRunError('secret_missing', `the vault secret "${name}" does not exist`);
+      throw error;
+    }
+  }
+
+  /** Runs the implementation under the tool's deadline and checks the result; never throws for the tool's own faults. */
+  async function run(tool: ToolRow, args: Record<string, unknown>, executionId: string, userId: string): Promise<RunOutcome> {
+    const started = performance.now();
+    const timeoutMs = Math.min(tool.implementation.timeout_ms ?? DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new ToolRunError('timeout', `no result within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    const elapsed = () => Math.round(performance.now() - started);
+    try {
+      const secretFor = (name: string) => useSecret(name, userId, tool.name);
+      let work: Promise<unknown>;
+      if (tool.implementation.type === 'webhook') {
+        work = callWebhook({ toolName: tool.name, args, executionId, implementation: tool.implementation, allowlist, signal: controller.signal, useSecret: secretFor });
+      } else {
+        const builtin = builtins.get(tool.implementation.builtin);
+        if (!builtin) throw new ToolRunError('builtin_missing', `the built-in "${tool.implementation.builtin ?? ''}" is not available in this version`);
+        work = builtin.run(args, {
+          executionId,
+          userId,
+          toolName: tool.name,
+          implementation: tool.implementation,
+          signal: controller.signal,
+          allowlist,
+          useSecret: secretFor,
+        });
+      }
+      const result = await Promise.race([work, deadline]);
+      if (tool.outputSchema !== null) {
+        const errors = validator.validate(tool, 'output', tool.outputSchema, result);
+        if (errors.length > 0) {
+          return { ok: false, failure: { code: 'invalid_output', message: `the result does not match the output schema (${describeFieldErrors(errors)})` }, durationMs: elapsed() };
+        }
+      }
+      if (result === undefined) return { ok: true, result: null, durationMs: elapsed() };
+      return { ok: true, result, durationMs: elapsed() };
+    } catch (error) {
+      if (error instanceof ToolRunError) return { ok: false, failure: { code: error.code, message: error.message }, durationMs: elapsed() };
+      deps.logger?.error({ err: error, tool: tool.name, execution_id: executionId }, 'tool implementation failed unexpectedly');
+      return { ok: false, failure: { code: 'internal_error', message: 'the tool failed unexpectedly' }, durationMs: elapsed() };
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+  }
+
+  type RunOutcome = { ok: true; result: unknown; durationMs: number } | { ok: false; failure: Failure; durationMs: number };
+
+  function endEvent(
+    tool: Pick<ToolRow, 'id' | 'name' | 'version'>,
+    executionId: string,
+    approvalId: string | null,
+    actor: { userId: string; sessionId: string | null },
+    context: RequestContext,
+    outcome: RunOutcome,
+  ): AuditEventInput {
+    const details: Record<string, unknown> = {
+      tool_id: tool.id,
+      tool_name: tool.name,
+      tool_version: tool.version,
+      duration_ms: outcome.durationMs,
+      approval_id: approvalId,
+      cached: false,
+    };
+    if (!outcome.ok) {
+      details.error_code = outcome.failure.code;
+      details.error = truncate(outcome.failure.message);
+    }
+    return callEvent(outcome.ok ? 'TOOL_CALL_COMPLETED' : 'TOOL_CALL_FAILED', actor, context, executionId, details);
+  }
+
+  function outcomeColumns(executionId: string, outcome: RunOutcome) {
+    return {
+      status: outcome.ok ? ('completed' as const) : ('failed' as const),
+      encryptedResult: outcome.ok ? fieldCipher.encrypt(JSON.stringify(outcome.result), executionResultAad(executionId)) : null,
+      error: outcome.ok ? null : truncate(outcome.failure.message),
+      durationMs: outcome.durationMs,
+      completedAt: now(),
+    };
+  }
+
+  /** Stores how a running call ended and audits it, in one transaction (plus whatever `also` adds to it). */
+  async function finish(
+    tool: Pick<ToolRow, 'id' | 'name' | 'version'>,
+    execution: { id: string; userId: string; approvalId: string | null },
+    actor: { userId: string; sessionId: string | null },
+    context: RequestContext,
+    outcome: RunOutcome,
+    also?: (uow: UnitOfWork) => Promise<void>,
+  ): Promise<void> {
+    await withTransaction(
+      db,
+      async (uow) => {
+        const finished = await repository.finishExecution(uow.tx, execution.id, outcomeColumns(execution.id, outcome));
+        if (!finished) throw new ConflictError('The execution was no longer running');
+        if (also) await also(uow);
+        await audit.record(uow.tx, endEvent(tool, execution.id, execution.approvalId, actor, context, outcome));
+      },
+      deps.logger,
+    );
+  }
+
+  /** A built-in that changes nothing outside this process: run first, then recorded once (run, row and audit). */
+  function isPure(tool: ToolRow): boolean {
+    return tool.implementation.type === 'builtin' && builtins.get(tool.implementation.builtin)?.pure === true;
+  }
+
+  function completedOrThrow(tool: ToolRow, executionId: string, outcome: RunOutcome): ExecuteResult {
+    if (!outcome.ok) throw new ToolExecutionFailedError(tool.name, executionId, outcome.failure.message);
+    return { execution_id: executionId, status: 'completed', result: outcome.result, cached: false };
+  }
+
+  /** A call that needs no approval: stored and audited as initiated, run, then stored and audited with its outcome. */
+  async function runNow(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, options: CallOptions): Promise<ExecuteResult> {
+    const executionId = randomUUID();
+    const initiated = () => callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: false });
+    if (isPure(tool)) {
+      const startedAt = now();
+      const outcome = await run(tool, args, executionId, actor.userId);
+      // Fail closed all the same: if the record cannot be written, the caller gets no result.
+      await withTransaction(
+        db,
+        async (uow) => {
+          await repository.insertExecution(uow.tx, {
+            id: executionId,
+            toolId: tool.id,
+            toolName: tool.name,
+            toolVersion: tool.version,
+            userId: actor.userId,
+            source: options.source,
+            sessionId: options.sessionId,
+            toolCallId: options.toolCallId,
+            encryptedArgs: encryptArgs(executionId, args),
+            argsDigest: digest,
+            createdAt: startedAt,
+            startedAt,
+            ...outcomeColumns(executionId, outcome),
+          });
+          await audit.recordMany(uow.tx, [initiated(), endEvent(tool, executionId, null, actor, options.context, outcome)]);
+        },
+        deps.logger,
+      );
+      const result = completedOrThrow(tool, executionId, outcome);
+      await storeInCache(tool, actor.userId, digest, outcome.ok ? outcome.result : null);
+      return result;
+    }
+    // Anything that may change the world is on record before it runs.
+    await withTransaction(
+      db,
+      async (uow) => {
+        await repository.insertExecution(uow.tx, {
+          id: executionId,
+          toolId: tool.id,
+          toolName: tool.name,
+          toolVersion: tool.version,
+          userId: actor.userId,
+          status: 'running',
+          source: options.source,
+          sessionId: options.sessionId,
+          toolCallId: options.toolCallId,
+          encryptedArgs: encryptArgs(executionId, args),
+          argsDigest: digest,
+          createdAt: now(),
+          startedAt: now(),
+        });
+        await audit.record(uow.tx, initiated());
+      },
+      deps.logger,
+    );
+    const outcome = await run(tool, args, executionId, actor.userId);
+    await finish(tool, { id: executionId, userId: actor.userId, approvalId: null }, actor, options.context, outcome);
+    const result = completedOrThrow(tool, executionId, outcome);
+    await storeInCache(tool, actor.userId, digest, outcome.ok ? outcome.result : null);
+    return result;
+  }
+
+  async function recordCacheHit(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, result: unknown, options: CallOptions): Promise<ExecuteResult> {
+    const executionId = randomUUID();
+    const at = now();
+    await withTransaction(
+      db,
+      async (uow) => {
+        await repository.insertExecution(uow.tx, {
+          id: executionId,
+          toolId: tool.id,
+          toolName: tool.name,
+          toolVersion: tool.version,
+          userId: actor.userId,
+          status: 'completed',
+          source: options.source,
+          sessionId: options.sessionId,
+          toolCallId: options.toolCallId,
+          encryptedArgs: encryptArgs(executionId, args),
+          argsDigest: digest,
+          encryptedResult: fieldCipher.encrypt(JSON.stringify(result), executionResultAad(executionId)),
+          cached: true,
+          durationMs: 0,
+          createdAt: at,
+          startedAt: at,
+          completedAt: at,
+        });
+        await audit.recordMany(uow.tx, [
+          callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: false }),
+          callEvent('TOOL_CALL_COMPLETED', actor, options.context, executionId, { tool_id: tool.id, tool_name: tool.name, tool_version: tool.version, duration_ms: 0, approval_id: null, cached: true }),
+        ]);
+      },
+      deps.logger,
+    );
+    return { execution_id: executionId, status: 'completed', result, cached: true };
+  }
+
+  /** A gated call: stored as pending with its approval (approvers notified, expiry scheduled), in one transaction. */
+  async function requestApproval(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, options: CallOptions): Promise<ExecuteResult> {
+    const gate = deps.approvals();
+    if (options.sessionId !== null) {
+      const existing = await gate.findReusable({ sessionId: options.sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId });
+      if (existing) return { execution_id: existing.executionId, status: 'pending_approval', approval_id: existing.id };
+    }
+    const notifyUserIds = await gate.approverIdsFor(tool.approverRole, actor.userId);
+    const executionId = randomUUID();
+    const approvalId = randomUUID();
+    try {
+      await withTransaction(
+        db,
+        async (uow) => {
+          await repository.insertExecution(uow.tx, {
+            id: executionId,
+            toolId: tool.id,
+            toolName: tool.name,
+            toolVersion: tool.version,
+            userId: actor.userId,
+            status: 'pending_approval',
+            source: options.source,
+            sessionId: options.sessionId,
+            toolCallId: options.toolCallId,
+            approvalId,
+            encryptedArgs: encryptArgs(executionId, args),
+            argsDigest: digest,
+            createdAt: now(),
+          });
+          await gate.request(uow, {
+            approvalId,
+            tool: { id: tool.id, name: tool.name, version: tool.version, approvalsRequired: tool.approvalsRequired, approverRole: tool.approverRole },
+            args,
+            argsDigest: digest,
+            requester: actor,
+            executionId,
+            sessionId: options.sessionId,
+            toolCallId: options.toolCallId,
+            notifyUserIds,
+            context: options.context,
+          });
+          await audit.record(
+            uow.tx,
+            callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: true, approval_id: approvalId }),
+          );
+        },
+        deps.logger,
+      );
+    } catch (error) {
+      // The same call proposed concurrently in one chat session: the other request's approval stands.
+      if (options.sessionId !== null && isUniqueViolation(error)) {
+        const existing = await gate.findReusable({ sessionId: options.sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId });
+        if (existing) return { execution_id: existing.executionId, status: 'pending_approval', approval_id: existing.id };
+      }
+      throw error;
+    }
+    return { execution_id: executionId, status: 'pending_approval', approval_id: approvalId };
+  }
+
+  async function execute(actor: Actor, ref: ToolRef, rawArgs: unknown, options: CallOptions, pointerPrefix: string): Promise<ExecuteResult> {
+    const tool = await registry.resolveForUse(actor, ref);
+    const args = validateArgs(tool, rawArgs, pointerPrefix);
+    const digest = digestOf(args, pointerPrefix);
+    const cached = await cachedResult(tool, actor.userId, digest);
+    if (cached.found) return recordCacheHit(actor, tool, args, digest, cached.result, options);
+    if (needsApproval(tool, args)) return requestApproval(actor, tool, args, digest, options);
+    return runNow(actor, tool, args, digest, options);
+  }
+
+  /**
+   * Claims an approved call and checks it still is what was approved: the same tool definition, and arguments whose
+   * canonical digest is the approved one (in the approval and in the execution). A mismatch is recorded as a refused
+   * run. Returns undefined when another caller already claimed it.
+   */
+  async function claimApproved(
+    approvalId: string,
+    filter: { sessionId: string | null; requesterId?: string },
+    onRefused?: (uow: UnitOfWork, prepared: Extract<Prepared, { kind: 'refused' }>) => Promise<void>,
+  ): Promise<Prepared | undefined> {
+    const gate = deps.approvals();
+    // Read before the transaction (the identity module queries on its own): may the requester still use the tool?
+    const requested = await gate.find(approvalId);
+    if (!requested || requested.status !== 'APPROVED' || requested.continuedAt !== null) return undefined;
+    const requestedTool = await registry.findLiveById(db, requested.toolId);
+    const requesterAllowed = requestedTool ? await deps.requesterAllowed(requested.requesterId, requestedTool.requiredRole) : false;
+    return withTransaction(
+      db,
+      async (uow): Promise<Prepared | undefined> => {
+        const approval = await gate.claim(uow, approvalId, { ...filter, statuses: ['APPROVED'] });
+        if (!approval) return undefined;
+        const execution = await repository.claimPendingExecution(uow.tx, approval.executionId, now());
+        if (!execution) return undefined;
+        let failure: Failure | undefined;
+        let args: Record<string, unknown> = {};
+        const tool = await registry.findLiveById(uow.tx, approval.toolId);
+        if (!tool || !tool.isEnabled) {
+          failure = { code: 'tool_unavailable', message: 'the tool was removed or disabled after the approval' };
+        } else if (tool.version !== approval.toolVersion || execution.toolVersion !== approval.toolVersion) {
+          failure = { code: 'tool_changed', message: 'the tool definition changed after the approval; request the call again' };
+        } else if (!requesterAllowed || requestedTool?.requiredRole !== tool.requiredRole) {
+          failure = { code: 'requester_not_allowed', message: 'the requester may no longer use this tool (deactivated, or their role changed)' };
+        } else {
+          try {
+            args = decryptArgs(execution);
+            const approvedArgs = gate.decryptArgs(approval);
+            if (execution.toolId !== approval.toolId || execution.argsDigest !== approval.argsDigest || argsDigest(args) !== approval.argsDigest || argsDigest(approvedArgs) !== approval.argsDigest) {
+              failure = { code: 'arguments_changed', message: 'the arguments differ from the approved ones; the call was refused' };
+            }
+          } catch (error) {
+            if (!(error instanceof EncryptedDataError) && !(error instanceof SyntaxError) && !(error instanceof CanonicalJsonError)) throw error;
+            failure = { code: 'arguments_changed', message: 'the stored arguments could not be verified against the approval; the call was refused' };
+          }
+        }
+        if (failure || !tool) {
+          const refusal = failure ?? { code: 'tool_unavailable', message: 'the tool is not available' };
+          await repository.finishExecution(uow.tx, execution.id, { status: 'failed', encryptedResult: null, error: refusal.message, durationMs: 0, completedAt: now() });
+          const prepared = { kind: 'refused' as const, execution, approval, failure: refusal };
+          if (onRefused) await onRefused(uow, prepared);
+          await audit.record(
+            uow.tx,
+            callEvent('TOOL_CALL_FAILED', { userId: approval.requesterId, sessionId: null }, SYSTEM_CONTEXT, execution.id, {
+              tool_id: approval.toolId,
+              tool_name: approval.toolName,
+              tool_version: approval.toolVersion,
+              approval_id: approval.id,
+              error_code: refusal.code,
+              error: refusal.message,
+              duration_ms: 0,
+              cached: false,
+            }),
+          );
+          return prepared;
+        }
+        return { kind: 'ready', tool, args, execution, approval };
+      },
+      deps.logger,
+    );
+  }
+
+  function resultNotice(approval: ApprovalRow, executionId: string, status: 'completed' | 'failed', error: string | null): NotifyInput {
+    const link = executionLink(approval.toolId, executionId);
+    return {
+      userId: approval.requesterId,
+      type: 'LONG_RUNNING_TASK_COMPLETED',
+      title: status === 'completed' ? `Tool run completed: ${approval.toolName}` : `Tool run failed: ${approval.toolName}`,
+      message:
+        status === 'completed'
+          ? `Your approved call of "${approval.toolName}" has run. The result: ${link}`
+          : `Your approved call of "${approval.toolName}" did not complete: ${error ?? 'unknown error'}. Details: ${link}`,
+      priority: 'normal',
+      data: { approval_id: approval.id, execution_id: executionId, tool_id: approval.toolId, tool_name: approval.toolName, status, link },
+    };
+  }
+
+  async function notifyInUow(uow: UnitOfWork, input: NotifyInput): Promise<void> {
+    const notifier = deps.notifier();
+    if (notifier) await notifier.notify(input, uow);
+  }
+
+  /** Runs a claimed, verified call and stores its outcome. */
+  async function runPrepared(prepared: Extract<Prepared, { kind: 'ready' }>, notifyRequester: boolean): Promise<ChatToolOutcome> {
+    const { tool, args, execution, approval } = prepared;
+    const outcome = await run(tool, args, execution.id, approval.requesterId);
+    const requester = { userId: approval.requesterId, sessionId: null };
+    await finish(tool, { id: execution.id, userId: approval.requesterId, approvalId: approval.id }, requester, SYSTEM_CONTEXT, outcome, async (uow) => {
+      if (notifyRequester) await notifyInUow(uow, resultNotice(approval, execution.id, outcome.ok ? 'completed' : 'failed', outcome.ok ? null : outcome.failure.message));
+    });
+    if (!outcome.ok) return { status: 'failed', execution_id: execution.id, error: outcome.failure.message };
+    await storeInCache(tool, approval.requesterId, approval.argsDigest, outcome.result);
+    return { status: 'completed', execution_id: execution.id, result: outcome.result, cached: false };
+  }
+
+  /** Turns what the pipeline refuses into a failure the model can read; infrastructure errors still throw. */
+  function failedOutcome(error: unknown, toolName: string): ChatToolOutcome {
+    if (error instanceof ToolExecutionFailedError) return { status: 'failed', execution_id: error.executionId, error: error.reason };
+    if (error instanceof NotFoundError) return { status: 'failed', execution_id: null, error: `There is no tool named "${toolName}" available to you.` };
+    if (error instanceof ValidationError) {
+      return { status: 'failed', execution_id: null, error: `The arguments are invalid: ${describeFieldErrors(error.errors)}` };
+    }
+    if (error instanceof ForbiddenError || error instanceof ConflictError) return { status: 'failed', execution_id: null, error: error.message };
+    throw error;
+  }
+
+  async function auditRefusedChatCall(actor: Actor, call: ChatToolCall, context: ChatToolContext, outcome: Extract<ChatToolOutcome, { status: 'failed' }>): Promise<void> {
+    await withTransaction(
+      db,
+      async (uow) => {
+        await audit.record(uow.tx, {
+          eventType: 'TOOL_CALL_FAILED',
+          userId: actor.userId,
+          sessionId: actor.sessionId,
+          resourceType: EXECUTION_RESOURCE,
+          resourceId: null,
+          details: { tool_name: call.toolName.slice(0, 100), source: 'chat', chat_session_id: context.sessionId, tool_call_id: call.toolCallId, error_code: 'refused', error: outcome.error },
+          context: context.requestContext,
+        });
+      },
+      deps.logger,
+    );
+  }
+
+  const chatTools: ChatToolRuntime = {
+    async listForActor(actor) {
+      const rows = await registry.usableBy(actor);
+      return rows.map(
+        (row): ChatToolDefinition => ({
+          name: row.name,
+          description: row.description,
+          input_schema: row.inputSchema as JSONSchema7,
+        }),
+      );
+    },
+
+    async executeFromChat(actor, call, context) {
+      try {
+        return await execute(
+          actor,
+          { name: call.toolName },
+          call.args,
+          { source: 'chat', context: context.requestContext, sessionId: context.sessionId, toolCallId: call.toolCallId },
+          '',
+        );
+      } catch (error) {
+        const outcome = failedOutcome(error, call.toolName);
+        // Refused before anything ran (unknown tool, role, arguments): recorded, as the model may have been steered.
+        if (outcome.status === 'failed' && outcome.execution_id === null) await auditRefusedChatCall(actor, call, context, outcome);
+        return outcome;
+      }
+    },
+
+    async resumeApproval(actor, approvalId, context): Promise<ResumedToolCall> {
+      const gate = deps.approvals();
+      const approval = await gate.loadForContinuation(actor, approvalId, context.sessionId);
+      const args = gate.decryptArgs(approval);
+      const call = { toolCallId: approval.toolCallId ?? approval.id, toolName: approval.toolName, args };
+      if (approval.status === 'APPROVED') {
+        const prepared = await claimApproved(approval.id, { sessionId: context.sessionId, requesterId: actor.userId });
+        if (!prepared) throw new ConflictError('This approval has already been continued');
+        if (prepared.kind === 'refused') {
+          return { ...call, outcome: { status: 'failed', execution_id: prepared.execution.id, error: prepared.failure.message } };
+        }
+        return { ...call, outcome: await runPrepared(prepared, false) };
+      }
+      const claimed = await withTransaction(db, (uow) => gate.claim(uow, approval.id, { sessionId: context.sessionId, requesterId: actor.userId, statuses: ['REJECTED', 'EXPIRED'] }), deps.logger);
+      if (!claimed) throw new ConflictError('This approval has already been continued');
+      const reason = claimed.status === 'REJECTED' ? await gate.rejectionReason(claimed.id) : 'the approval expired before anyone decided';
+      return {
+        ...call,
+        outcome: { status: claimed.status === 'REJECTED' ? 'rejected' : 'expired', execution_id: claimed.executionId, reason },
+      };
+    },
+  };
+
+  const lifecycle: ApprovalLifecycle = {
+    async onClosed(uow, approval, outcome) {
+      const status = outcome === 'REJECTED' ? 'rejected' : 'expired';
+      const message = outcome === 'REJECTED' ? 'the approval was rejected; the call did not run' : 'the approval expired; the call did not run';
+      const closed = await repository.closePendingExecution(uow.tx, approval.executionId, status, message, now());
+      if (!closed) return [];
+      return [
+        callEvent('TOOL_CALL_FAILED', { userId: approval.requesterId, sessionId: null }, SYSTEM_CONTEXT, closed.id, {
+          tool_id: approval.toolId,
+          tool_name: approval.toolName,
+          tool_version: approval.toolVersion,
+          approval_id: approval.id,
+          error_code: outcome === 'REJECTED' ? 'approval_rejected' : 'approval_expired',
+          error: message,
+          duration_ms: 0,
+          cached: false,
+        }),
+      ];
+    },
+  };
+
+  function canSeeAllExecutions(actor: Actor): boolean {
+    return hasPermission(actor.role, 'approvals:decide');
+  }
+
+  return {
+    chatTools,
+    lifecycle,
+
+    /** `POST /tools/{id}/execute`: 200 with the result, or 202 pending approval; 4xx as the pipeline refuses. */
+    async execute(actor: Actor, ref: ToolRef, args: unknown, context: RequestContext): Promise<ExecuteResult> {
+      return execute(actor, ref, args, { source: 'api', context, sessionId: null, toolCallId: null }, '/args');
+    },
+
+    /**
+     * The `approvals.execute` job: runs an approved direct call once, then tells the requester where the result is.
+     * Idempotent: a retried or duplicated job finds the call already claimed and does nothing.
+     */
+    async runApproved(approvalId: string): Promise<void> {
+      const prepared = await claimApproved(approvalId, { sessionId: null }, async (uow, refused) => {
+        await notifyInUow(uow, resultNotice(refused.approval, refused.execution.id, 'failed', refused.failure.message));
+      });
+      if (!prepared || prepared.kind === 'refused') return;
+      await runPrepared(prepared, true);
+    },
+
+    async listExecutions(actor: Actor, ref: ToolRef, query: { limit?: number; cursor?: string }): Promise<Page<ExecutionView>> {
+      const tool = await registry.requireLive(ref);
+      const limit = clampLimit(query.limit);
+      const key = decodeCursor<{ t: string; id: string }>(query.cursor, ['t', 'id']);
+      const before = key ? { createdAt: new Date(String(key.t)), id: String(key.id) } : undefined;
+      if (before && !Number.isFinite(before.createdAt.getTime())) throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
+      const rows = await repository.listExecutions(db, { toolId: tool.id, userId: canSeeAllExecutions(actor) ? null : actor.userId, before, limit: limit + 1 });
+      return toPage(rows, limit, (row) => ({ t: row.createdAt.toISOString(), id: row.id }), presentExecution);
+    },
+
+    /** One execution: the caller's own, or any for approvers and admins; otherwise it does not exist. */
+    async getExecution(actor: Actor, ref: ToolRef, executionId: string): Promise<ExecutionView> {
+      const tool = await registry.requireLive(ref);
+      const row = await repository.findExecution(db, executionId);
+      if (!row || row.toolId !== tool.id || (row.userId !== actor.userId && !canSeeAllExecutions(actor))) throw new NotFoundError('Execution');
+      return presentExecution(row);
+    },
+
+    /** Crash recovery: calls left running by a dead process are marked failed (they are never re-run). */
+    async failStaleRunning(): Promise<number> {
+      return withTransaction(
+        db,
+        async (uow) => {
+          const rows = await repository.failStaleRunning(uow.tx, new Date(now().getTime() - STALE_RUNNING_MS), now());
+          await audit.recordMany(
+            uow.tx,
+            rows.map((row) =>
+              callEvent('TOOL_CALL_FAILED', { userId: row.userId, sessionId: null }, SYSTEM_CONTEXT, row.id, {
+                tool_id: row.toolId,
+                tool_name: row.toolName,
+                tool_version: row.toolVersion,
+                approval_id: row.approvalId,
+                error_code: 'interrupted',
+                error: row.error,
+                cached: false,
+              }),
+            ),
+          );
+          return rows.length;
+        },
+        deps.logger,
+      );
+    },
+  };
+}
+
+export type ToolEngine = ReturnType<typeof createToolEngine>;

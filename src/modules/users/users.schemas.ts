@@ -1,0 +1,100 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { ROLES } from '../../db/schema/users.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
+import { PASSWORD_MAX_LENGTH } from '../auth/passwords.js';
+
+export const RoleSchema = Type.Union(
+  ROLES.map((role) => Type.Literal(role)),
+  { description: 'ANALYST < MANAGER < ADMIN' },
+);
+
+/** What leaves the server about a user: the presenter below lists exactly these fields. */
+export const UserSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    username: Type.String(),
+    email: Type.String(),
+    full_name: Type.Union([Type.String(), Type.Null()]),
+    role: RoleSchema,
+    is_active: Type.Boolean(),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+    last_login_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type UserView = Static<typeof UserSchema>;
+
+export interface PresentableUser {
+  id: string;
+  username: string;
+  email: string;
+  fullName: string | null;
+  role: UserView['role'];
+  isActive: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  lastLoginAt: Date | null;
+}
+
+export function presentUser(row: PresentableUser): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    full_name: row.fullName,
+    role: row.role,
+    is_active: row.isActive,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    last_login_at: row.lastLoginAt ? row.lastLoginAt.toISOString() : null,
+  };
+}
+
+export const UsernameSchema = Type.String({
+  minLength: 3,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+  description: 'letters, digits, `_`, `.`, `-`; starts with a letter or digit',
+});
+export const EmailSchema = Type.String({ format: 'email', maxLength: 254 });
+export const FullNameSchema = Type.String({ minLength: 1, maxLength: 200 });
+/** Length limits here give early 422s; the service applies the full password rules. */
+export const PasswordSchema = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH });
+
+export const UserIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
+
+export const ListUsersQuery = Type.Object(
+  {
+    role: Type.Optional(RoleSchema),
+    is_active: Type.Optional(Type.Boolean()),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'substring of username, e-mail or full name' })),
+    limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
+    cursor: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+
+export const UserPage = Type.Object({
+  items: Type.Array(UserSchema),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const CreateUserBody = Type.Object(
+  {
+    username: UsernameSchema,
+    email: EmailSchema,
+    password: PasswordSchema,
+    full_name: Type.Optional(FullNameSchema),
+    role: Type.Optional(RoleSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateUserBody = Type.Object(
+  {
+    role: Type.Optional(RoleSchema),
+    is_active: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);

@@ -1,0 +1,50 @@
+import fp from 'fastify-plugin';
+import { createFieldEncryptionService, type FieldEncryptionService } from './field-cipher.js';
+import { registerVaultJobs } from './vault.jobs.js';
+import { createVaultRepository } from './vault.repository.js';
+import { vaultRoutes } from './vault.routes.js';
+import { createVaultService, type VaultNotifier, type VaultService } from './vault.service.js';
+
+export { EncryptedDataError, type EncryptedColumn, type EncryptedColumnRow, type FieldEncryptionService } from './field-cipher.js';
+export { KeyRotationIncompleteError, type KeyRotationResult, type VaultService } from './vault.service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Field-level encryption for every module (chat content, tool arguments and results), rotated by the vault. */
+    fieldCipher: FieldEncryptionService;
+    vault: VaultService;
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The secrets vault and the field encryption service. Other modules register their encrypted columns on
+ * `app.fieldCipher` while they are registered, so `POST /vault/rotate` and `cdsa vault rotate` rewrap them too.
+ */
+export const vaultModule = fp(
+  async (app) => {
+    const fieldCipher = createFieldEncryptionService(app.secrets.encryptionKeys, app.log);
+    const vault = createVaultService({
+      db: app.infra.database.db,
+      repository: createVaultRepository(),
+      audit: app.audit,
+      fieldCipher,
+      fingerprinter: app.audit,
+      // Notifications are optional for the vault: admins are told when the module is there.
+      notifier: () => (app.hasDecorator('notifications') ? app.getDecorator<VaultNotifier>('notifications') : undefined),
+      retentionMs: app.config.vaultRetentionDays * DAY_MS,
+      logger: app.log,
+    });
+    app.decorate('fieldCipher', fieldCipher);
+    app.decorate('vault', vault);
+
+    const purge = registerVaultJobs(app.infra.jobs, vault);
+    app.addHook('onReady', async () => {
+      await purge.start();
+    });
+
+    await app.register(vaultRoutes, { prefix: '/api/v1', vault });
+  },
+  { name: 'module-vault', dependencies: ['infra', 'module-audit'] },
+);
