@@ -118,6 +118,9 @@ export function createBullJobQueue(options: {
   const queue = new Queue(queueName, { connection: options.connection, prefix: options.prefix });
   let worker: Worker | undefined;
   queue.on('error', (error) => options.logger?.warn({ err: error.message }, 'job queue error'));
+  // BullMQ checks the server (INFO) while it initialises; closing before that settles would leave the check's
+  // promise to reject unhandled, so close() waits for it.
+  const queueReady = queue.waitUntilReady().catch(() => undefined);
   return {
     kind: 'bullmq',
     register(name, handler) {
@@ -152,7 +155,11 @@ export function createBullJobQueue(options: {
       });
     },
     async close() {
-      await worker?.close();
+      await queueReady;
+      if (worker) {
+        await worker.waitUntilReady().catch(() => undefined);
+        await worker.close();
+      }
       await queue.close();
     },
   };
