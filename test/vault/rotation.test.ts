@@ -6,8 +6,9 @@ import { generateKeyringEntry } from '../../src/lib/crypto/keyring.js';
 import { SYSTEM_CONTEXT } from '../../src/modules/auth/permissions.js';
 import { KeyRotationIncompleteError, type EncryptedColumn } from '../../src/modules/vault/index.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, flipOneByte, secretRows, versionRows } from './helpers.js';
+import { flipOneByte, secretRows, versionRows } from './helpers.js';
 
 const API = '/api/v1/vault';
 const OLD = generateKeyringEntry('k2025');
@@ -199,7 +200,7 @@ describe('key rotation over a damaged value', () => {
   it('rewraps the others, leaves the damaged one under its old key and fails loudly', async () => {
     const [victim] = (await secretRows(t)).filter((row) => row.name === 'damaged.b');
     const [version] = await versionRows(t, victim!.id);
-    // Damage the wrapped data key (the part rotation authenticates).
+    // Damage the wrapped data key: rotation authenticates the whole ciphertext, so it cannot be carried over.
     const parts = version!.encrypted_value.split('.');
     const wrapped = Buffer.from(parts[2]!, 'base64url');
     wrapped[20] = wrapped[20]! ^ 0x80;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DecryptionError, createFieldCipher, isFieldCiphertext, type DecryptionErrorCode } from './envelope.js';
-import { createKeyring } from './keyring.js';
+import { createKeyring, type Keyring } from './keyring.js';
 
 const keyA = { id: 'keyA', key: randomBytes(32) };
 const keyB = { id: 'keyB', key: randomBytes(32) };
@@ -69,23 +69,22 @@ describe('field cipher round trips', () => {
     expect(ciphertext).not.toContain(Buffer.from(text).toString('base64url').slice(0, 12));
   });
 
-  it('uses a fresh data key and nonce for every value', () => {
+  it('uses a fresh nonce for every value, under one shared data key', () => {
     const first = parts(cipherA.encrypt('same', AAD));
     const second = parts(cipherA.encrypt('same', AAD));
-    expect(first.wrapped.equals(second.wrapped)).toBe(false);
+    expect(first.wrapped.equals(second.wrapped)).toBe(true);
     expect(first.nonce.equals(second.nonce)).toBe(false);
     expect(first.body.equals(second.body)).toBe(false);
   });
 
-  it('keeps working across many values (the random pool refills in between)', () => {
-    const values = Array.from({ length: 300 }, (_, i) => `value-${i}`);
+  it('keeps working across many values (the nonce pool refills in between)', () => {
+    const values = Array.from({ length: 1000 }, (_, i) => `value-${i}`);
     const ciphertexts = values.map((value, i) => {
-      // Interleaved rewraps draw 12 bytes, so values start at varying offsets of the pool.
       if (i % 7 === 0) cipherA.rewrap(cipherA.encrypt('x', AAD), AAD);
       return cipherA.encrypt(value, `${AAD}:${i}`);
     });
     expect(ciphertexts.map((c, i) => cipherA.decryptString(c, `${AAD}:${i}`))).toEqual(values);
-    expect(new Set(ciphertexts.map((c) => c.split('.')[2])).size).toBe(values.length);
+    expect(new Set(ciphertexts.map((c) => c.split('.')[3])).size).toBe(values.length);
   });
 
   it('requires associated data', () => {
@@ -114,15 +113,33 @@ describe('field cipher refuses what it must not open', () => {
     expectRefused(() => cipherA.decrypt(ciphertext, `${AAD} `), 'authentication_failed');
   });
 
-  it("refuses a wrapped data key moved into another row's ciphertext", () => {
+  it("refuses a value's data part moved into another row's ciphertext", () => {
     const mine = parts(cipherA.encrypt('mine', AAD));
     const theirs = parts(cipherA.encrypt('theirs', OTHER_ROW));
-    const spliced = join({ ...theirs, wrapped: mine.wrapped });
-    expectRefused(() => cipherA.decrypt(spliced, OTHER_ROW), 'authentication_failed');
-    expectRefused(() => cipherA.decrypt(spliced, AAD), 'authentication_failed');
-    // The data part of one value under another value's key, same row: still refused.
-    const other = parts(cipherA.encrypt('other', AAD));
-    expectRefused(() => cipherA.decrypt(join({ ...other, body: mine.body, nonce: mine.nonce }), AAD), 'authentication_failed');
+    const moved = join({ ...theirs, nonce: mine.nonce, body: mine.body });
+    expectRefused(() => cipherA.decrypt(moved, OTHER_ROW), 'authentication_failed');
+  });
+
+  it('refuses a wrapped data key swapped between ciphertexts under different data keys', () => {
+    const oneKeyEach = createFieldCipher(createKeyring([keyA]), { dataKeyMaxUses: 1 });
+    const mine = parts(oneKeyEach.encrypt('mine', AAD));
+    const other = parts(oneKeyEach.encrypt('other', AAD));
+    expect(mine.wrapped.equals(other.wrapped)).toBe(false);
+    expectRefused(() => oneKeyEach.decrypt(join({ ...other, wrapped: mine.wrapped }), AAD), 'authentication_failed');
+    expectRefused(() => oneKeyEach.decrypt(join({ ...mine, wrapped: other.wrapped }), AAD), 'authentication_failed');
+    // The same with a fresh instance, where neither data key is cached.
+    const cold = createFieldCipher(createKeyring([keyA]));
+    expectRefused(() => cold.decrypt(join({ ...other, wrapped: mine.wrapped }), AAD), 'authentication_failed');
+  });
+
+  it('refuses a wrapped data key swapped between ciphertexts under different master keys', () => {
+    const both = createFieldCipher(createKeyring([keyA, keyB]));
+    const underA = parts(both.encrypt('a', AAD));
+    const underB = parts(createFieldCipher(createKeyring([keyB, keyA])).encrypt('b', AAD));
+    // keyB's wrapped data key under keyA's label does not unwrap; under its own label it opens the wrong data key.
+    expectRefused(() => both.decrypt(join({ ...underA, wrapped: underB.wrapped }), AAD), 'authentication_failed');
+    expectRefused(() => both.decrypt(join({ ...underA, keyId: 'keyB', wrapped: underB.wrapped }), AAD), 'authentication_failed');
+    expectRefused(() => both.rewrap(join({ ...underB, keyId: 'keyA' }), AAD), 'authentication_failed');
   });
 
   it.each([
@@ -138,10 +155,9 @@ describe('field cipher refuses what it must not open', () => {
     const ciphertext = parts(cipherA.encrypt(randomBytes(1024), AAD));
     const tampered = join({ ...ciphertext, [part]: flip(ciphertext[part], index) });
     expectRefused(() => cipherA.decrypt(tampered, AAD), 'authentication_failed');
-    // Rotation authenticates the wrapped key only; a damaged data part is carried over and still refused afterwards.
+    // Rotation authenticates the whole value: a damaged one is refused then, not carried over.
     const rotating = createFieldCipher(createKeyring([keyB, keyA]));
-    if (part === 'wrapped') expectRefused(() => rotating.rewrap(tampered, AAD), 'authentication_failed');
-    else expectRefused(() => rotating.decrypt(rotating.rewrap(tampered, AAD), AAD), 'authentication_failed');
+    expectRefused(() => rotating.rewrap(tampered, AAD), 'authentication_failed');
   });
 
   // Values of 8, 9 and 10 bytes leave 0, 4 and 2 unused bits in the last base64url character of the data part.
@@ -251,4 +267,135 @@ describe('key rotation', () => {
     const ciphertext = cipherA.encrypt('x', AAD);
     expectRefused(() => createFieldCipher(createKeyring([keyB])).rewrap(ciphertext, AAD), 'unknown_key');
   });
+
+  it('rewraps a data key shared by many values once, after which the old key can be removed', () => {
+    const aads = Array.from({ length: 50 }, (_, i) => `secrets:${i}:value`);
+    const originals = aads.map((aad, i) => cipherA.encrypt(`value-${i}`, aad));
+    expect(new Set(originals.map((c) => c.split('.')[2])).size).toBe(1);
+
+    const during = createFieldCipher(createKeyring([keyB, keyA]));
+    const rewrapped = originals.map((c, i) => during.rewrap(c, aads[i]!));
+    // Every wrap draws a fresh nonce, so one wrapped form across all values means the data key was wrapped once.
+    expect(new Set(rewrapped.map((c) => c.split('.')[2])).size).toBe(1);
+    expect(rewrapped[0]!.split('.')[2]).not.toBe(originals[0]!.split('.')[2]);
+    rewrapped.forEach((c, i) => expect(c.split('.').slice(3)).toEqual(originals[i]!.split('.').slice(3)));
+
+    const after = createFieldCipher(createKeyring([keyB]));
+    expect(rewrapped.map((c, i) => after.decryptString(c, aads[i]!))).toEqual(aads.map((_, i) => `value-${i}`));
+    expectRefused(() => after.decrypt(originals[0]!, aads[0]!), 'unknown_key');
+    expectRefused(() => after.decrypt(rewrapped[0]!, aads[1]!), 'authentication_failed');
+  });
+
+  it('rewraps values under different data keys each to their own', () => {
+    const writer = createFieldCipher(createKeyring([keyA]), { dataKeyMaxUses: 1 });
+    const originals = [writer.encrypt('one', AAD), writer.encrypt('two', AAD)];
+    const during = createFieldCipher(createKeyring([keyB, keyA]));
+    const rewrapped = originals.map((c) => during.rewrap(c, AAD));
+    expect(rewrapped[0]!.split('.')[2]).not.toBe(rewrapped[1]!.split('.')[2]);
+    const after = createFieldCipher(createKeyring([keyB]));
+    expect(rewrapped.map((c) => after.decryptString(c, AAD))).toEqual(['one', 'two']);
+  });
 });
+
+/** A keyring that counts master key look-ups: decryption looks one up exactly when its data key is not cached. */
+function countingKeyring(entries: { id: string; key: Buffer }[]): { keyring: Keyring; lookups: () => number } {
+  const inner = createKeyring(entries);
+  let count = 0;
+  const keyring: Keyring = {
+    active: inner.active,
+    ids: inner.ids,
+    get(id) {
+      count += 1;
+      return inner.get(id);
+    },
+  };
+  return { keyring, lookups: () => count };
+}
+
+describe('data key caching', () => {
+  it('encrypts many values, in different rows, under one data key that each value still binds to its own row', () => {
+    const cipher = createFieldCipher(createKeyring([keyA]));
+    const aads = Array.from({ length: 20 }, (_, i) => `chat_messages:${i}:content`);
+    const ciphertexts = aads.map((aad, i) => cipher.encrypt(`message ${i}`, aad));
+    expect(new Set(ciphertexts.map((c) => c.split('.')[2])).size).toBe(1);
+    // A fresh instance has nothing cached: the shared wrapped form is genuine, and decrypts every value.
+    const cold = createFieldCipher(createKeyring([keyA]));
+    expect(ciphertexts.map((c, i) => cold.decryptString(c, aads[i]!))).toEqual(aads.map((_, i) => `message ${i}`));
+    for (const reader of [cipher, cold]) {
+      expectRefused(() => reader.decrypt(ciphertexts[0]!, aads[1]!), 'authentication_failed');
+      const swapped = join({ ...parts(ciphertexts[1]!), nonce: parts(ciphertexts[0]!).nonce, body: parts(ciphertexts[0]!).body });
+      expectRefused(() => reader.decrypt(swapped, aads[1]!), 'authentication_failed');
+    }
+  });
+
+  it('draws a fresh data key after the use limit', () => {
+    const cipher = createFieldCipher(createKeyring([keyA]), { dataKeyMaxUses: 3 });
+    const ciphertexts = Array.from({ length: 7 }, (_, i) => cipher.encrypt(`v${i}`, AAD));
+    const wrapped = ciphertexts.map((c) => c.split('.')[2]);
+    expect(new Set(wrapped.slice(0, 3)).size).toBe(1);
+    expect(new Set(wrapped.slice(3, 6)).size).toBe(1);
+    expect(new Set(wrapped).size).toBe(3);
+    const cold = createFieldCipher(createKeyring([keyA]));
+    expect(ciphertexts.map((c) => cold.decryptString(c, AAD))).toEqual(ciphertexts.map((_, i) => `v${i}`));
+  });
+
+  it('draws a fresh data key once the current one reaches its maximum age', () => {
+    let clock = 1_000_000;
+    const cipher = createFieldCipher(createKeyring([keyA]), { dataKeyMaxAgeMs: 60_000, now: () => clock });
+    const first = cipher.encrypt('a', AAD).split('.')[2];
+    clock += 59_999;
+    expect(cipher.encrypt('b', AAD).split('.')[2]).toBe(first);
+    clock += 1;
+    const renewed = cipher.encrypt('c', AAD);
+    expect(renewed.split('.')[2]).not.toBe(first);
+    expect(cipher.decryptString(renewed, AAD)).toBe('c');
+  });
+
+  it('writes under a new data key per master key', () => {
+    const before = parts(cipherA.encrypt('x', AAD));
+    const after = parts(createFieldCipher(createKeyring([keyB, keyA])).encrypt('x', AAD));
+    expect(after.keyId).toBe('keyB');
+    expect(after.wrapped.equals(before.wrapped)).toBe(false);
+  });
+
+  it('unwraps a data key once and keeps the least recently used ones up to the cache size', () => {
+    const writer = createFieldCipher(createKeyring([keyA]), { dataKeyMaxUses: 1 });
+    const [a, b, c] = ['a', 'b', 'c'].map((value) => writer.encrypt(value, AAD)) as [string, string, string];
+    const { keyring, lookups } = countingKeyring([keyA]);
+    const reader = createFieldCipher(keyring, { dataKeyCacheSize: 2 });
+    const read = (ciphertext: string) => reader.decryptString(ciphertext, AAD);
+
+    expect([read(a), read(b)]).toEqual(['a', 'b']);
+    expect(lookups()).toBe(2);
+    expect([read(a), read(b), read(a)]).toEqual(['a', 'b', 'a']);
+    expect(lookups()).toBe(2);
+    // Caching c drops b, the least recently used (not a, the first cached).
+    expect(read(c)).toBe('c');
+    expect(lookups()).toBe(3);
+    expect(read(a)).toBe('a');
+    expect(lookups()).toBe(3);
+    expect(read(b)).toBe('b');
+    expect(lookups()).toBe(4);
+    // A cached data key never opens a value for another row.
+    expectRefused(() => reader.decrypt(b, OTHER_ROW), 'authentication_failed');
+  });
+
+  it('caches the data keys it writes with, so its own values decrypt without unwrapping', () => {
+    const { keyring, lookups } = countingKeyring([keyA]);
+    const cipher = createFieldCipher(keyring);
+    const ciphertexts = Array.from({ length: 10 }, (_, i) => cipher.encrypt(`v${i}`, `${AAD}:${i}`));
+    expect(ciphertexts.map((c, i) => cipher.decryptString(c, `${AAD}:${i}`))).toEqual(ciphertexts.map((_, i) => `v${i}`));
+    expect(lookups()).toBe(0);
+  });
+
+  it('rejects limits that are not positive integers, or that exceed what GCM allows with random nonces', () => {
+    const keyring = createKeyring([keyA]);
+    expect(() => createFieldCipher(keyring, { dataKeyMaxUses: 0 })).toThrow(RangeError);
+    expect(() => createFieldCipher(keyring, { dataKeyMaxUses: 2 ** 32 + 1 })).toThrow(/dataKeyMaxUses/);
+    expect(() => createFieldCipher(keyring, { dataKeyMaxUses: 1.5 })).toThrow(RangeError);
+    expect(() => createFieldCipher(keyring, { dataKeyMaxAgeMs: 0 })).toThrow(/dataKeyMaxAgeMs/);
+    expect(() => createFieldCipher(keyring, { dataKeyMaxAgeMs: Number.POSITIVE_INFINITY })).toThrow(RangeError);
+    expect(() => createFieldCipher(keyring, { dataKeyCacheSize: 0 })).toThrow(/dataKeyCacheSize/);
+  });
+});
+

@@ -1,12 +1,22 @@
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { isValidKeyId, type Keyring, type MasterKey } from './keyring.js';
 
 /**
  * Envelope encryption for individual values (secrets, message content, tool arguments).
  *
- * Every value gets its own random 256-bit data key (DEK) and 96-bit nonce and is encrypted with AES-256-GCM. The DEK
- * is then encrypted ("wrapped") with AES-256-GCM under the active master key with its own random nonce. Rotating
- * master keys re-encrypts only that 32-byte DEK; the data part of the ciphertext is kept byte for byte.
+ * A value is encrypted with AES-256-GCM under a 256-bit data key (DEK) and its own random 96-bit nonce. The DEK is
+ * encrypted ("wrapped") with AES-256-GCM under the active master key. Rotating master keys re-encrypts only the DEK;
+ * the data part of the ciphertext is kept byte for byte.
+ *
+ * Data keys are cached, as the AWS Encryption SDK and Tink do, so that a value costs one AES-GCM operation, not two:
+ * - encrypting reuses one DEK per active master key for many values, replacing it after `dataKeyMaxUses` values
+ *   (default 2^20, far below the 2^32 values NIST SP 800-38D allows one key with random 96-bit nonces, so nonce
+ *   collisions stay negligible) or `dataKeyMaxAgeMs` (default 10 minutes). It is wrapped once, when drawn, and that
+ *   wrapped form is repeated in every ciphertext it writes;
+ * - decrypting keeps the DEKs it unwrapped (as KeyObjects, never as Buffers) in an LRU cache of `dataKeyCacheSize`
+ *   entries (default 1,024) keyed by master key id and wrapped DEK;
+ * - rewrapping wraps each distinct DEK under the new master key once, so rotating many values that share a DEK
+ *   costs one wrap.
  *
  * Serialized form (ASCII, safe in a text column; 124 characters plus the key id, plus 4/3 of the value's size):
  *
@@ -15,10 +25,12 @@ import { isValidKeyId, type Keyring, type MasterKey } from './keyring.js';
  * with the last three parts in unpadded base64url: `wrapped DEK` = wrap nonce (12) ‖ encrypted DEK (32) ‖ tag (16),
  * `nonce` = the data nonce (12).
  *
- * Associated data (AAD) names the value's place, e.g. `secrets:<rowId>:value`. It is authenticated by both layers:
- * the data as `v1.data.<aad>` and the wrapped DEK as `v1.dek.<keyId>.<aad>`, so neither the whole ciphertext nor its
- * wrapped DEK decrypts anywhere else, and the key id in the header cannot be swapped. Decoding is strict (canonical
- * base64url only), so every change to the string is either rejected as malformed or fails authentication.
+ * Associated data (AAD) names the value's place, e.g. `secrets:<rowId>:value`. The data part authenticates it as
+ * `v1.data.<aad>`, so neither a ciphertext nor its data part decrypts in another row or column. A wrapped DEK is
+ * shared by many values and therefore cannot be bound to any one value's AAD: it is bound to its master key id and a
+ * fixed context, `v1.dek-shared.<keyId>`, so the key id in the header cannot be swapped. The row binding rests on the
+ * data part alone, which is why `rewrap` authenticates the data part too. Decoding is strict (canonical base64url only), so
+ * every change to the string is either rejected as malformed or fails authentication.
  */
 
 const VERSION = 'v1';
@@ -30,7 +42,12 @@ const WRAPPED_BYTES = NONCE_BYTES + DEK_BYTES + TAG_BYTES;
 const WRAPPED_CHARS = 80;
 const NONCE_CHARS = 16;
 const MIN_BODY_CHARS = 22;
-const FRESH_BYTES = DEK_BYTES + 2 * NONCE_BYTES;
+
+/** NIST SP 800-38D: at most 2^32 invocations of AES-GCM with random 96-bit nonces under one key. */
+const GCM_RANDOM_NONCE_LIMIT = 2 ** 32;
+export const DEFAULT_DATA_KEY_MAX_USES = 2 ** 20;
+export const DEFAULT_DATA_KEY_MAX_AGE_MS = 10 * 60 * 1000;
+export const DEFAULT_DATA_KEY_CACHE_SIZE = 1024;
 
 export type DecryptionErrorCode = 'malformed' | 'unsupported_version' | 'unknown_key' | 'authentication_failed';
 
@@ -57,29 +74,75 @@ export interface FieldCipher {
   /** Whether the ciphertext is wrapped under a key other than the active one (checks structure, not authenticity). */
   needsRewrap(ciphertext: string): boolean;
   /**
-   * Re-wraps the ciphertext's data key under the active key after authenticating it for `aad`; the data part is
-   * unchanged and is not decrypted. Returns the input unchanged when it is already under the active key.
+   * Re-wraps the ciphertext's data key under the active key after authenticating the whole ciphertext for `aad`; the
+   * data part is carried over unchanged. Returns the input unchanged when it is already under the active key.
    */
   rewrap(ciphertext: string, aad: string): string;
   /** The master key id in the ciphertext's header (checks structure, not authenticity). */
   keyIdOf(ciphertext: string): string;
 }
 
-// Fresh DEKs and nonces are cut from a pooled CSPRNG buffer: one randomFillSync per ~70 values instead of one per
-// value (a per-call draw costs as much as the AES-GCM of a small value). Bytes are handed out once, in order, and a
-// DEK's bytes are zeroed as soon as its ciphers hold it, so the pool never keeps a used key.
+export interface FieldCipherOptions {
+  /** Values one data key encrypts before a fresh one is drawn (default 2^20, at most 2^32). */
+  dataKeyMaxUses?: number;
+  /** Milliseconds one data key encrypts new values before a fresh one is drawn (default 10 minutes). */
+  dataKeyMaxAgeMs?: number;
+  /** Unwrapped data keys kept for decryption, least recently used dropped first (default 1,024). */
+  dataKeyCacheSize?: number;
+  /** Clock for the data key's age, in milliseconds (default `Date.now`). */
+  now?: () => number;
+}
+
+// Nonces are cut from a pooled CSPRNG buffer: one randomFillSync per ~340 values instead of one per value (a per-call
+// draw costs as much as the AES-GCM of a small value). Bytes are handed out once, in order.
 const POOL_BYTES = 4096;
 const pool = Buffer.allocUnsafeSlow(POOL_BYTES);
 let poolOffset = POOL_BYTES;
 
-function freshBytes(length: number): Buffer {
-  if (poolOffset + length > POOL_BYTES) {
+function freshNonce(): Buffer {
+  if (poolOffset + NONCE_BYTES > POOL_BYTES) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const view = pool.subarray(poolOffset, poolOffset + length);
-  poolOffset += length;
+  const view = pool.subarray(poolOffset, poolOffset + NONCE_BYTES);
+  poolOffset += NONCE_BYTES;
   return view;
+}
+
+/**
+ * A Map bounded to `capacity` entries that drops the least recently used one first (a Map iterates in insertion order).
+ * Keys are stored as copies: in V8 a slice of a long string keeps the whole string alive, and the keys here are slices
+ * of ciphertexts that may be megabytes long.
+ */
+class LruMap<V> {
+  readonly #entries = new Map<string, { key: string; value: V }>();
+  #newest: string | undefined;
+
+  constructor(readonly capacity: number) {}
+
+  get(key: string): V | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    // Re-inserting marks the entry most recently used; skipped when it already is (the common case of one hot key).
+    if (entry.key !== this.#newest) {
+      this.#entries.delete(entry.key);
+      this.#entries.set(entry.key, entry);
+      this.#newest = entry.key;
+    }
+    return entry.value;
+  }
+
+  set(key: string, value: V): void {
+    // UTF-16 code units round-trip exactly, whatever the string holds.
+    const copy = Buffer.from(key, 'utf16le').toString('utf16le');
+    this.#entries.delete(copy);
+    this.#entries.set(copy, { key: copy, value });
+    this.#newest = copy;
+    if (this.#entries.size > this.capacity) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+  }
 }
 
 interface Segments {
@@ -87,6 +150,8 @@ interface Segments {
   wrapped: string;
   nonce: string;
   body: string;
+  /** Length of `v1.<keyId>.<wrapped DEK>`, the prefix that identifies the data key. */
+  dataKeyIdLength: number;
 }
 
 function malformed(detail: string): DecryptionError {
@@ -123,7 +188,7 @@ function split(ciphertext: string): Segments {
   if (ciphertext.includes('+') || ciphertext.includes('/') || ciphertext.includes('=')) {
     throw malformed('characters outside the base64url alphabet');
   }
-  return { keyId, wrapped, nonce, body };
+  return { keyId, wrapped, nonce, body, dataKeyIdLength: VERSION.length + keyId.length + WRAPPED_CHARS + 2 };
 }
 
 function base64urlValue(code: number): number {
@@ -135,11 +200,8 @@ function base64urlValue(code: number): number {
   return -1;
 }
 
-function decode(segment: string, what: string): Buffer {
-  const bytes = Buffer.from(segment, 'base64url');
-  // The decoder skips characters outside the alphabet, which shows up as fewer bytes than the length implies.
-  if (bytes.length !== (segment.length * 3) >>> 2) throw malformed(`${what} is not valid base64url`);
-  // The unused low bits of a final partial group must be zero, or two strings would decode to the same bytes.
+/** Rejects a final partial group whose unused low bits are set: two strings would otherwise decode to the same bytes. */
+function requireCanonicalEnd(segment: string, what: string): void {
   const partial = segment.length % 4;
   if (partial !== 0) {
     const unusedBits = partial === 2 ? 0x0f : 0x03;
@@ -147,26 +209,45 @@ function decode(segment: string, what: string): Buffer {
       throw malformed(`${what} is not canonical base64url`);
     }
   }
+}
+
+function decode(segment: string, what: string): Buffer {
+  const bytes = Buffer.from(segment, 'base64url');
+  // The decoder skips characters outside the alphabet, which shows up as fewer bytes than the length implies.
+  if (bytes.length !== (segment.length * 3) >>> 2) throw malformed(`${what} is not valid base64url`);
+  requireCanonicalEnd(segment, what);
   return bytes;
 }
 
-function encodeBody(ciphertext: Buffer, tag: Buffer): string {
+// The data part is decoded into one reused buffer rather than a fresh one the size of the value per read. It only ever
+// holds ciphertext, never plaintext or keys, and is used synchronously; values above the cap get a buffer of their
+// own so that one large value does not pin memory.
+const SCRATCH_MAX_BYTES = 1 << 20;
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+function decodeBody(segment: string): Buffer {
+  const length = (segment.length * 3) >>> 2;
+  let target = scratch;
+  if (length > scratch.length) {
+    if (length > SCRATCH_MAX_BYTES) target = Buffer.allocUnsafeSlow(length);
+    else target = scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX_BYTES, Math.max(length, scratch.length * 2)));
+  }
+  if (target.write(segment, 0, length, 'base64url') !== length) throw malformed('encrypted data is not valid base64url');
+  requireCanonicalEnd(segment, 'encrypted data');
+  return target.subarray(0, length);
+}
+
+/** The parts of the serialized data part (ciphertext ‖ tag), to be joined with the header into one flat string. */
+function encodeBody(ciphertext: Buffer, tag: Buffer): string[] {
   const whole = ciphertext.length - (ciphertext.length % 3);
   // Large values: encode the ciphertext in place and only the last partial group with the tag, saving a full copy.
-  if (whole < 3072) return Buffer.concat([ciphertext, tag]).toString('base64url');
-  return ciphertext.toString('base64url', 0, whole) + Buffer.concat([ciphertext.subarray(whole), tag]).toString('base64url');
+  if (whole < 3072) return [Buffer.concat([ciphertext, tag]).toString('base64url')];
+  return [ciphertext.toString('base64url', 0, whole), Buffer.concat([ciphertext.subarray(whole), tag]).toString('base64url')];
 }
 
 const dataAad = (aad: string): Buffer => Buffer.from(`${VERSION}.data.${aad}`, 'utf8');
-const wrapAad = (keyId: string, aad: string): Buffer => Buffer.from(`${VERSION}.dek.${keyId}.${aad}`, 'utf8');
-
-function wrapDek(master: MasterKey, dek: Buffer, wrapNonce: Buffer, aad: string): string {
-  const cipher = createCipheriv(ALGORITHM, master.key, wrapNonce);
-  cipher.setAAD(wrapAad(master.id, aad));
-  const encrypted = cipher.update(dek);
-  cipher.final();
-  return Buffer.concat([wrapNonce, encrypted, cipher.getAuthTag()], WRAPPED_BYTES).toString('base64url');
-}
+// A shared DEK cannot be bound to one value's AAD; binding the key id keeps a relabelled header from decrypting.
+const sharedWrapContext = (keyId: string): Buffer => Buffer.from(`${VERSION}.dek-shared.${keyId}`, 'utf8');
 
 function authenticationFailed(keyId: string): DecryptionError {
   return new DecryptionError(
@@ -176,18 +257,37 @@ function authenticationFailed(keyId: string): DecryptionError {
   );
 }
 
-function unwrapDek(master: MasterKey, wrapped: Buffer, aad: string): Buffer {
+/** Wraps `dek` under `master` for the shared context, with a fresh wrap nonce. */
+function wrapDataKey(master: MasterKey, dek: Buffer): string {
+  const wrapNonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv(ALGORITHM, master.key, wrapNonce);
+  cipher.setAAD(sharedWrapContext(master.id));
+  const encrypted = cipher.update(dek);
+  cipher.final();
+  return Buffer.concat([wrapNonce, encrypted, cipher.getAuthTag()], WRAPPED_BYTES).toString('base64url');
+}
+
+/** The data key if `wrapped` authenticates under `master` for `context`; its raw bytes are zeroed either way. */
+function unwrapDataKey(master: MasterKey, wrapped: Buffer, context: Buffer): KeyObject | undefined {
   const decipher = createDecipheriv(ALGORITHM, master.key, wrapped.subarray(0, NONCE_BYTES));
-  decipher.setAAD(wrapAad(master.id, aad));
+  decipher.setAAD(context);
   decipher.setAuthTag(wrapped.subarray(NONCE_BYTES + DEK_BYTES));
   const dek = decipher.update(wrapped.subarray(NONCE_BYTES, NONCE_BYTES + DEK_BYTES));
   try {
     decipher.final();
   } catch {
     dek.fill(0);
-    throw authenticationFailed(master.id);
+    return undefined;
   }
-  return dek;
+  // createSecretKey copies the bytes into the KeyObject.
+  const key = createSecretKey(dek);
+  dek.fill(0);
+  return key;
+}
+
+function requireInteger(name: string, value: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new RangeError(`${name} must be an integer from 1 to ${max}`);
+  return value;
 }
 
 /** Whether `value` has the shape of a field ciphertext (no key needed; says nothing about authenticity). */
@@ -201,7 +301,41 @@ export function isFieldCiphertext(value: unknown): value is string {
   }
 }
 
-export function createFieldCipher(keyring: Keyring): FieldCipher {
+interface ActiveDataKey {
+  readonly masterId: string;
+  readonly key: KeyObject;
+  /** `v1.<keyId>.<wrapped DEK>.`, the start of every ciphertext this key writes. */
+  readonly header: string;
+  readonly expiresAt: number;
+  uses: number;
+}
+
+interface OpenedDataKey {
+  key: KeyObject;
+  /** `v1.<keyId>.<wrapped DEK>` when the DEK is shared (cacheable); undefined for a per-value DEK. */
+  sharedId: string | undefined;
+}
+
+interface Opened {
+  segments: Segments;
+  dek: OpenedDataKey;
+  plaintext: Buffer;
+}
+
+export function createFieldCipher(keyring: Keyring, options: FieldCipherOptions = {}): FieldCipher {
+  const maxUses = requireInteger('dataKeyMaxUses', options.dataKeyMaxUses ?? DEFAULT_DATA_KEY_MAX_USES, GCM_RANDOM_NONCE_LIMIT);
+  const maxAgeMs = options.dataKeyMaxAgeMs ?? DEFAULT_DATA_KEY_MAX_AGE_MS;
+  if (!(maxAgeMs > 0) || !Number.isFinite(maxAgeMs)) throw new RangeError('dataKeyMaxAgeMs must be a positive number');
+  const cacheSize = requireInteger('dataKeyCacheSize', options.dataKeyCacheSize ?? DEFAULT_DATA_KEY_CACHE_SIZE, 1_000_000);
+  const now = options.now ?? Date.now;
+
+  // `v1.<keyId>.<wrapped DEK>` → the unwrapped DEK. Entries only ever come from a successful unwrap (or from drawing
+  // the key), so a hit means that exact, canonical string authenticated under that key id.
+  const dataKeys = new LruMap<KeyObject>(cacheSize);
+  // `v1.<old keyId>.<wrapped DEK>` → the same DEK wrapped under the active key, so a shared DEK is rewrapped once.
+  const rewraps = new LruMap<{ keyId: string; wrapped: string }>(cacheSize);
+  let current: ActiveDataKey | undefined;
+
   function masterFor(keyId: string): MasterKey {
     const master = keyring.get(keyId);
     if (!master) {
@@ -210,30 +344,81 @@ export function createFieldCipher(keyring: Keyring): FieldCipher {
     return master;
   }
 
-  function decrypt(ciphertext: string, aad: string): Buffer {
+  function drawDataKey(master: MasterKey): ActiveDataKey {
+    const bytes = randomBytes(DEK_BYTES);
+    try {
+      const key = createSecretKey(bytes);
+      const id = `${VERSION}.${master.id}.${wrapDataKey(master, bytes)}`;
+      dataKeys.set(id, key);
+      return { masterId: master.id, key, header: `${id}.`, expiresAt: now() + maxAgeMs, uses: 0 };
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  function activeDataKey(): ActiveDataKey {
+    const master = keyring.active;
+    let dek = current;
+    if (dek === undefined || dek.uses >= maxUses || dek.masterId !== master.id || now() >= dek.expiresAt) {
+      dek = current = drawDataKey(master);
+    }
+    dek.uses += 1;
+    return dek;
+  }
+
+  function openDataKey(ciphertext: string, segments: Segments): OpenedDataKey {
+    const id = ciphertext.slice(0, segments.dataKeyIdLength);
+    const cached = dataKeys.get(id);
+    if (cached) return { key: cached, sharedId: id };
+    const wrapped = decode(segments.wrapped, 'wrapped data key');
+    const master = masterFor(segments.keyId);
+    const shared = unwrapDataKey(master, wrapped, sharedWrapContext(master.id));
+    if (shared) {
+      dataKeys.set(id, shared);
+      return { key: shared, sharedId: id };
+    }
+    throw authenticationFailed(master.id);
+  }
+
+  function open(ciphertext: string, aad: string): Opened {
     requireContext(aad);
     const segments = split(ciphertext);
-    const wrapped = decode(segments.wrapped, 'wrapped data key');
     const nonce = decode(segments.nonce, 'nonce');
-    const body = decode(segments.body, 'encrypted data');
-    const dek = unwrapDek(masterFor(segments.keyId), wrapped, aad);
+    const body = decodeBody(segments.body);
+    const dek = openDataKey(ciphertext, segments);
+    const end = body.length - TAG_BYTES;
+    const decipher = createDecipheriv(ALGORITHM, dek.key, nonce);
+    decipher.setAAD(dataAad(aad));
+    decipher.setAuthTag(body.subarray(end));
+    const plaintext = decipher.update(body.subarray(0, end));
     try {
-      const end = body.length - TAG_BYTES;
-      const decipher = createDecipheriv(ALGORITHM, dek, nonce);
-      decipher.setAAD(dataAad(aad));
-      decipher.setAuthTag(body.subarray(end));
-      const plaintext = decipher.update(body.subarray(0, end));
-      try {
-        decipher.final();
-      } catch {
-        // GCM releases plaintext before checking the tag; it must not outlive the failure.
-        plaintext.fill(0);
-        throw authenticationFailed(segments.keyId);
-      }
-      return plaintext;
-    } finally {
-      dek.fill(0);
+      decipher.final();
+    } catch {
+      // GCM releases plaintext before checking the tag; it must not outlive the failure.
+      plaintext.fill(0);
+      throw authenticationFailed(segments.keyId);
     }
+    return { segments, dek, plaintext };
+  }
+
+  const decrypt = (ciphertext: string, aad: string): Buffer => open(ciphertext, aad).plaintext;
+
+  function wrapUnderActive(dek: OpenedDataKey): string {
+    const active = keyring.active;
+    const known = dek.sharedId === undefined ? undefined : rewraps.get(dek.sharedId);
+    if (known !== undefined && known.keyId === active.id) return known.wrapped;
+    const bytes = dek.key.export();
+    let wrapped: string;
+    try {
+      wrapped = wrapDataKey(active, bytes);
+    } finally {
+      bytes.fill(0);
+    }
+    if (dek.sharedId !== undefined) {
+      rewraps.set(dek.sharedId, { keyId: active.id, wrapped });
+      dataKeys.set(`${VERSION}.${active.id}.${wrapped}`, dek.key);
+    }
+    return wrapped;
   }
 
   return {
@@ -247,24 +432,15 @@ export function createFieldCipher(keyring: Keyring): FieldCipher {
         throw new TypeError('Plaintext must be a string or a Buffer');
       }
       const data = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
-      const active = keyring.active;
-      const fresh = freshBytes(FRESH_BYTES);
-      const dek = fresh.subarray(0, DEK_BYTES);
-      const nonce = fresh.subarray(DEK_BYTES, DEK_BYTES + NONCE_BYTES);
-      const wrapNonce = fresh.subarray(DEK_BYTES + NONCE_BYTES);
-      let body: string;
-      let wrapped: string;
-      try {
-        const cipher = createCipheriv(ALGORITHM, dek, nonce);
-        cipher.setAAD(dataAad(aad));
-        const encrypted = cipher.update(data);
-        cipher.final();
-        body = encodeBody(encrypted, cipher.getAuthTag());
-        wrapped = wrapDek(active, dek, wrapNonce, aad);
-      } finally {
-        dek.fill(0);
-      }
-      return `${VERSION}.${active.id}.${wrapped}.${nonce.toString('base64url')}.${body}`;
+      const dek = activeDataKey();
+      const nonce = freshNonce();
+      const cipher = createCipheriv(ALGORITHM, dek.key, nonce);
+      cipher.setAAD(dataAad(aad));
+      const encrypted = cipher.update(data);
+      cipher.final();
+      // join builds one flat string; `+` would build a rope, on which every reader (decrypt, the database driver)
+      // takes slow paths (a 64 KiB round trip takes 1.4 to 1.6 times as long).
+      return [dek.header, nonce.toString('base64url'), '.', ...encodeBody(encrypted, cipher.getAuthTag())].join('');
     },
 
     decrypt,
@@ -281,19 +457,13 @@ export function createFieldCipher(keyring: Keyring): FieldCipher {
     },
 
     rewrap(ciphertext, aad) {
-      requireContext(aad);
-      const segments = split(ciphertext);
-      const wrapped = decode(segments.wrapped, 'wrapped data key');
-      decode(segments.nonce, 'nonce');
-      const dek = unwrapDek(masterFor(segments.keyId), wrapped, aad);
-      try {
-        const active = keyring.active;
-        if (segments.keyId === active.id) return ciphertext;
-        const rewrapped = wrapDek(active, dek, freshBytes(NONCE_BYTES), aad);
-        return `${VERSION}.${active.id}.${rewrapped}.${segments.nonce}.${segments.body}`;
-      } finally {
-        dek.fill(0);
-      }
+      // The wrapped DEK no longer names the row, so the data part is what proves the value belongs to `aad`: it is
+      // opened (one AES-GCM pass), and a value given the wrong AAD or with a damaged data part fails here, loudly.
+      const { segments, dek, plaintext } = open(ciphertext, aad);
+      plaintext.fill(0);
+      const active = keyring.active;
+      if (segments.keyId === active.id) return ciphertext;
+      return [VERSION, active.id, wrapUnderActive(dek), segments.nonce, segments.body].join('.');
     },
 
     keyIdOf(ciphertext) {
