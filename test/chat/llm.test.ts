@@ -2,9 +2,11 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, multiInstance, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
+import { eventually } from '../helpers/sse.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
-import { auditRows, chat, eventOf, eventually, mockEnv } from './helpers.js';
+import { chat, eventOf, mockEnv } from './helpers.js';
 
 const API = '/api/v1';
 const ENV_KEY = 'sk-test-chat-0123456789abcdef';
@@ -101,7 +103,7 @@ describe('models', () => {
     expect(refused.statusCode).toBe(422);
     expect(mock.chatRequests()).toHaveLength(0);
 
-    const events = (await auditRows(t, 'LLM_CONFIG_CHANGED')).filter((row) => row.resource_id === 'openai/registered-model');
+    const events = (await auditEvents(t, 'LLM_CONFIG_CHANGED')).filter((row) => row.resource_id === 'openai/registered-model');
     expect(events.map((row) => row.details.action)).toEqual(['model_registered', 'model_updated']);
     expect(events[1]!.details.changes).toEqual({ is_enabled: false });
     expect(events[1]!.user_id).toBe(admin.user.id);
@@ -156,7 +158,7 @@ describe('gateway settings', () => {
     expect(updated.statusCode).toBe(200);
     expect(updated.json()).toMatchObject({ default_model: 'ollama/other-model', temperature: 0.25, max_context_tokens: null });
     expect((await request('GET', '/llm/config', analyst)).json()).toMatchObject({ default_model: 'ollama/other-model' });
-    const [changed] = (await auditRows(t, 'LLM_CONFIG_CHANGED')).filter((row) => row.resource_id === 'config');
+    const [changed] = (await auditEvents(t, 'LLM_CONFIG_CHANGED')).filter((row) => row.resource_id === 'config');
     expect(changed!.details).toMatchObject({
       action: 'config_updated',
       changes: { default_model: { from: null, to: 'ollama/other-model' }, temperature: { from: null, to: 0.25 } },

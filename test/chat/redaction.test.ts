@@ -2,10 +2,11 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser } from '../helpers/users.js';
 import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
 import { tablesContaining } from '../vault/helpers.js';
-import { auditRows, chat, eventOf, mockEnv, names, tokensOf } from './helpers.js';
+import { chat, eventOf, mockEnv, names, tokensOf } from './helpers.js';
 
 const API = '/api/v1';
 // Valid by their checksums (Luhn, mod-97), so the redactor must catch them.
@@ -72,7 +73,7 @@ describe('cloud providers never see personal data', () => {
     expect(session!.placeholder_vault).toMatch(/^v1\./);
     for (const original of ORIGINALS) expect(await tablesContaining(t, original)).toEqual([]);
 
-    const [redacted] = (await auditRows(t, 'PII_REDACTED')).filter((row) => row.resource_id === sessionId);
+    const [redacted] = (await auditEvents(t, 'PII_REDACTED')).filter((row) => row.resource_id === sessionId);
     expect(redacted!.details).toMatchObject({
       model: 'openai/mock-model',
       provider: 'openai',
@@ -112,8 +113,8 @@ describe('cloud providers never see personal data', () => {
     expect(sentBody(0)).toContain(`Email ${EMAIL} please.`);
     expect(JSON.stringify((mock.chatRequests()[0]!.body as { messages: unknown }).messages)).not.toContain('[EMAIL_');
     const sessionId = String(eventOf(stream.events, 'session').session_id);
-    expect((await auditRows(t, 'PII_REDACTED')).filter((row) => row.resource_id === sessionId)).toEqual([]);
-    const [request] = (await auditRows(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
+    expect((await auditEvents(t, 'PII_REDACTED')).filter((row) => row.resource_id === sessionId)).toEqual([]);
+    const [request] = (await auditEvents(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
     expect(request!.details).toMatchObject({ is_local: true, redacted: false });
   });
 });

@@ -73,7 +73,7 @@ describe('key rotation', () => {
     mock.requests.length = 0;
     mock.script(textReply(['ok']));
     const next = await chat(after, user.headers, { message: `Again ${EMAIL}`, session_id: sessionId });
-    expect(next.status, next.body()).toBe(200);
+    expect(next.status, next.text()).toBe(200);
     expect(eventOf(next.events, 'done')).toEqual({ status: 'completed' });
     expect(JSON.stringify(mock.chatRequests()[0]!.body)).toContain('Again [EMAIL_1]');
   });

@@ -2,9 +2,10 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
-import { auditRows, chat, eventOf, mockEnv } from './helpers.js';
+import { chat, eventOf, mockEnv } from './helpers.js';
 
 const API = '/api/v1';
 
@@ -125,7 +126,7 @@ describe('chat sessions', () => {
     expect((await get(`/chat/sessions/${id}`, alice)).statusCode).toBe(404);
     const [left] = await queryRows<{ n: number }>(t.app.infra.database.db, sql`SELECT count(*)::int AS n FROM chat_messages WHERE session_id = ${id}`);
     expect(left!.n).toBe(0);
-    const [deleted] = (await auditRows(t, 'CHAT_SESSION_DELETED')).filter((row) => row.resource_id === id);
+    const [deleted] = (await auditEvents(t, 'CHAT_SESSION_DELETED')).filter((row) => row.resource_id === id);
     expect(deleted).toMatchObject({ user_id: alice.user.id, details: { messages_deleted: 2 } });
     const again = await t.app.inject({ method: 'DELETE', url: `${API}/chat/sessions/${id}`, headers: alice.headers });
     expect(again.statusCode).toBe(404);

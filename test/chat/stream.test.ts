@@ -2,14 +2,14 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
+import { eventually } from '../helpers/sse.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
 import { tablesContaining } from '../vault/helpers.js';
 import {
-  auditRows,
   chat,
   eventOf,
-  eventually,
   mockEnv,
   names,
   postStream,
@@ -142,7 +142,7 @@ describe('when things go wrong', () => {
     expect(assistant.status).toBe('interrupted');
     expect(assistant.content.startsWith(seen)).toBe(true);
     expect(assistant.content.length).toBeLessThan(60 * 4);
-    const [request] = (await auditRows(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
+    const [request] = (await auditEvents(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
     expect(request!.details.status).toBe('interrupted');
   });
 
@@ -339,7 +339,7 @@ describe('storage and audit', () => {
     const stream = await chat(t, user.headers, { message: prompt, model: 'anthropic/mock-model' });
     const sessionId = String(eventOf(stream.events, 'session').session_id);
 
-    const [query] = (await auditRows(t, 'USER_QUERY')).filter((row) => row.resource_id === sessionId);
+    const [query] = (await auditEvents(t, 'USER_QUERY')).filter((row) => row.resource_id === sessionId);
     expect(query!.user_id).toBe(user.user.id);
     expect(query!.details).toMatchObject({
       message_id: eventOf(stream.events, 'session').message_id,
@@ -348,7 +348,7 @@ describe('storage and audit', () => {
       prompt_length: prompt.length,
       prompt_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
-    const [request] = (await auditRows(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
+    const [request] = (await auditEvents(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
     expect(request!.details).toMatchObject({
       message_id: eventOf(stream.events, 'message').id,
       model: 'anthropic/mock-model',

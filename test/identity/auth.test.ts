@@ -2,23 +2,10 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { bearer, createUser, login, strongPassword, uniqueUsername } from '../helpers/users.js';
 
 const API = '/api/v1';
-
-interface AuditRow {
-  event_type: string;
-  user_id: string | null;
-  session_id: string | null;
-  details: Record<string, unknown>;
-}
-
-async function auditEvents(t: TestApp, eventType: string): Promise<AuditRow[]> {
-  return queryRows<AuditRow>(
-    t.app.infra.database.db,
-    sql`select event_type, user_id, session_id, details from audit_events where event_type = ${eventType} order by seq`,
-  );
-}
 
 function withoutRequestId(body: Record<string, unknown>): Record<string, unknown> {
   const { request_id: _id, ...rest } = body;

@@ -414,27 +414,38 @@ async function play(script: MockResponse, ctx: PlayContext): Promise<void> {
     };
   };
 
+  /** The steps that act on timing, the connection or the usage: the same whether the answer streams or not. */
+  const playControl = async (step: MockStep): Promise<'played' | 'ended' | 'output'> => {
+    switch (step.type) {
+      case 'delay':
+        await wait(step.ms, record.closed);
+        return 'played';
+      case 'hang':
+        await record.closed;
+        return 'ended';
+      case 'drop':
+        res.destroy();
+        return 'ended';
+      case 'usage':
+        usage = { input_tokens: step.input_tokens, output_tokens: step.output_tokens };
+        return 'played';
+      default:
+        return 'output';
+    }
+  };
+
   if (!ctx.stream) {
     // Non-streamed: delays add up before one complete answer.
     const reply: CompleteReply = { text: '', toolCalls: [], reason: finishReason, usage: defaultUsage() };
     for (const step of script.steps) {
       if (isClosed()) return;
+      const control = await playControl(step);
+      if (control === 'ended') return;
+      if (control === 'played') continue;
       switch (step.type) {
-        case 'delay':
-          await wait(step.ms, record.closed);
-          break;
-        case 'hang':
-          await record.closed;
-          return;
-        case 'drop':
-          res.destroy();
-          return;
         case 'error':
           sendError(ctx, step.status, step.message);
           return;
-        case 'usage':
-          usage = { input_tokens: step.input_tokens, output_tokens: step.output_tokens };
-          break;
         case 'text':
           outputs += 1;
           reply.text += step.text;
@@ -483,19 +494,13 @@ async function play(script: MockResponse, ctx: PlayContext): Promise<void> {
 
   for (const step of script.steps) {
     if (isClosed()) return;
+    const control = await playControl(step);
+    if (control === 'ended') return;
+    if (control === 'played') continue;
     switch (step.type) {
-      case 'delay':
-        await wait(step.ms, record.closed);
-        break;
       case 'headers':
         start();
         break;
-      case 'hang':
-        await record.closed;
-        return;
-      case 'drop':
-        res.destroy();
-        return;
       case 'error':
         if (!started) {
           sendError(ctx, step.status, step.message);
@@ -504,9 +509,6 @@ async function play(script: MockResponse, ctx: PlayContext): Promise<void> {
           res.end();
         }
         return;
-      case 'usage':
-        usage = { input_tokens: step.input_tokens, output_tokens: step.output_tokens };
-        break;
       case 'text':
         start();
         if (!(await emit(encoder.text(step.text)))) return;

@@ -4,9 +4,10 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, multiInstance, type TestApp } from '../helpers/app.js';
+import { baseUrl } from '../helpers/sse.js';
 import { freePort } from '../helpers/process.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { baseUrl, openSse, type SseConnection } from './sse-client.js';
+import { openSse, type SseConnection } from './sse-client.js';
 
 const opened: SseConnection[] = [];
 

@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { executionArgsAad } from '../../src/modules/tools/tool-engine.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import {
-  auditEvents,
   createTool,
   decide,
   execute,

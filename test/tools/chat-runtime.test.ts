@@ -6,8 +6,9 @@ import type { Actor } from '../../src/modules/auth/permissions.js';
 import type { ChatToolContext } from '../../src/modules/chat/chat-tools.js';
 import { ConflictError, NotFoundError } from '../../src/lib/errors.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, createTool, decide, executionRow, gatedWebhook, startSink, type Sink } from './helpers.js';
+import { createTool, decide, executionRow, gatedWebhook, startSink, type Sink } from './helpers.js';
 
 let t: TestApp;
 let sink: Sink;

@@ -3,8 +3,9 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, createTool, execute, executionRow, startSink, type Sink } from './helpers.js';
+import { createTool, execute, executionRow, startSink, type Sink } from './helpers.js';
 
 let t: TestApp;
 let sink: Sink;

@@ -2,8 +2,9 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, createTool, decide, execute, executionRow, gatedWebhook, notificationsOf, startSink, waitFor, type Sink } from './helpers.js';
+import { createTool, decide, execute, executionRow, gatedWebhook, notificationsOf, startSink, waitFor, type Sink } from './helpers.js';
 
 let sink: Sink;
 

@@ -126,21 +126,6 @@ export async function waitForExecution(t: TestApp, id: string, statuses: string[
   }, `execution ${id} to reach ${statuses.join('/')}`);
 }
 
-export interface AuditRow {
-  seq: number;
-  event_type: string;
-  user_id: string | null;
-  resource_id: string | null;
-  details: Record<string, unknown>;
-}
-
-export async function auditEvents(t: TestApp, eventType: string): Promise<AuditRow[]> {
-  return queryRows<AuditRow>(
-    t.app.infra.database.db,
-    sql`SELECT seq, event_type, user_id, resource_id, details FROM audit_events WHERE event_type = ${eventType} ORDER BY seq`,
-  );
-}
-
 export interface NotificationRow {
   user_id: string;
   type: string;

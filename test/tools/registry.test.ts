@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, createTool, notificationsOf, startSink, type Sink } from './helpers.js';
+import { createTool, notificationsOf, startSink, type Sink } from './helpers.js';
 
 let t: TestApp;
 let sink: Sink;

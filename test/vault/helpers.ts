@@ -2,21 +2,6 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../src/db/client.js';
 import type { TestApp } from '../helpers/app.js';
 
-export interface AuditRow {
-  seq: number;
-  event_type: string;
-  user_id: string | null;
-  resource_id: string | null;
-  details: Record<string, unknown>;
-}
-
-export async function auditEvents(t: TestApp, eventType: string): Promise<AuditRow[]> {
-  return queryRows<AuditRow>(
-    t.app.infra.database.db,
-    sql`SELECT seq, event_type, user_id, resource_id, details FROM audit_events WHERE event_type = ${eventType} ORDER BY seq`,
-  );
-}
-
 export async function versionRows(t: TestApp, secretId?: string): Promise<{ id: string; secret_id: string; version: number; encrypted_value: string }[]> {
   return queryRows(
     t.app.infra.database.db,

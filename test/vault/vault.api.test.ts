@@ -5,8 +5,9 @@ import { SYSTEM_CONTEXT, type Actor } from '../../src/modules/auth/permissions.j
 import { createVaultRepository } from '../../src/modules/vault/vault.repository.js';
 import { createVaultService, type VaultNotifier } from '../../src/modules/vault/vault.service.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { auditEvents, flipOneByte, secretRows, tablesContaining, versionRows } from './helpers.js';
+import { flipOneByte, secretRows, tablesContaining, versionRows } from './helpers.js';
 
 const API = '/api/v1/vault';
 

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNull, lt, lte, ne, or } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lt, lte, ne, or, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { approvalDecisions, approvals, type ApprovalDecisionValue, type ApprovalStatus } from '../../db/schema/approvals.js';
 import type { Role } from '../auth/permissions.js';
@@ -15,6 +15,20 @@ export interface PageKey {
 function olderThan(key: PageKey | undefined) {
   if (!key) return undefined;
   return or(lt(approvals.requestedAt, key.requestedAt), and(eq(approvals.requestedAt, key.requestedAt), lt(approvals.id, key.id)));
+}
+
+/** One page of the approvals matching `scope`, newest first, optionally of one status and older than `before`. */
+async function listPage(db: DbOrTx, scope: SQL[], options: { status: ApprovalStatus | null; before?: PageKey; limit: number }): Promise<ApprovalRow[]> {
+  const conditions = [...scope];
+  if (options.status) conditions.push(eq(approvals.status, options.status));
+  const older = olderThan(options.before);
+  if (older) conditions.push(older);
+  return db
+    .select()
+    .from(approvals)
+    .where(and(...conditions))
+    .orderBy(desc(approvals.requestedAt), desc(approvals.id))
+    .limit(options.limit);
 }
 
 /** Queries of the approvals tables. Writes that decide an outcome are conditional, so concurrent callers can't both win. */
@@ -145,32 +159,14 @@ export function createApprovalsRepository() {
       db: DbOrTx,
       options: { approverRoles: readonly Role[]; excludeRequesterId: string; status: ApprovalStatus | null; before?: PageKey; limit: number },
     ): Promise<ApprovalRow[]> {
-      const conditions = [inArray(approvals.approverRole, [...options.approverRoles]), ne(approvals.requesterId, options.excludeRequesterId)];
-      if (options.status) conditions.push(eq(approvals.status, options.status));
-      const older = olderThan(options.before);
-      if (older) conditions.push(older);
-      return db
-        .select()
-        .from(approvals)
-        .where(and(...conditions))
-        .orderBy(desc(approvals.requestedAt), desc(approvals.id))
-        .limit(options.limit);
+      return listPage(db, [inArray(approvals.approverRole, [...options.approverRoles]), ne(approvals.requesterId, options.excludeRequesterId)], options);
     },
 
     async listForRequester(
       db: DbOrTx,
       options: { requesterId: string; status: ApprovalStatus | null; before?: PageKey; limit: number },
     ): Promise<ApprovalRow[]> {
-      const conditions = [eq(approvals.requesterId, options.requesterId)];
-      if (options.status) conditions.push(eq(approvals.status, options.status));
-      const older = olderThan(options.before);
-      if (older) conditions.push(older);
-      return db
-        .select()
-        .from(approvals)
-        .where(and(...conditions))
-        .orderBy(desc(approvals.requestedAt), desc(approvals.id))
-        .limit(options.limit);
+      return listPage(db, [eq(approvals.requesterId, options.requesterId)], options);
     },
   };
 }

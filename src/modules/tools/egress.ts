@@ -4,10 +4,15 @@
  * call to one that is not), a deadline, and a cap on the response size.
  */
 
+import { ToolRunError } from './builtins/types.js';
+
 export const DEFAULT_EGRESS_TIMEOUT_MS = 15_000;
 export const MAX_EGRESS_TIMEOUT_MS = 120_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 1_048_576;
 export const MAX_RESPONSE_BYTES_LIMIT = 16_777_216;
+
+/** Transport framing headers: the HTTP client derives them from the request itself, so no tool or caller sets them. */
+export const FRAMING_HEADERS: readonly string[] = ['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'expect', 'keep-alive'];
 
 export type EgressErrorCode = 'not_allowed' | 'invalid_url' | 'timeout' | 'too_large' | 'network';
 
@@ -141,5 +146,15 @@ export async function egressFetch(request: EgressRequest, allowlist: Allowlist):
     if (request.signal?.aborted) throw new EgressError('timeout', 'the execution deadline passed');
     // The cause may hold internal addresses; the client gets the category only.
     throw new EgressError('network', `request to ${url.host} failed`);
+  }
+}
+
+/** `egressFetch` for a running tool: a refused or failed request ends the run as `egress_<code>`. */
+export async function toolEgressFetch(request: EgressRequest, allowlist: Allowlist): Promise<EgressResponse> {
+  try {
+    return await egressFetch(request, allowlist);
+  } catch (error) {
+    if (error instanceof EgressError) throw new ToolRunError(`egress_${error.code}`, error.message);
+    throw error;
   }
 }

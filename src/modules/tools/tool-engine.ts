@@ -24,7 +24,7 @@ import { EncryptedDataError, type FieldEncryptionService } from '../vault/field-
 import { ToolRunError, type BuiltinRegistry } from './builtins/index.js';
 import { DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS, type Allowlist } from './egress.js';
 import { describeFieldErrors, type ToolSchemaValidator } from './tool-schemas.js';
-import type { ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
+import type { NewToolExecutionRow, ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
 import type { ToolRef, ToolRegistry } from './tools.service.js';
 import { callWebhook } from './webhook.js';
 import { isUniqueViolation } from './db-errors.js';
@@ -287,6 +287,26 @@ export function createToolEngine(deps: ToolEngineDeps) {
     };
   }
 
+  function initiatedEvent(actor: Actor, tool: ToolRow, executionId: string, digest: string, options: CallOptions, gating: Record<string, unknown>): AuditEventInput {
+    return callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), ...gating });
+  }
+
+  /** What every new execution row records: who called which tool version, with which (encrypted) arguments, from where. */
+  function executionColumns(executionId: string, tool: ToolRow, actor: Actor, args: Record<string, unknown>, digest: string, options: CallOptions) {
+    return {
+      id: executionId,
+      toolId: tool.id,
+      toolName: tool.name,
+      toolVersion: tool.version,
+      userId: actor.userId,
+      source: options.source,
+      sessionId: options.sessionId,
+      toolCallId: options.toolCallId,
+      encryptedArgs: encryptArgs(executionId, args),
+      argsDigest: digest,
+    } satisfies Partial<NewToolExecutionRow>;
+  }
+
   async function useSecret(name: string, userId: string, toolName: string): Promise<string> {
     const secrets = deps.secrets();
     if (!secrets) throw new ToolRunError('secret_unavailable', 'the vault is not available');
@@ -417,7 +437,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   /** A call that needs no approval: stored and audited as initiated, run, then stored and audited with its outcome. */
   async function runNow(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, options: CallOptions): Promise<ExecuteResult> {
     const executionId = randomUUID();
-    const initiated = () => callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: false });
+    const initiated = () => initiatedEvent(actor, tool, executionId, digest, options, { requires_approval: false });
     if (isPure(tool)) {
       const startedAt = now();
       const outcome = await run(tool, args, executionId, actor.userId);
@@ -426,16 +446,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
         db,
         async (uow) => {
           await repository.insertExecution(uow.tx, {
-            id: executionId,
-            toolId: tool.id,
-            toolName: tool.name,
-            toolVersion: tool.version,
-            userId: actor.userId,
-            source: options.source,
-            sessionId: options.sessionId,
-            toolCallId: options.toolCallId,
-            encryptedArgs: encryptArgs(executionId, args),
-            argsDigest: digest,
+            ...executionColumns(executionId, tool, actor, args, digest, options),
             createdAt: startedAt,
             startedAt,
             ...outcomeColumns(executionId, outcome),
@@ -453,17 +464,8 @@ export function createToolEngine(deps: ToolEngineDeps) {
       db,
       async (uow) => {
         await repository.insertExecution(uow.tx, {
-          id: executionId,
-          toolId: tool.id,
-          toolName: tool.name,
-          toolVersion: tool.version,
-          userId: actor.userId,
+          ...executionColumns(executionId, tool, actor, args, digest, options),
           status: 'running',
-          source: options.source,
-          sessionId: options.sessionId,
-          toolCallId: options.toolCallId,
-          encryptedArgs: encryptArgs(executionId, args),
-          argsDigest: digest,
           createdAt: now(),
           startedAt: now(),
         });
@@ -485,17 +487,8 @@ export function createToolEngine(deps: ToolEngineDeps) {
       db,
       async (uow) => {
         await repository.insertExecution(uow.tx, {
-          id: executionId,
-          toolId: tool.id,
-          toolName: tool.name,
-          toolVersion: tool.version,
-          userId: actor.userId,
+          ...executionColumns(executionId, tool, actor, args, digest, options),
           status: 'completed',
-          source: options.source,
-          sessionId: options.sessionId,
-          toolCallId: options.toolCallId,
-          encryptedArgs: encryptArgs(executionId, args),
-          argsDigest: digest,
           encryptedResult: fieldCipher.encrypt(JSON.stringify(result), executionResultAad(executionId)),
           cached: true,
           durationMs: 0,
@@ -504,7 +497,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
           completedAt: at,
         });
         await audit.recordMany(uow.tx, [
-          callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: false }),
+          initiatedEvent(actor, tool, executionId, digest, options, { requires_approval: false }),
           callEvent('TOOL_CALL_COMPLETED', actor, options.context, executionId, { tool_id: tool.id, tool_name: tool.name, tool_version: tool.version, duration_ms: 0, approval_id: null, cached: true }),
         ]);
       },
@@ -516,9 +509,14 @@ export function createToolEngine(deps: ToolEngineDeps) {
   /** A gated call: stored as pending with its approval (approvers notified, expiry scheduled), in one transaction. */
   async function requestApproval(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, options: CallOptions): Promise<ExecuteResult> {
     const gate = deps.approvals();
+    // The same call already waiting for approval in this chat session is answered by that approval.
+    const reusable = async (sessionId: string): Promise<ExecuteResult | undefined> => {
+      const existing = await gate.findReusable({ sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId });
+      return existing ? { execution_id: existing.executionId, status: 'pending_approval', approval_id: existing.id } : undefined;
+    };
     if (options.sessionId !== null) {
-      const existing = await gate.findReusable({ sessionId: options.sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId });
-      if (existing) return { execution_id: existing.executionId, status: 'pending_approval', approval_id: existing.id };
+      const existing = await reusable(options.sessionId);
+      if (existing) return existing;
     }
     const notifyUserIds = await gate.approverIdsFor(tool.approverRole, actor.userId);
     const executionId = randomUUID();
@@ -528,18 +526,9 @@ export function createToolEngine(deps: ToolEngineDeps) {
         db,
         async (uow) => {
           await repository.insertExecution(uow.tx, {
-            id: executionId,
-            toolId: tool.id,
-            toolName: tool.name,
-            toolVersion: tool.version,
-            userId: actor.userId,
+            ...executionColumns(executionId, tool, actor, args, digest, options),
             status: 'pending_approval',
-            source: options.source,
-            sessionId: options.sessionId,
-            toolCallId: options.toolCallId,
             approvalId,
-            encryptedArgs: encryptArgs(executionId, args),
-            argsDigest: digest,
             createdAt: now(),
           });
           await gate.request(uow, {
@@ -554,18 +543,15 @@ export function createToolEngine(deps: ToolEngineDeps) {
             notifyUserIds,
             context: options.context,
           });
-          await audit.record(
-            uow.tx,
-            callEvent('TOOL_CALL_INITIATED', actor, options.context, executionId, { ...baseDetails(tool, { ...options, digest }), requires_approval: true, approval_id: approvalId }),
-          );
+          await audit.record(uow.tx, initiatedEvent(actor, tool, executionId, digest, options, { requires_approval: true, approval_id: approvalId }));
         },
         deps.logger,
       );
     } catch (error) {
       // The same call proposed concurrently in one chat session: the other request's approval stands.
       if (options.sessionId !== null && isUniqueViolation(error)) {
-        const existing = await gate.findReusable({ sessionId: options.sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId });
-        if (existing) return { execution_id: existing.executionId, status: 'pending_approval', approval_id: existing.id };
+        const existing = await reusable(options.sessionId);
+        if (existing) return existing;
       }
       throw error;
     }

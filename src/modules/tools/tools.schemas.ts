@@ -45,41 +45,19 @@ const toolFields = {
   implementation: ImplementationSchema,
 };
 
+/** Every field of a definition, optional: an update changes any of them, a creation defaults all but two. */
+const optionalToolFields = Type.Partial(Type.Object(toolFields)).properties;
+
 export const CreateToolBody = Type.Object(
-  {
-    name: toolFields.name,
-    description: Type.Optional(toolFields.description),
-    input_schema: Type.Optional(toolFields.input_schema),
-    output_schema: Type.Optional(toolFields.output_schema),
-    required_role: Type.Optional(toolFields.required_role),
-    requires_approval: Type.Optional(toolFields.requires_approval),
-    approval_when: Type.Optional(toolFields.approval_when),
-    approvals_required: Type.Optional(toolFields.approvals_required),
-    approver_role: Type.Optional(toolFields.approver_role),
-    cache_ttl_seconds: Type.Optional(toolFields.cache_ttl_seconds),
-    is_enabled: Type.Optional(toolFields.is_enabled),
-    implementation: toolFields.implementation,
-  },
+  { ...optionalToolFields, name: toolFields.name, implementation: toolFields.implementation },
   { additionalProperties: false },
 );
 
-export const UpdateToolBody = Type.Object(
-  {
-    name: Type.Optional(toolFields.name),
-    description: Type.Optional(toolFields.description),
-    input_schema: Type.Optional(toolFields.input_schema),
-    output_schema: Type.Optional(toolFields.output_schema),
-    required_role: Type.Optional(toolFields.required_role),
-    requires_approval: Type.Optional(toolFields.requires_approval),
-    approval_when: Type.Optional(toolFields.approval_when),
-    approvals_required: Type.Optional(toolFields.approvals_required),
-    approver_role: Type.Optional(toolFields.approver_role),
-    cache_ttl_seconds: Type.Optional(toolFields.cache_ttl_seconds),
-    is_enabled: Type.Optional(toolFields.is_enabled),
-    implementation: Type.Optional(toolFields.implementation),
-  },
-  { additionalProperties: false, minProperties: 1, description: 'the fields to change; every change makes a new version' },
-);
+export const UpdateToolBody = Type.Object(optionalToolFields, {
+  additionalProperties: false,
+  minProperties: 1,
+  description: 'the fields to change; every change makes a new version',
+});
 
 export const ToolSchema = Type.Object({
   id: Uuid,

@@ -1,25 +1,13 @@
 import { createHmac } from 'node:crypto';
 import type { ToolImplementation } from '../../db/schema/tools.js';
 import { ToolRunError } from './builtins/types.js';
-import { EgressError, egressFetch, type Allowlist } from './egress.js';
+import { FRAMING_HEADERS, toolEgressFetch, type Allowlist } from './egress.js';
 import { scrubSecret } from './secret-scrub.js';
 
 export const SIGNATURE_HEADER = 'X-CDSA-Signature';
 
 /** Static headers a webhook tool may not set: framing, and the headers this service owns. */
-const RESERVED_WEBHOOK_HEADERS = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'connection',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-  'keep-alive',
-  SIGNATURE_HEADER.toLowerCase(),
-]);
+const RESERVED_WEBHOOK_HEADERS = new Set([...FRAMING_HEADERS, 'content-type', SIGNATURE_HEADER.toLowerCase()]);
 
 export function isReservedWebhookHeader(name: string): boolean {
   return RESERVED_WEBHOOK_HEADERS.has(name.toLowerCase());
@@ -61,24 +49,18 @@ export async function callWebhook(call: WebhookCall): Promise<unknown> {
     headers[SIGNATURE_HEADER.toLowerCase()] = webhookSignature(secret, body);
   }
 
-  let response;
-  try {
-    response = await egressFetch(
-      {
-        method: 'POST',
-        url,
-        headers,
-        body,
-        timeoutMs: call.implementation.timeout_ms,
-        maxResponseBytes: call.implementation.max_response_bytes,
-        signal: call.signal,
-      },
-      call.allowlist,
-    );
-  } catch (error) {
-    if (error instanceof EgressError) throw new ToolRunError(`egress_${error.code}`, error.message);
-    throw error;
-  }
+  const response = await toolEgressFetch(
+    {
+      method: 'POST',
+      url,
+      headers,
+      body,
+      timeoutMs: call.implementation.timeout_ms,
+      maxResponseBytes: call.implementation.max_response_bytes,
+      signal: call.signal,
+    },
+    call.allowlist,
+  );
   if (response.status >= 300 && response.status < 400) {
     throw new ToolRunError('webhook_redirect', `the webhook answered with a redirect (HTTP ${response.status}); redirects are not followed`);
   }

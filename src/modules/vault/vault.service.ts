@@ -179,8 +179,15 @@ function clampLimit(limit: number | undefined): number {
   return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
-function actorEvent(actor: Actor, context: RequestContext) {
-  return { userId: actor.userId, sessionId: actor.sessionId, context };
+/** An audit event a person caused on one secret. */
+function secretEvent(
+  eventType: AuditEventInput['eventType'],
+  actor: Actor,
+  context: RequestContext,
+  secretId: string,
+  details: Record<string, unknown>,
+): AuditEventInput {
+  return { eventType, userId: actor.userId, sessionId: actor.sessionId, context, resourceType: RESOURCE_TYPE, resourceId: secretId, details };
 }
 
 /**
@@ -195,6 +202,31 @@ export function createVaultService(deps: VaultServiceDeps) {
   async function notifyAdmins(uow: UnitOfWork, input: Parameters<VaultNotifier['notifyRole']>[1]): Promise<void> {
     const notifier = deps.notifier();
     if (notifier) await notifier.notifyRole('ADMIN', input, uow);
+  }
+
+  /** A person saw a value: admins are told, and the access is audited with the value's fingerprint (never the value). */
+  async function recordReveal(
+    uow: UnitOfWork,
+    actor: Actor,
+    context: RequestContext,
+    revealed: { secret: Pick<SecretRow, 'id' | 'name'>; version: number; value: string; via: 'reveal' | 'reveal_version'; title: string; message: string },
+  ): Promise<void> {
+    const { secret, version } = revealed;
+    await notifyAdmins(uow, {
+      type: 'VAULT_SECRET_ACCESSED',
+      title: revealed.title,
+      message: revealed.message,
+      data: { secret_id: secret.id, secret_name: secret.name, version, accessed_by: actor.username },
+    });
+    await audit.record(
+      uow.tx,
+      secretEvent('VAULT_SECRET_ACCESSED', actor, context, secret.id, {
+        secret_name: secret.name,
+        version,
+        via: revealed.via,
+        value_hmac: fingerprinter.fingerprint(revealed.value),
+      }),
+    );
   }
 
   /** An integrity failure is a security event: recorded (and admins alerted) after the failed read has ended. */
@@ -297,13 +329,10 @@ export function createVaultService(deps: VaultServiceDeps) {
             message: `${actor.username} added the secret "${row.name}".`,
             data: { secret_id: id, secret_name: row.name, added_by: actor.username },
           });
-          await audit.record(work.tx, {
-            eventType: 'VAULT_SECRET_CREATED',
-            ...actorEvent(actor, context),
-            resourceType: RESOURCE_TYPE,
-            resourceId: id,
-            details: { secret_name: row.name, version: 1, value_hmac: fingerprinter.fingerprint(input.value) },
-          });
+          await audit.record(
+            work.tx,
+            secretEvent('VAULT_SECRET_CREATED', actor, context, id, { secret_name: row.name, version: 1, value_hmac: fingerprinter.fingerprint(input.value) }),
+          );
           return presentSecret(row);
         },
         deps.logger,
@@ -329,18 +358,13 @@ export function createVaultService(deps: VaultServiceDeps) {
             const value = open(row, row.currentVersion, row.encryptedValue);
             const accessedAt = now();
             await repository.touch(uow.tx, row.id, accessedAt);
-            await notifyAdmins(uow, {
-              type: 'VAULT_SECRET_ACCESSED',
+            await recordReveal(uow, actor, context, {
+              secret: row,
+              version: row.currentVersion,
+              value,
+              via: 'reveal',
               title: 'Vault secret revealed',
               message: `${actor.username} revealed the secret "${row.name}".`,
-              data: { secret_id: row.id, secret_name: row.name, version: row.currentVersion, accessed_by: actor.username },
-            });
-            await audit.record(uow.tx, {
-              eventType: 'VAULT_SECRET_ACCESSED',
-              ...actorEvent(actor, context),
-              resourceType: RESOURCE_TYPE,
-              resourceId: row.id,
-              details: { secret_name: row.name, version: row.currentVersion, via: 'reveal', value_hmac: fingerprinter.fingerprint(value) },
             });
             return { ...presentSecret({ ...row, lastAccessedAt: accessedAt }), value };
           },
@@ -387,13 +411,7 @@ export function createVaultService(deps: VaultServiceDeps) {
             details.version = current.currentVersion;
           }
           details.description_changed = input.description !== undefined && input.description !== current.description;
-          await audit.record(work.tx, {
-            eventType: 'VAULT_SECRET_UPDATED',
-            ...actorEvent(actor, context),
-            resourceType: RESOURCE_TYPE,
-            resourceId: current.id,
-            details,
-          });
+          await audit.record(work.tx, secretEvent('VAULT_SECRET_UPDATED', actor, context, current.id, details));
           return presentSecret(row);
         },
         deps.logger,
@@ -410,13 +428,14 @@ export function createVaultService(deps: VaultServiceDeps) {
           const row = await requireLive(work.tx, id, true);
           const at = now();
           await repository.softDelete(work.tx, row.id, at);
-          await audit.record(work.tx, {
-            eventType: 'VAULT_SECRET_DELETED',
-            ...actorEvent(actor, context),
-            resourceType: RESOURCE_TYPE,
-            resourceId: row.id,
-            details: { secret_name: row.name, version: row.currentVersion, purge_after: new Date(at.getTime() + deps.retentionMs).toISOString() },
-          });
+          await audit.record(
+            work.tx,
+            secretEvent('VAULT_SECRET_DELETED', actor, context, row.id, {
+              secret_name: row.name,
+              version: row.currentVersion,
+              purge_after: new Date(at.getTime() + deps.retentionMs).toISOString(),
+            }),
+          );
         },
         deps.logger,
       );
@@ -443,18 +462,13 @@ export function createVaultService(deps: VaultServiceDeps) {
             if (!row) throw new NotFoundError('Secret version');
             const value = open(secret, row.version, row.encryptedValue);
             await repository.touch(uow.tx, secret.id, now());
-            await notifyAdmins(uow, {
-              type: 'VAULT_SECRET_ACCESSED',
+            await recordReveal(uow, actor, context, {
+              secret,
+              version: row.version,
+              value,
+              via: 'reveal_version',
               title: 'Vault secret version revealed',
               message: `${actor.username} revealed version ${row.version} of the secret "${secret.name}".`,
-              data: { secret_id: secret.id, secret_name: secret.name, version: row.version, accessed_by: actor.username },
-            });
-            await audit.record(uow.tx, {
-              eventType: 'VAULT_SECRET_ACCESSED',
-              ...actorEvent(actor, context),
-              resourceType: RESOURCE_TYPE,
-              resourceId: secret.id,
-              details: { secret_name: secret.name, version: row.version, via: 'reveal_version', value_hmac: fingerprinter.fingerprint(value) },
             });
             return { ...presentVersion(row, secret.currentVersion), secret_id: secret.id, value };
           },

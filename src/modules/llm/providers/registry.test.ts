@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mockProvidersConfig } from '../../../../test/mock-llm/providers.js';
 import { startMockLlm, unusedPort, type MockLlm } from '../../../../test/mock-llm/server.js';
 import { loadConfig } from '../../../config.js';
 import {
@@ -19,19 +20,7 @@ let mock: MockLlm;
 let closedPort: number;
 
 function allProviders(url: string, overrides: Partial<LlmProvidersConfig> = {}): LlmProvidersConfig {
-  return {
-    ollamaBaseUrl: url,
-    openaiBaseUrl: `${url}/v1`,
-    openaiApiKey: OPENAI_KEY,
-    openaiLocal: false,
-    anthropicBaseUrl: url,
-    anthropicApiKey: ANTHROPIC_KEY,
-    geminiApiKey: GEMINI_KEY,
-    geminiBaseUrl: url,
-    requestTimeoutMs: 5000,
-    discoveryTimeoutMs: 300,
-    ...overrides,
-  };
+  return mockProvidersConfig(url, { openai: OPENAI_KEY, anthropic: ANTHROPIC_KEY, gemini: GEMINI_KEY }, { discoveryTimeoutMs: 300, ...overrides });
 }
 
 beforeAll(async () => {

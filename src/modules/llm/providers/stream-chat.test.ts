@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mockProvidersConfig } from '../../../../test/mock-llm/providers.js';
 import { startMockLlm, textReply, toolCallReply, unusedPort, type MockLlm } from '../../../../test/mock-llm/server.js';
 import {
   createProviderRegistry,
@@ -24,18 +25,7 @@ let mock: MockLlm;
 let registry: ProviderRegistry;
 
 function configFor(url: string, overrides: Partial<LlmProvidersConfig> = {}): LlmProvidersConfig {
-  return {
-    ollamaBaseUrl: url,
-    openaiBaseUrl: `${url}/v1`,
-    openaiApiKey: OPENAI_KEY,
-    openaiLocal: false,
-    anthropicBaseUrl: url,
-    anthropicApiKey: ANTHROPIC_KEY,
-    geminiApiKey: GEMINI_KEY,
-    geminiBaseUrl: url,
-    requestTimeoutMs: 5000,
-    ...overrides,
-  };
+  return mockProvidersConfig(url, { openai: OPENAI_KEY, anthropic: ANTHROPIC_KEY, gemini: GEMINI_KEY }, overrides);
 }
 
 async function collect(events: AsyncIterable<ChatStreamEvent>): Promise<ChatStreamEvent[]> {

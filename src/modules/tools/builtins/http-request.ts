@@ -1,5 +1,5 @@
 import type { FieldError } from '../../../lib/errors.js';
-import { checkEgressUrl, EgressError, egressFetch } from '../egress.js';
+import { checkEgressUrl, EgressError, FRAMING_HEADERS, toolEgressFetch } from '../egress.js';
 import { scrubSecret } from '../secret-scrub.js';
 import { ToolRunError, type BuiltinTool } from './types.js';
 
@@ -7,21 +7,7 @@ export const DEFAULT_AUTH_HEADER = 'Authorization';
 export const DEFAULT_AUTH_SCHEME = 'Bearer';
 
 /** Headers the caller (or the model) may not set: transport framing, and every credential-bearing header. */
-const RESERVED_HEADERS = new Set([
-  'host',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-  'keep-alive',
-  'proxy-authorization',
-  'proxy-connection',
-  'authorization',
-  'cookie',
-]);
+const RESERVED_HEADERS = new Set([...FRAMING_HEADERS, 'proxy-authorization', 'proxy-connection', 'authorization', 'cookie']);
 
 /** Response headers passed back; the others (cookies among them) stay out of results. */
 const RETURNED_HEADERS = ['content-type', 'content-length', 'location', 'etag', 'last-modified', 'retry-after'];
@@ -117,37 +103,32 @@ export const httpRequestTool: BuiltinTool = {
       headers[authHeader] = scheme === '' ? secret : `${scheme} ${secret}`;
     }
 
-    try {
-      const response = await egressFetch(
-        {
-          method,
-          url,
-          headers,
-          body,
-          timeoutMs: implementation.timeout_ms,
-          maxResponseBytes: implementation.max_response_bytes,
-          signal: context.signal,
-        },
-        context.allowlist,
-      );
-      const returned: Record<string, string> = {};
-      for (const name of RETURNED_HEADERS) {
-        const value = response.headers.get(name);
-        if (value !== null) returned[name] = scrubSecret(value, secret);
-      }
-      const text = scrubSecret(response.body, secret);
-      let parsed: unknown = text;
-      if (isJsonContentType(response.headers.get('content-type')) && text !== '') {
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = text;
-        }
-      }
-      return { status: response.status, headers: returned, body: parsed };
-    } catch (error) {
-      if (error instanceof EgressError) throw new ToolRunError(`egress_${error.code}`, error.message);
-      throw error;
+    const response = await toolEgressFetch(
+      {
+        method,
+        url,
+        headers,
+        body,
+        timeoutMs: implementation.timeout_ms,
+        maxResponseBytes: implementation.max_response_bytes,
+        signal: context.signal,
+      },
+      context.allowlist,
+    );
+    const returned: Record<string, string> = {};
+    for (const name of RETURNED_HEADERS) {
+      const value = response.headers.get(name);
+      if (value !== null) returned[name] = scrubSecret(value, secret);
     }
+    const text = scrubSecret(response.body, secret);
+    let parsed: unknown = text;
+    if (isJsonContentType(response.headers.get('content-type')) && text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    return { status: response.status, headers: returned, body: parsed };
   },
 };
