@@ -38,8 +38,7 @@ export const securityPlugin = fp(
       nameSpace: `${config.redisPrefix}:rl:`,
       // Redis down must not take the API down with it; requests pass un-counted until it returns.
       skipOnError: true,
-      // Health probes and metrics scrapes are not clients.
-      allowList: (request) => request.url === '/health' || request.url.startsWith('/health/') || request.url === '/metrics',
+      // Health probes and metrics scrapes are not clients: those routes opt out with `config.rateLimit: false`.
       errorResponseBuilder: (_request, context) =>
         new RateLimitedError(`Rate limit exceeded: ${context.max} requests per ${context.after}`, context.ttl / 1000),
     });
