@@ -21,6 +21,16 @@ describe('access tokens', () => {
     await expect(tokens.verifyAccessToken(token)).resolves.toMatchObject({ userId: claims.userId, sessionId: claims.sessionId, role: 'MANAGER' });
   });
 
+  it('stop working at expiry even after an earlier verification was remembered', async () => {
+    let now = 1_800_000_000_000;
+    const tokens = await issuer(() => now, randomBytes(32));
+    const { token } = await tokens.issueAccessToken(claims);
+    await expect(tokens.verifyAccessToken(token)).resolves.toBeTruthy();
+    await expect(tokens.verifyAccessToken(token)).resolves.toBeTruthy();
+    now += 900_000 + 60_000;
+    await expect(tokens.verifyAccessToken(token)).rejects.toMatchObject({ reason: 'ERR_JWT_EXPIRED' });
+  });
+
   it('expire after their lifetime plus a small skew', async () => {
     let now = 1_800_000_000_000;
     const secret = randomBytes(32);

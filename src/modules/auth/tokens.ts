@@ -28,6 +28,9 @@ export interface TokenIssuerOptions {
   now?: () => number;
 }
 
+/** Verified access tokens remembered at most (least recently used go first). */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export class InvalidTokenError extends Error {
   constructor(readonly reason: string) {
     super(`invalid access token: ${reason}`);
@@ -39,6 +42,7 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
   const now = options.now ?? Date.now;
   // Imported once: non-extractable, usable only for HMAC-SHA-256.
   const key = await webcrypto.subtle.importKey('raw', options.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  const verified = new Map<string, AccessClaims>();
 
   return {
     accessTtlSeconds: options.accessTtlSeconds,
@@ -59,28 +63,45 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
 
     /** Verifies signature, algorithm, type and claims; throws InvalidTokenError naming why (for logs, not clients). */
     async verifyAccessToken(token: string): Promise<AccessClaims> {
-      try {
-        const { payload } = await jwtVerify(token, key, {
-          algorithms: [ALGORITHM],
-          typ: ACCESS_TOKEN_TYPE,
-          issuer: options.issuer,
-          audience: options.audience,
-          clockTolerance: CLOCK_SKEW_SECONDS,
-          requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'role'],
-          currentDate: new Date(now()),
-        });
-        const { sub, sid, role, jti, exp } = payload;
-        if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !isRole(role) || typeof exp !== 'number') {
-          throw new InvalidTokenError('malformed claims');
-        }
-        return { userId: sub, sessionId: sid, role, jti, expiresAt: exp };
-      } catch (error) {
-        if (error instanceof InvalidTokenError) throw error;
-        if (error instanceof joseErrors.JOSEError) throw new InvalidTokenError(error.code);
-        throw new InvalidTokenError('unreadable');
+      // A client sends the same token on every request until it expires: the result of a full verification of that
+      // exact string is remembered (bounded, and never past `exp`), so the HMAC runs once per token, not per request.
+      // Revocation does not depend on this: the session is checked on every request.
+      const known = verified.get(token);
+      if (known && now() < known.expiresAt * 1000) {
+        verified.delete(token);
+        verified.set(token, known);
+        return known;
       }
+      verified.delete(token);
+      const claims = await verifyFully(token);
+      verified.set(token, claims);
+      if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      return claims;
     },
   };
+
+  async function verifyFully(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(token, key, {
+        algorithms: [ALGORITHM],
+        typ: ACCESS_TOKEN_TYPE,
+        issuer: options.issuer,
+        audience: options.audience,
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'role'],
+        currentDate: new Date(now()),
+      });
+      const { sub, sid, role, jti, exp } = payload;
+      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !isRole(role) || typeof exp !== 'number') {
+        throw new InvalidTokenError('malformed claims');
+      }
+      return { userId: sub, sessionId: sid, role, jti, expiresAt: exp };
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw error;
+      if (error instanceof joseErrors.JOSEError) throw new InvalidTokenError(error.code);
+      throw new InvalidTokenError('unreadable');
+    }
+  }
 }
 
 export type TokenIssuer = Awaited<ReturnType<typeof createTokenIssuer>>;
