@@ -21,6 +21,12 @@ export function decodeCursor<T extends Record<string, string | number>>(cursor: 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 
+/** A page size within 1..MAX_PAGE_SIZE (DEFAULT_PAGE_SIZE when absent), for services called outside HTTP too. */
+export function clampLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
+}
+
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../test/helpers/eventually.js';
 import { createSseRegistry, type SseRegistry, type SseStream } from './sse.js';
 
 let app: FastifyInstance | undefined;
@@ -34,14 +35,6 @@ function connect(url: string, headers: Record<string, string> = {}): Promise<{ r
   });
 }
 
-async function until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const started = Date.now();
-  while (!predicate()) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('SSE helper', () => {
   it('sends retry, events with ids, heartbeats, and passes Last-Event-ID through', async () => {
     let stream: SseStream | undefined;
@@ -51,10 +44,10 @@ describe('SSE helper', () => {
     const client = await connect(url, { 'last-event-id': '41' });
     expect(client.response.headers['content-type']).toContain('text/event-stream');
     expect(client.response.headers['x-accel-buffering']).toBe('no');
-    await until(() => stream !== undefined);
+    await eventually(() => stream !== undefined, 5_000);
     expect(stream!.lastEventId).toBe('41');
     stream!.send('notification', { hello: 'world' }, 42);
-    await until(() => client.text().includes(': ping'));
+    await eventually(() => client.text().includes(': ping'), 5_000);
     const text = client.text();
     expect(text.startsWith('retry: 1234\n\n')).toBe(true);
     expect(text).toContain('id: 42\nevent: notification\ndata: {"hello":"world"}\n\n');
@@ -71,9 +64,9 @@ describe('SSE helper', () => {
       });
     });
     const client = await connect(url);
-    await until(() => registry.size() === 1);
+    await eventually(() => registry.size() === 1, 5_000);
     client.request.destroy();
-    await until(() => closed);
+    await eventually(() => closed, 5_000);
     expect(registry.size()).toBe(0);
     expect(stream!.signal.aborted).toBe(true);
     expect(stream!.send('late', {})).toBe(false);
@@ -82,7 +75,7 @@ describe('SSE helper', () => {
   it('ends every stream with a final event on shutdown', async () => {
     const { url, registry } = await serve({}, () => undefined);
     const client = await connect(url);
-    await until(() => registry.size() === 1);
+    await eventually(() => registry.size() === 1, 5_000);
     const ended = new Promise<void>((resolve) => client.response.on('end', () => resolve()));
     registry.closeAll();
     await ended;
@@ -97,7 +90,7 @@ describe('SSE helper', () => {
     });
     const client = await connect(url);
     client.response.pause();
-    await until(() => stream !== undefined);
+    await eventually(() => stream !== undefined, 5_000);
     const payload = { data: 'x'.repeat(16 * 1024) };
     let sent = 0;
     while (stream!.send('bulk', payload) && sent < 10_000) sent += 1;

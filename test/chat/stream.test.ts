@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { auditEvents } from '../helpers/audit.js';
-import { eventually } from '../helpers/sse.js';
+import { eventually } from '../helpers/eventually.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
 import { tablesContaining } from '../vault/helpers.js';

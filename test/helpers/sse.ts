@@ -103,12 +103,3 @@ export function readSse<D = unknown>(response: http.IncomingMessage): SseReader<
     ended,
   };
 }
-
-/** Waits until `predicate` holds, checking every few milliseconds; for state that has no event to wait on. */
-export async function eventually(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!(await predicate())) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

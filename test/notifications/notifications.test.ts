@@ -6,7 +6,8 @@ import { withTransaction } from '../../src/db/unit-of-work.js';
 import type { NotifyInput } from '../../src/modules/notifications/index.js';
 import { PURGE_JOB } from '../../src/modules/notifications/notifications.jobs.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { baseUrl, eventually } from '../helpers/sse.js';
+import { eventually } from '../helpers/eventually.js';
+import { baseUrl } from '../helpers/sse.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { openSse, type SseConnection } from './sse-client.js';
 

@@ -1,21 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/process.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 
 function startRedis(port: number): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-}
-
-async function until(predicate: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const started = Date.now();
-  while (!(await predicate())) {
-
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 // A private Redis that the test can stop and start again, to see the service degrade and recover by itself.
@@ -35,7 +27,7 @@ describe.runIf(hasRedisServer)('Redis lost at runtime', () => {
     expect((await t.app.inject({ url: '/health/ready' })).statusCode).toBe(200);
 
     redis.kill('SIGKILL');
-    await until(async () => (await t!.app.inject({ url: '/health/ready' })).statusCode === 503);
+    await eventually(async () => (await t!.app.inject({ url: '/health/ready' })).statusCode === 503, 15_000);
     const down = await t.app.inject({ url: '/health/ready' });
     expect(down.headers['content-type']).toContain('application/problem+json');
     expect(down.json().detail).toContain('redis');
@@ -45,6 +37,6 @@ describe.runIf(hasRedisServer)('Redis lost at runtime', () => {
     expect((await t.app.inject({ url: '/' })).statusCode).toBe(200);
 
     redis = startRedis(port);
-    await until(async () => (await t!.app.inject({ url: '/health/ready' })).statusCode === 200);
+    await eventually(async () => (await t!.app.inject({ url: '/health/ready' })).statusCode === 200, 15_000);
   });
 });

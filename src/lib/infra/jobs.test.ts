@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../../test/helpers/eventually.js';
 import { createRedis } from './redis.js';
 import { createBullJobQueue, createInProcessJobQueue, type JobQueue } from './jobs.js';
 
@@ -7,18 +8,6 @@ const queues: JobQueue[] = [];
 afterEach(async () => {
   for (const queue of queues.splice(0)) await queue.close();
 });
-
-function waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error('condition not met in time'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 const implementations: [string, boolean, () => JobQueue][] = [
   ['in-process', true, () => createInProcessJobQueue()],
@@ -43,7 +32,7 @@ describe.each(implementations)('%s job queue', (_name, enabled, make) => {
     });
     await queue.start();
     await queue.enqueue('test.echo', { n: 7 });
-    await waitFor(() => seen.length === 1);
+    await eventually(() => seen.length === 1);
     expect(seen).toEqual([7]);
   });
 
@@ -57,7 +46,7 @@ describe.each(implementations)('%s job queue', (_name, enabled, make) => {
     });
     await queue.start();
     await queue.enqueue('test.flaky', {}, { attempts: 5, backoffMs: 20 });
-    await waitFor(() => attempts.length === 3);
+    await eventually(() => attempts.length === 3);
     expect(attempts).toEqual([1, 2, 3]);
   });
 
@@ -72,7 +61,7 @@ describe.each(implementations)('%s job queue', (_name, enabled, make) => {
     const enqueuedAt = Date.now();
     await queue.enqueue('test.delayed', {}, { delayMs: 300, jobId: 'same' });
     await queue.enqueue('test.delayed', {}, { delayMs: 300, jobId: 'same' });
-    await waitFor(() => ranAt.length >= 1);
+    await eventually(() => ranAt.length >= 1);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(ranAt).toHaveLength(1);
     expect(ranAt[0]! - enqueuedAt).toBeGreaterThanOrEqual(250);

@@ -4,7 +4,7 @@ import type { ApprovalDecisionValue, ApprovalStatus } from '../../db/schema/appr
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import type { JobQueue } from '../../lib/infra/jobs.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../lib/errors.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, roleAtLeast, ROLES, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationContent, NotifyInput } from '../notifications/notifications.types.js';
@@ -108,11 +108,6 @@ export interface ListApprovalsQuery {
 
 function iso(date: Date | null): string | null {
   return date ? date.toISOString() : null;
-}
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
 function rolesAtLeast(role: Role): Role[] {

@@ -12,7 +12,8 @@ import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { Actor, RequestContext } from './permissions.js';
 import type { SessionsRepository } from './sessions.repository.js';
 import type { SessionService, SessionState } from './sessions.service.js';
-import { InvalidTokenError, newOpaqueToken, sha256, type TokenIssuer } from './tokens.js';
+import { sha256Hex } from '../../lib/crypto/hmac.js';
+import { InvalidTokenError, newOpaqueToken, type TokenIssuer } from './tokens.js';
 
 export const STREAM_TICKET_TTL_SECONDS = 60;
 /** One message for every failed login, whatever the reason: no account enumeration. */
@@ -78,7 +79,7 @@ export function createAuthService(deps: AuthServiceDeps) {
   async function issuePair(userId: string, sessionId: string, role: UserRow['role'], sessionExpiresAt: Date, tx: Parameters<typeof deps.sessionsRepository.insertRefreshToken>[0]): Promise<TokenPair> {
     const refreshToken = newOpaqueToken();
     const expiresAt = refreshExpiry(sessionExpiresAt);
-    await deps.sessionsRepository.insertRefreshToken(tx, { sessionId, tokenHash: sha256(refreshToken), expiresAt });
+    await deps.sessionsRepository.insertRefreshToken(tx, { sessionId, tokenHash: sha256Hex(refreshToken), expiresAt });
     const access = await tokens.issueAccessToken({ userId, sessionId, role });
     return { access_token: access.token, refresh_token: refreshToken, token_type: 'bearer', expires_in: access.expiresIn };
   }
@@ -147,7 +148,7 @@ export function createAuthService(deps: AuthServiceDeps) {
             expiresAt: sessionExpiresAt,
             ipAddress: context.ipAddress,
             userAgent: context.userAgent,
-            refreshTokenHash: sha256(refreshToken),
+            refreshTokenHash: sha256Hex(refreshToken),
             refreshExpiresAt: refreshExpiry(sessionExpiresAt),
             loggedInAt,
           });
@@ -186,7 +187,7 @@ export function createAuthService(deps: AuthServiceDeps) {
      * session (every token issued from that login) is revoked and the user is alerted.
      */
     async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
-      const tokenHash = sha256(refreshToken);
+      const tokenHash = sha256Hex(refreshToken);
       const at = new Date(now());
       const outcome = await withTransaction(
         db,
@@ -236,7 +237,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     /** A single-use, short-lived ticket bound to the caller's session, for a browser EventSource (`?ticket=`). */
     async issueStreamTicket(actor: Actor): Promise<{ ticket: string; expires_in: number }> {
       const ticket = newOpaqueToken();
-      await deps.kv.set(`identity:stream-ticket:${sha256(ticket)}`, JSON.stringify({ userId: actor.userId, sessionId: actor.sessionId }), STREAM_TICKET_TTL_SECONDS);
+      await deps.kv.set(`identity:stream-ticket:${sha256Hex(ticket)}`, JSON.stringify({ userId: actor.userId, sessionId: actor.sessionId }), STREAM_TICKET_TTL_SECONDS);
       return { ticket, expires_in: STREAM_TICKET_TTL_SECONDS };
     },
 
@@ -254,7 +255,7 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     /** Redeems a stream ticket (once); its session must still be live. */
     async authenticateStreamTicket(ticket: string): Promise<Actor> {
-      const raw = await deps.kv.take(`identity:stream-ticket:${sha256(ticket)}`);
+      const raw = await deps.kv.take(`identity:stream-ticket:${sha256Hex(ticket)}`);
       if (!raw) throw new UnauthorizedError('Invalid, used or expired stream ticket');
       const { userId, sessionId } = JSON.parse(raw) as { userId: string; sessionId: string };
       return authenticateSession(sessionId, userId);

@@ -1,6 +1,6 @@
 import { RateLimitedError } from '../../lib/errors.js';
 import type { KeyValueStore } from '../../lib/infra/kv.js';
-import { sha256 } from './tokens.js';
+import { sha256Hex } from '../../lib/crypto/hmac.js';
 
 export const LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60;
 
@@ -30,7 +30,7 @@ export class LoginThrottledError extends RateLimitedError {
 export function createLoginThrottle(options: LoginThrottleOptions) {
   const { kv } = options;
   const windowSeconds = options.windowSeconds ?? LOGIN_FAILURE_WINDOW_SECONDS;
-  const accountKey = (account: string) => `identity:login-failures:account:${sha256(account)}`;
+  const accountKey = (account: string) => `identity:login-failures:account:${sha256Hex(account)}`;
   const clientKey = (client: string) => `identity:login-failures:client:${client}`;
 
   async function refuseIfOver(key: string, max: number, scope: ThrottleScope): Promise<void> {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader, decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createTokenIssuer, newOpaqueToken, sha256 } from './tokens.js';
+import { sha256Hex } from '../../lib/crypto/hmac.js';
+import { createTokenIssuer, newOpaqueToken } from './tokens.js';
 
 const claims = { userId: '11111111-1111-4111-8111-111111111111', sessionId: '22222222-2222-4222-8222-222222222222', role: 'MANAGER' as const };
 
@@ -55,6 +56,6 @@ describe('opaque tokens', () => {
     const token = newOpaqueToken();
     expect(Buffer.from(token, 'base64url')).toHaveLength(32);
     expect(newOpaqueToken()).not.toBe(token);
-    expect(sha256(token)).toMatch(/^[0-9a-f]{64}$/);
+    expect(sha256Hex(token)).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, webcrypto } from 'node:crypto';
+import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { isRole, type Role } from './permissions.js';
 
@@ -106,12 +106,7 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
 
 export type TokenIssuer = Awaited<ReturnType<typeof createTokenIssuer>>;
 
-/** 256 random bits, URL-safe: refresh tokens and stream tickets. */
+/** 256 random bits, URL-safe: refresh tokens and stream tickets. Stored as SHA-256 (sha256Hex): a full-entropy token needs no salt or slow hash. */
 export function newOpaqueToken(): string {
   return randomBytes(32).toString('base64url');
-}
-
-/** How opaque tokens are stored and looked up: a full-entropy token needs no salt or slow hash. */
-export function sha256(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
 }

@@ -4,7 +4,7 @@ import type { Db, DbOrTx } from '../../db/client.js';
 import type { ChatMessageStatus, ChatUsage } from '../../db/schema/chat.js';
 import { withTransaction } from '../../db/unit-of-work.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, type Actor, type RequestContext } from '../auth/permissions.js';
 import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
@@ -121,11 +121,6 @@ export const messageContentAad = (id: string): string => `chat_messages:${id}:co
 export const messageToolCallsAad = (id: string): string => `chat_messages:${id}:tool_calls`;
 export const sessionTitleAad = (id: string): string => `chat_sessions:${id}:title`;
 export const sessionVaultAad = (id: string): string => `chat_sessions:${id}:placeholder_vault`;
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
-}
 
 function titleFrom(message: string): string {
   const line = message.trim().split('\n')[0]!.trim();

@@ -5,7 +5,7 @@ import type { ProviderSecretRefs } from '../../db/schema/llm.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ForbiddenError, NotFoundError, RateLimitedError, UpstreamError, ValidationError } from '../../lib/errors.js';
 import type { PubSub } from '../../lib/infra/pubsub.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, type Page } from '../../lib/pagination.js';
 import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, type Actor, type Permission, type RequestContext } from '../auth/permissions.js';
 import {
@@ -156,11 +156,6 @@ interface DiscoveryEntry {
 
 function requirePermission(actor: Actor, permission: Permission): void {
   if (!hasPermission(actor.role, permission)) throw new ForbiddenError(`This action needs the ${permission} permission`);
-}
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
 function parseConfig(raw: Record<string, unknown>): ModelConfig {

@@ -6,7 +6,7 @@ import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { canonicalJson, CanonicalJsonError } from '../../lib/canonical-json.js';
 import { ConflictError, ForbiddenError, NotFoundError, UpstreamError, ValidationError, type FieldError } from '../../lib/errors.js';
 import type { KeyValueStore } from '../../lib/infra/kv.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { ApprovalLifecycle, ApprovalService } from '../approvals/approvals.service.js';
 import type { ApprovalRow } from '../approvals/approvals.repository.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
@@ -144,11 +144,6 @@ export function argsDigest(args: Record<string, unknown>): string {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
 function truncate(text: string): string {

@@ -2,7 +2,7 @@ import type { Db, DbOrTx } from '../../db/client.js';
 import type { JsonSchemaDocument, ToolImplementation } from '../../db/schema/tools.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from '../../lib/errors.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, roleAtLeast, ROLES, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationContent } from '../notifications/notifications.types.js';
@@ -103,11 +103,6 @@ export function presentTool(row: ToolRow): ToolView {
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
-}
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
 function rolesUpTo(role: Role): Role[] {

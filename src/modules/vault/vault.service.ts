@@ -3,7 +3,7 @@ import type { Db, DbOrTx } from '../../db/client.js';
 import { inUnitOfWork, withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import type { ValueFingerprinter } from '../../lib/crypto/hmac.js';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, toPage, type Page } from '../../lib/pagination.js';
+import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, SYSTEM_CONTEXT, type Actor, type Permission, type RequestContext } from '../auth/permissions.js';
 import { EncryptedDataError, type EncryptedColumn, type FieldEncryptionService } from './field-cipher.js';
@@ -172,11 +172,6 @@ function validateDescription(description: string | null | undefined): void {
       { pointer: '/description', detail: `must be at most ${SECRET_DESCRIPTION_MAX_LENGTH} characters` },
     ]);
   }
-}
-
-function clampLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  return Math.min(Math.max(1, Math.trunc(limit)), MAX_PAGE_SIZE);
 }
 
 /** An audit event a person caused on one secret. */
