@@ -2,6 +2,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { createPglitePreparedClient } from './pglite-prepared-client.js';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
@@ -105,7 +106,8 @@ async function openEmbedded(options: OpenDatabaseOptions): Promise<Database> {
   } catch (error) {
     throw new DatabaseUnavailableError(`cannot open the embedded database in ${dir ?? 'memory'}: ${(error as Error).message}`);
   }
-  const db = drizzlePglite({ client: pglite, schema }) as unknown as Db;
+  // Statements run as reusable prepared statements, one call into the database each (see pglite-prepared-client.ts).
+  const db = drizzlePglite({ client: createPglitePreparedClient(pglite) as unknown as PGlite, schema }) as unknown as Db;
   return {
     db,
     kind: 'embedded',
