@@ -1,15 +1,12 @@
-import {
-  jsonSchema,
-  streamText,
-  tool,
-  type FinishReason,
-  type JSONSchema7,
-  type LanguageModel,
-  type ModelMessage,
-  type TextStreamPart,
-  type Tool,
-  type ToolSet,
-} from 'ai';
+import type {
+  LanguageModelV3,
+  LanguageModelV3FunctionTool,
+  LanguageModelV3Prompt,
+  LanguageModelV3StreamPart,
+  LanguageModelV3ToolResultOutput,
+  SharedV3Warning,
+} from '@ai-sdk/provider';
+import type { FinishReason, JSONSchema7, ModelMessage } from 'ai';
 import {
   InvalidToolCallError,
   ProviderTimeoutError,
@@ -20,8 +17,8 @@ import {
 } from './errors.js';
 import type { ProviderName } from './model-id.js';
 
-/** A model object of the AI SDK (not a model id string). */
-export type ChatModel = Exclude<LanguageModel, string>;
+/** A language model of an AI SDK provider package. */
+export type ChatModel = LanguageModelV3;
 
 /** A tool offered to the model. The model only proposes calls; CDSA runs them itself, after any approval. */
 export interface ChatToolDefinition {
@@ -60,6 +57,11 @@ export interface StreamChatOptions {
 /**
  * One model call (one step: the caller loops after running tools), normalized to text, tool_call, then exactly one
  * `finish` or `error` event. Breaking out of the loop early, like aborting, closes the upstream connection.
+ *
+ * The provider's own streaming call (`doStream` of the AI SDK provider packages, which speak each vendor's wire
+ * format) is read directly, without `streamText` around it: that wrapper's prompt validation, telemetry spans and
+ * chain of web streams cost about 2.5 ms of CPU before the first token, and nothing it adds is used here — the caller
+ * runs its own step loop, validates nothing through it, and never lets the SDK execute tools.
  */
 export function streamModel(
   model: ChatModel,
@@ -67,7 +69,7 @@ export function streamModel(
   options: StreamChatOptions,
   secrets: readonly string[],
 ): AsyncIterable<ChatStreamEvent> {
-  const tools = toToolSet(options.tools ?? []);
+  const tools = toFunctionTools(options.tools ?? []);
   const stallTimeoutMs = options.stallTimeoutMs ?? options.timeoutMs;
 
   return {
@@ -91,21 +93,6 @@ export function streamModel(
         }, ms);
       };
 
-      const result = streamText({
-        model,
-        system: options.system,
-        messages: options.messages,
-        tools,
-        temperature: options.temperature,
-        maxOutputTokens: options.maxOutputTokens,
-        // Retries would multiply the time to an error; the caller decides what to do with one.
-        maxRetries: 0,
-        abortSignal: controller.signal,
-        // Errors arrive as stream parts below; the default handler would print them.
-        onError: () => undefined,
-      });
-      const parts = result.fullStream[Symbol.asyncIterator]();
-
       // What to tell the consumer once the stream stopped for an abort or an error.
       const ending = (error: unknown): ChatStreamEvent | null => {
         if (timedOut !== null) return { type: 'error', error: timedOut };
@@ -113,12 +100,35 @@ export function streamModel(
         return { type: 'error', error: toProviderError(provider, error, secrets) };
       };
 
+      let reader: ReadableStreamDefaultReader<LanguageModelV3StreamPart> | undefined;
       try {
+        arm();
+        try {
+          const prompt = toPrompt(options.system, options.messages);
+          const { stream } = await model.doStream({
+            prompt,
+            tools,
+            toolChoice: tools ? { type: 'auto' } : undefined,
+            temperature: options.temperature,
+            maxOutputTokens: options.maxOutputTokens,
+            abortSignal: controller.signal,
+            // Raw chunks are not requested: they cost a third of the per-chunk time.
+            includeRawChunks: false,
+          });
+          reader = stream.getReader();
+        } catch (error) {
+          const event = ending(error);
+          if (event) yield event;
+          return;
+        } finally {
+          clearTimeout(timer);
+        }
+
         for (;;) {
-          let next: IteratorResult<TextStreamPart<ToolSet>>;
+          let next: Awaited<ReturnType<ReadableStreamDefaultReader<LanguageModelV3StreamPart>['read']>>;
           arm();
           try {
-            next = await parts.next();
+            next = await reader.read();
           } catch (error) {
             const event = ending(error);
             if (event) yield event;
@@ -132,23 +142,21 @@ export function streamModel(
             return;
           }
           const part = next.value;
-          // Everything after the start markers comes from the provider's answer (raw chunks are not requested:
-          // they cost a third of the per-chunk time).
-          if (part.type !== 'start' && part.type !== 'start-step') upstreamSeen = true;
           switch (part.type) {
+            case 'stream-start':
+              // Sent as the response opens, before anything of the answer.
+              reportWarnings(part.warnings, model);
+              continue;
             case 'text-delta':
+              upstreamSeen = true;
               // OpenAI-compatible servers open with an empty content delta.
-              if (part.text !== '') yield { type: 'text', delta: part.text };
+              if (part.delta !== '') yield { type: 'text', delta: part.delta };
               break;
             case 'tool-call': {
-              const args: unknown = part.input;
-              if (part.invalid === true) {
-                yield { type: 'error', error: toProviderError(provider, part.error, secrets) };
-                return;
-              }
+              upstreamSeen = true;
+              const args = parseToolInput(part.input);
               if (!isPlainObject(args)) {
-                const error = new InvalidToolCallError(provider, part.toolName, 'the arguments are not an object');
-                yield { type: 'error', error };
+                yield { type: 'error', error: new InvalidToolCallError(provider, part.toolName, 'the arguments are not an object') };
                 return;
               }
               yield { type: 'tool_call', toolCallId: part.toolCallId, toolName: part.toolName, args };
@@ -157,11 +165,8 @@ export function streamModel(
             case 'finish':
               yield {
                 type: 'finish',
-                finishReason: part.finishReason,
-                usage: {
-                  input_tokens: part.totalUsage.inputTokens ?? null,
-                  output_tokens: part.totalUsage.outputTokens ?? null,
-                },
+                finishReason: part.finishReason.unified,
+                usage: { input_tokens: part.usage.inputTokens.total ?? null, output_tokens: part.usage.outputTokens.total ?? null },
               };
               return;
             case 'error': {
@@ -169,12 +174,9 @@ export function streamModel(
               if (event) yield event;
               return;
             }
-            case 'abort': {
-              const event = ending(new ProviderUnavailableError(provider, 'the request was aborted'));
-              if (event) yield event;
-              return;
-            }
             default:
+              // Response metadata, text and tool-input boundaries, reasoning: the answer is under way.
+              upstreamSeen = true;
               break;
           }
         }
@@ -183,23 +185,100 @@ export function streamModel(
         callerSignal?.removeEventListener('abort', onCallerAbort);
         // Closes the upstream connection when the consumer stopped early; a no-op after a complete response.
         controller.abort();
-        parts.return?.().catch(() => undefined);
+        reader?.cancel().catch(() => undefined);
       }
     },
   };
 }
 
-function toToolSet(definitions: ChatToolDefinition[]): ToolSet | undefined {
-  if (definitions.length === 0) return undefined;
-  const set: Record<string, Tool> = {};
-  for (const definition of definitions) {
-    // No `execute`: the model proposes, CDSA decides and executes.
-    set[definition.name] = tool({
-      description: definition.description,
-      inputSchema: jsonSchema<Record<string, unknown>>(definition.input_schema),
-    });
+/** The arguments of a proposed call: JSON text from the provider ("" meaning no arguments), or undefined if unreadable. */
+function parseToolInput(input: string): unknown {
+  if (input.trim() === '') return {};
+  try {
+    return JSON.parse(input) as unknown;
+  } catch {
+    return undefined;
   }
-  return set;
+}
+
+/** Provider warnings go where the SDK would send them (see `routeSdkWarnings`), or to console.warn by default. */
+function reportWarnings(warnings: readonly SharedV3Warning[], model: ChatModel): void {
+  if (warnings.length === 0) return;
+  const handler: unknown = (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS;
+  if (handler === false) return;
+  if (typeof handler === 'function') {
+    (handler as (input: { warnings: readonly SharedV3Warning[]; provider: string; model: string }) => void)({
+      warnings,
+      provider: model.provider,
+      model: model.modelId,
+    });
+    return;
+  }
+  for (const warning of warnings) console.warn(`AI SDK warning (${model.provider}/${model.modelId}):`, warning);
+}
+
+/**
+ * The conversation in the providers' common prompt format. Only what the chat sends is accepted (text, tool calls,
+ * tool results); anything else is a programming error, reported before any request is made.
+ */
+export function toPrompt(system: string | undefined, messages: readonly ModelMessage[]): LanguageModelV3Prompt {
+  const prompt: LanguageModelV3Prompt = [];
+  if (system !== undefined && system !== '') prompt.push({ role: 'system', content: system });
+  for (const message of messages) {
+    switch (message.role) {
+      case 'system':
+        prompt.push({ role: 'system', content: message.content });
+        break;
+      case 'user':
+        prompt.push({
+          role: 'user',
+          content:
+            typeof message.content === 'string'
+              ? [{ type: 'text', text: message.content }]
+              : message.content.map((part) => {
+                  if (part.type !== 'text') throw new TypeError(`unsupported user content: ${part.type}`);
+                  return { type: 'text' as const, text: part.text };
+                }),
+        });
+        break;
+      case 'assistant':
+        prompt.push({
+          role: 'assistant',
+          content:
+            typeof message.content === 'string'
+              ? [{ type: 'text', text: message.content }]
+              : message.content.map((part) => {
+                  if (part.type === 'text') return { type: 'text' as const, text: part.text };
+                  if (part.type === 'tool-call') {
+                    return { type: 'tool-call' as const, toolCallId: part.toolCallId, toolName: part.toolName, input: part.input };
+                  }
+                  throw new TypeError(`unsupported assistant content: ${part.type}`);
+                }),
+        });
+        break;
+      case 'tool':
+        prompt.push({
+          role: 'tool',
+          content: message.content.map((part) => {
+            if (part.type !== 'tool-result') throw new TypeError(`unsupported tool content: ${part.type}`);
+            return { type: 'tool-result' as const, toolCallId: part.toolCallId, toolName: part.toolName, output: part.output as LanguageModelV3ToolResultOutput };
+          }),
+        });
+        break;
+    }
+  }
+  return prompt;
+}
+
+function toFunctionTools(definitions: ChatToolDefinition[]): LanguageModelV3FunctionTool[] | undefined {
+  if (definitions.length === 0) return undefined;
+  // No `execute` anywhere: the model proposes, CDSA decides and executes.
+  return definitions.map((definition) => ({
+    type: 'function',
+    name: definition.name,
+    description: definition.description,
+    inputSchema: definition.input_schema,
+  }));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
