@@ -18,6 +18,11 @@ export interface EventFilter {
   to?: Date;
 }
 
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
 export interface CountRow {
   key: string | null;
   count: number;
@@ -62,6 +67,49 @@ export function createAuditRepository() {
     async append(tx: Tx, rows: NewAuditEventRow[], seq: number, hash: string): Promise<void> {
       const inserted = tx.insert(auditEvents).values(rows);
       await tx.execute(sql`with inserted as (${inserted.getSQL()}) update ${auditChainHead} set seq = ${seq}, hash = ${hash} where id = 1`);
+    },
+
+    /**
+     * Inserts the events and moves the head in one statement, but only if the head is still `expected` (a
+     * compare-and-set on the head row); false, with nothing written, when another append moved it first. The rows
+     * travel as one JSON parameter, so the statement text is the same for any number of events.
+     */
+    async appendIfHead(db: DbOrTx, rows: NewAuditEventRow[], expected: ChainHead, next: ChainHead): Promise<boolean> {
+      const records = rows.map((row) => ({
+        id: row.id,
+        seq: row.seq,
+        event_type: row.eventType,
+        user_id: row.userId ?? null,
+        session_id: row.sessionId ?? null,
+        resource_type: row.resourceType ?? null,
+        resource_id: row.resourceId ?? null,
+        details: row.details ?? {},
+        ip_address: row.ipAddress ?? null,
+        user_agent: row.userAgent ?? null,
+        created_at: row.createdAt.toISOString(),
+        prev_hash: row.prevHash,
+        hash: row.hash,
+      }));
+      const result = await queryRows<{ moved: number }>(
+        db,
+        sql`
+          WITH head AS (
+            UPDATE audit_chain_head SET seq = ${next.seq}::bigint, hash = ${next.hash}::text
+            WHERE id = 1 AND seq = ${expected.seq}::bigint AND hash = ${expected.hash}::text
+            RETURNING 1
+          ), inserted AS (
+            INSERT INTO audit_events (id, seq, event_type, user_id, session_id, resource_type, resource_id, details,
+                                      ip_address, user_agent, created_at, prev_hash, hash)
+            SELECT r.id, r.seq, r.event_type, r.user_id, r.session_id, r.resource_type, r.resource_id, r.details,
+                   r.ip_address, r.user_agent, r.created_at, r.prev_hash, r.hash
+            FROM jsonb_to_recordset(${JSON.stringify(records)}::jsonb) AS r(
+              id uuid, seq bigint, event_type text, user_id uuid, session_id uuid, resource_type text, resource_id text,
+              details jsonb, ip_address text, user_agent text, created_at timestamptz, prev_hash text, hash text)
+            WHERE EXISTS (SELECT 1 FROM head)
+          )
+          SELECT count(*)::int AS moved FROM head`,
+      );
+      return Number(result[0]?.moved ?? 0) === 1;
     },
 
     async head(db: DbOrTx): Promise<{ seq: number; hash: string }> {

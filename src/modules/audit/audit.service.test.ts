@@ -8,10 +8,11 @@ import { createAuditRecorder, presentEvent } from './audit.service.js';
 
 /** A database of one chain head and a list of rows, with transactions that apply only when they succeed. */
 function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean } = {}) {
-  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0 };
+  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0, locks: 0 };
   const tx = {} as Tx;
-  const repository: Pick<AuditRepository, 'lockHead' | 'append'> = {
+  const repository: Pick<AuditRepository, 'lockHead' | 'append' | 'appendIfHead'> = {
     async lockHead() {
+      state.locks += 1;
       return { ...state.head };
     },
     async append(_tx, rows, seq, hash) {
@@ -19,9 +20,17 @@ function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean }
       state.rows.push(...rows);
       state.head = { seq, hash };
     },
+    // Compare-and-set: writes only when the head is where the caller expects it.
+    async appendIfHead(_db, rows, expected, next) {
+      if (state.head.seq !== expected.seq || state.head.hash !== expected.hash) return false;
+      if (options.failWhen?.(rows)) throw new Error('insert failed');
+      state.rows.push(...rows);
+      state.head = { ...next };
+      return true;
+    },
   };
   let queue = Promise.resolve();
-  const db: Pick<Db, 'transaction'> = {
+  const db = {
     // One transaction at a time, as the head lock makes it.
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       const result = queue.then(async () => {
@@ -41,7 +50,7 @@ function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean }
       );
       return result;
     },
-  };
+  } as unknown as Db;
   return { state, db, repository };
 }
 
@@ -57,6 +66,42 @@ describe('audit recorder', () => {
     const verifier = createChainVerifier();
     for (const row of [...rows].sort((a, b) => a.seq - b.seq)) expect(verifier.push(presentEvent(row))).toBe(true);
     expect(verifier.finish()).toMatchObject({ valid: true, checked: 60, last_hash: state.head.hash });
+  });
+
+  it('appends at the head it last wrote without a lock, and falls back to the lock when another writer moved it', async () => {
+    const { state, db, repository } = fakeStore();
+    // Two recorders on one store: two instances of the service.
+    const a = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const b = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    expect(state.locks).toBe(1);
+    await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    await db.transaction((tx) => a.record(tx, { eventType: 'LOGIN_FAILED' }));
+    expect(state.locks).toBe(1);
+    // b has never written: it locks. Then a's known head is stale: its compare-and-set fails and it locks too.
+    await b.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    await db.transaction((tx) => b.record(tx, { eventType: 'LOGIN_FAILED' }));
+    expect(state.locks).toBe(4);
+    expect(state.rows.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    const verifier = createChainVerifier();
+    for (const row of state.rows) expect(verifier.push(presentEvent(row as Parameters<typeof presentEvent>[0]))).toBe(true);
+    expect(verifier.finish()).toMatchObject({ valid: true, checked: 6, last_hash: state.head.hash });
+  });
+
+  it('does not trust a head written by a transaction that rolled back', async () => {
+    const { state, db, repository } = fakeStore();
+    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    await recorder.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    await expect(
+      db.transaction(async (tx) => {
+        await recorder.record(tx, { eventType: 'LOGIN_FAILED' });
+        throw new Error('the change failed');
+      }),
+    ).rejects.toThrow('the change failed');
+    await recorder.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    expect(state.rows.map((row) => row.seq)).toEqual([1, 2]);
+    expect(state.rows[1]!.prevHash).toBe(state.rows[0]!.hash);
   });
 
   it('lets only the failing event of a group fail', async () => {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, Tx } from '../../db/client.js';
+import type { Db, DbOrTx, Tx } from '../../db/client.js';
 import type { ValueFingerprinter } from '../../lib/crypto/hmac.js';
 import type { RequestContext } from '../auth/permissions.js';
 import { hashEvent, type AuditEvent } from './audit.chain.js';
 import { isAuditEventType, type AuditEventType } from './audit.events.js';
 import { promptDigest, type PromptDigest } from './audit.privacy.js';
-import type { AuditEventRow, AuditRepository, NewAuditEventRow } from './audit.repository.js';
+import type { AuditEventRow, AuditRepository, ChainHead } from './audit.repository.js';
 import { sanitizeDetails, storableText } from './audit.sanitize.js';
 
 export interface AuditEventInput {
@@ -72,8 +72,8 @@ function prepare(input: AuditEventInput) {
 type PreparedInput = ReturnType<typeof prepare>;
 
 export interface AuditRecorderDeps {
-  db: Pick<Db, 'transaction'>;
-  repository: Pick<AuditRepository, 'lockHead' | 'append'>;
+  db: Db;
+  repository: Pick<AuditRepository, 'lockHead' | 'append' | 'appendIfHead'>;
   fingerprinter: ValueFingerprinter;
   logPrompts: boolean;
   now?: () => Date;
@@ -96,12 +96,16 @@ interface QueuedRecord {
  * could deadlock against another appender).
  */
 export function createAuditRecorder({ db, repository, fingerprinter, logPrompts, now = () => new Date(), maxBatch = 500 }: AuditRecorderDeps) {
-  async function append(tx: Tx, prepared: PreparedInput[]): Promise<AuditEventRow[]> {
-    const head = await repository.lockHead(tx);
+  // The head as this process last wrote it. Appends try it first with a compare-and-set (one statement, no lock
+  // read); when another transaction or instance moved the head meanwhile, nothing is written and the append falls
+  // back to locking the head and reading it.
+  let knownHead: ChainHead | undefined;
+
+  function chain(head: ChainHead, prepared: PreparedInput[]): { rows: AuditEventRow[]; next: ChainHead } {
     let prevHash = head.hash;
     let seq = head.seq;
     const rows: AuditEventRow[] = [];
-    // One timestamp per append, taken under the lock: time never goes backwards along the chain on one host.
+    // One timestamp per append: on one host, time never goes backwards along the chain (a retry takes a new one).
     const createdAt = now();
     for (const input of prepared) {
       seq += 1;
@@ -110,9 +114,33 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
       rows.push({ ...base, prevHash, hash });
       prevHash = hash;
     }
-    const inserts: NewAuditEventRow[] = rows;
-    await repository.append(tx, inserts, seq, prevHash);
+    return { rows, next: { seq, hash: prevHash } };
+  }
+
+  /** The compare-and-set attempt; undefined when the head was not where this process left it. */
+  async function appendAtKnownHead(db: DbOrTx, prepared: PreparedInput[]): Promise<AuditEventRow[] | undefined> {
+    const expected = knownHead;
+    if (expected === undefined) return undefined;
+    const { rows, next } = chain(expected, prepared);
+    if (!(await repository.appendIfHead(db, rows, expected, next))) return undefined;
+    knownHead = next;
     return rows;
+  }
+
+  async function append(tx: Tx, prepared: PreparedInput[]): Promise<AuditEventRow[]> {
+    const fast = await appendAtKnownHead(tx, prepared);
+    if (fast) return fast;
+    const head = await repository.lockHead(tx);
+    const { rows, next } = chain(head, prepared);
+    await repository.append(tx, rows, next.seq, next.hash);
+    knownHead = next;
+    return rows;
+  }
+
+  /** A standalone group: the compare-and-set is one statement and needs no transaction around it. */
+  async function appendStandalone(prepared: PreparedInput[]): Promise<AuditEventRow[]> {
+    const fast = await appendAtKnownHead(db, prepared);
+    return fast ?? db.transaction((tx) => append(tx, prepared));
   }
 
   async function recordMany(tx: Tx, inputs: AuditEventInput[]): Promise<AuditEventRow[]> {
@@ -139,7 +167,7 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
       const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
       try {
-        const rows = await db.transaction((tx) => append(tx, batch.map((item) => item.prepared)));
+        const rows = await appendStandalone(batch.map((item) => item.prepared));
         batch.forEach((item, index) => item.resolve(rows[index]!));
       } catch (error) {
         if (batch.length === 1) {
@@ -149,7 +177,7 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
         // One bad event must not lose the others: retry each on its own, so only the failing ones reject.
         for (const item of batch) {
           try {
-            const [row] = await db.transaction((tx) => append(tx, [item.prepared]));
+            const [row] = await appendStandalone([item.prepared]);
             item.resolve(row!);
           } catch (single) {
             item.reject(single);
