@@ -49,6 +49,21 @@ describe('the tools offered to the model', () => {
     const redact = (await t.app.chatTools.listForActor(actor)).find((tool) => tool.name === 'redact_text');
     expect(redact?.input_schema).toMatchObject({ type: 'object', required: ['text'] });
   });
+
+  it('follow changes at once, although the list is kept in memory between turns', async () => {
+    const names = async () => (await t.app.chatTools.listForActor(actor)).map((tool) => tool.name);
+    await createTool(t, admin, gatedWebhook(sink, 'short_lived'));
+    expect(await names()).toContain('short_lived');
+    const disabled = await t.app.inject({ method: 'PUT', url: '/api/v1/tools/short_lived', headers: admin.headers, payload: { is_enabled: false } });
+    expect(disabled.statusCode).toBe(200);
+    expect(await names()).not.toContain('short_lived');
+    const enabled = await t.app.inject({ method: 'PUT', url: '/api/v1/tools/short_lived', headers: admin.headers, payload: { is_enabled: true, description: 'Back' } });
+    expect(enabled.statusCode).toBe(200);
+    expect((await t.app.chatTools.listForActor(actor)).find((tool) => tool.name === 'short_lived')?.description).toBe('Back');
+    const removed = await t.app.inject({ method: 'DELETE', url: '/api/v1/tools/short_lived', headers: admin.headers });
+    expect(removed.statusCode).toBe(204);
+    expect(await names()).not.toContain('short_lived');
+  });
 });
 
 describe('calls the model proposes', () => {

@@ -142,11 +142,14 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
   const { db, repository, audit, validator, builtins, allowlist } = deps;
   const now = deps.now ?? (() => new Date());
   const definitions = createDefinitionCache<ToolRow>({ ttlMs: deps.definitionCacheTtlMs ?? 0 });
+  // The tool list offered to the model, per role: read on every chat turn, before the model is called.
+  const usableLists = createDefinitionCache<ToolRow[]>({ ttlMs: deps.definitionCacheTtlMs ?? 0, maxEntries: 16 });
 
   /** After a change commits: this instance forgets cached definitions at once, the others when they hear of it. */
   function afterChange(uow: UnitOfWork): void {
     uow.afterCommit(async () => {
       definitions.clear();
+      usableLists.clear();
       await deps.announceChange?.().catch((error: unknown) =>
         deps.logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not announce a tool change'),
       );
@@ -381,6 +384,7 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     /** Another instance changed a definition: drop what this one has cached. */
     forgetDefinitions(): void {
       definitions.clear();
+      usableLists.clear();
     },
 
     /** Tools the actor may use (enabled, role high enough); admins see every tool, disabled ones included. */
@@ -399,7 +403,14 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
 
     /** Every tool the actor may use, unpaged (the model's tool list). */
     async usableBy(actor: Actor): Promise<ToolRow[]> {
-      return repository.listLive(db, { roles: rolesUpTo(actor.role), includeDisabled: false, limit: 1_000 });
+      const read = () => repository.listLive(db, { roles: rolesUpTo(actor.role), includeDisabled: false, limit: 1_000 });
+      if ((deps.definitionCacheTtlMs ?? 0) <= 0) return read();
+      const hit = usableLists.get(actor.role);
+      if (hit) return hit;
+      const generation = usableLists.generation();
+      const rows = await read();
+      usableLists.set(actor.role, rows, generation);
+      return rows;
     },
 
     async get(actor: Actor, ref: ToolRef): Promise<ToolView> {
