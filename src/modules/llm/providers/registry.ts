@@ -3,6 +3,7 @@ import { createAnthropic } from '@ai-sdk/anthropic';
 import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOllama } from 'ollama-ai-provider-v2';
+import { httpFetch } from './http-fetch.js';
 import { discoverModels, type DiscoveredModel } from './discovery.js';
 import { LlmProviderError, ProviderNotConfiguredError, toProviderError } from './errors.js';
 import { parseModelId, type ProviderName } from './model-id.js';
@@ -58,24 +59,24 @@ export function createProviderRegistry(config: LlmProvidersConfig) {
     let created: (model: string) => ChatModel;
     switch (resolved.name) {
       case 'ollama': {
-        const client = createOllama({ baseURL, headers });
+        const client = createOllama({ baseURL, headers, fetch: httpFetch });
         created = (model) => client.chat(model);
         break;
       }
       case 'openai': {
         // Keyless compatible servers (vLLM, llama.cpp, LM Studio) ignore the empty bearer; the SDK needs a string.
-        const client = createOpenAI({ baseURL, apiKey: resolved.apiKey ?? '', headers });
+        const client = createOpenAI({ baseURL, apiKey: resolved.apiKey ?? '', headers, fetch: httpFetch });
         // Chat Completions, which every OpenAI-compatible server speaks (the default would be the Responses API).
         created = (model) => client.chat(model);
         break;
       }
       case 'anthropic': {
-        const client = createAnthropic({ baseURL, apiKey: resolved.apiKey ?? '', headers });
+        const client = createAnthropic({ baseURL, apiKey: resolved.apiKey ?? '', headers, fetch: httpFetch });
         created = (model) => client.messages(model);
         break;
       }
       case 'gemini': {
-        const client = createGoogleGenerativeAI({ baseURL, apiKey: resolved.apiKey ?? '', headers });
+        const client = createGoogleGenerativeAI({ baseURL, apiKey: resolved.apiKey ?? '', headers, fetch: httpFetch });
         created = (model) => client.chat(model);
         break;
       }
