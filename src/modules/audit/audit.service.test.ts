@@ -8,7 +8,7 @@ import { createAuditRecorder, presentEvent } from './audit.service.js';
 
 /** A database of one chain head and a list of rows, with transactions that apply only when they succeed. */
 function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean } = {}) {
-  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0, locks: 0 };
+  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0, locks: 0, compareAndSets: 0 };
   const tx = {} as Tx;
   const repository: Pick<AuditRepository, 'lockHead' | 'append' | 'appendIfHead'> = {
     async lockHead() {
@@ -22,6 +22,7 @@ function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean }
     },
     // Compare-and-set: writes only when the head is where the caller expects it.
     async appendIfHead(_db, rows, expected, next) {
+      state.compareAndSets += 1;
       if (state.head.seq !== expected.seq || state.head.hash !== expected.hash) return false;
       if (options.failWhen?.(rows)) throw new Error('insert failed');
       state.rows.push(...rows);
@@ -83,10 +84,15 @@ describe('audit recorder', () => {
     await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
     await db.transaction((tx) => b.record(tx, { eventType: 'LOGIN_FAILED' }));
     expect(state.locks).toBe(4);
-    expect(state.rows.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    // Having just missed, a goes straight to the lock for a while (no herd of failing compare-and-sets).
+    const attempts = state.compareAndSets;
+    await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    expect(state.compareAndSets).toBe(attempts);
+    expect(state.locks).toBe(5);
+    expect(state.rows.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     const verifier = createChainVerifier();
     for (const row of state.rows) expect(verifier.push(presentEvent(row as Parameters<typeof presentEvent>[0]))).toBe(true);
-    expect(verifier.finish()).toMatchObject({ valid: true, checked: 6, last_hash: state.head.hash });
+    expect(verifier.finish()).toMatchObject({ valid: true, checked: 7, last_hash: state.head.hash });
   });
 
   it('does not trust a head written by a transaction that rolled back', async () => {

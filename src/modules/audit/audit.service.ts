@@ -81,6 +81,9 @@ export interface AuditRecorderDeps {
   maxBatch?: number;
 }
 
+/** How long after a missed compare-and-set appends go straight to the head lock. */
+const CONTENDED_MS = 1_000;
+
 interface QueuedRecord {
   prepared: PreparedInput;
   resolve: (row: AuditEventRow) => void;
@@ -117,12 +120,19 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
     return { rows, next: { seq, hash: prevHash } };
   }
 
+  // When a compare-and-set misses, appends lock the head for a while instead: under contention every miss would
+  // otherwise wait for the head's holder to commit and then queue for the lock as well (a thundering herd).
+  let missedAt = Number.NEGATIVE_INFINITY;
+
   /** The compare-and-set attempt; undefined when the head was not where this process left it. */
   async function appendAtKnownHead(db: DbOrTx, prepared: PreparedInput[]): Promise<AuditEventRow[] | undefined> {
     const expected = knownHead;
-    if (expected === undefined) return undefined;
+    if (expected === undefined || now().getTime() - missedAt < CONTENDED_MS) return undefined;
     const { rows, next } = chain(expected, prepared);
-    if (!(await repository.appendIfHead(db, rows, expected, next))) return undefined;
+    if (!(await repository.appendIfHead(db, rows, expected, next))) {
+      missedAt = now().getTime();
+      return undefined;
+    }
     knownHead = next;
     return rows;
   }
