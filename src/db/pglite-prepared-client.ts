@@ -1,4 +1,5 @@
 import { parse, protocol, type PGlite, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
+import { LruMap } from '../lib/lru-map.js';
 
 /**
  * The client drizzle uses on the embedded database: PGlite with each statement kept as a named prepared statement.
@@ -70,8 +71,8 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
   const internals = pglite as unknown as PgliteInternals;
   const serialize = protocol.serialize;
   const maxStatements = options.maxStatements ?? 512;
-  // SQL text → prepared statement; a Map iterates in insertion order, so the first entry is the least recently used.
-  const statements = new Map<string, PreparedStatement>();
+  // SQL text → prepared statement.
+  const statements = new LruMap<string, PreparedStatement>(maxStatements);
   let counter = 0;
   // Evicted statements whose Close did not go through (e.g. sent inside a failed transaction); retried later.
   let unclosed: string[] = [];
@@ -91,12 +92,8 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
       { syncToFs: false },
     );
     const statement = { name, parameterTypes: parse.parseDescribeStatementResults(messages) };
-    statements.set(text, statement);
-    if (statements.size > maxStatements) {
-      const [oldestText, oldest] = statements.entries().next().value as [string, PreparedStatement];
-      statements.delete(oldestText);
-      await closeStatements([oldest.name]);
-    }
+    const evicted = statements.set(text, statement);
+    if (evicted) await closeStatements([evicted[1].name]);
     return statement;
   }
 
@@ -127,14 +124,7 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
 
   /** Runs one statement; the caller holds PGlite's query lock. */
   async function run<T>(text: string, params: unknown[], queryOptions: QueryOptions | undefined): Promise<Results<T>> {
-    let statement = statements.get(text);
-    if (statement) {
-      // Most recently used goes last.
-      statements.delete(text);
-      statements.set(text, statement);
-    } else {
-      statement = await prepare(text, queryOptions);
-    }
+    const statement = statements.get(text) ?? (await prepare(text, queryOptions));
     try {
       const messages = await internals.execProtocolStream(
         concat([

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
+import { LruMap } from '../lru-map.js';
 import { isValidKeyId, type Keyring, type MasterKey } from './keyring.js';
 
 /**
@@ -110,39 +111,12 @@ function freshNonce(): Buffer {
 }
 
 /**
- * A Map bounded to `capacity` entries that drops the least recently used one first (a Map iterates in insertion order).
- * Keys are stored as copies: in V8 a slice of a long string keeps the whole string alive, and the keys here are slices
- * of ciphertexts that may be megabytes long.
+ * A copy of a cache key that holds only its own characters: in V8 a slice of a long string keeps the whole string
+ * alive, and the keys cached here are slices of ciphertexts that may be megabytes long. UTF-16 code units round-trip
+ * exactly, whatever the string holds.
  */
-class LruMap<V> {
-  readonly #entries = new Map<string, { key: string; value: V }>();
-  #newest: string | undefined;
-
-  constructor(readonly capacity: number) {}
-
-  get(key: string): V | undefined {
-    const entry = this.#entries.get(key);
-    if (entry === undefined) return undefined;
-    // Re-inserting marks the entry most recently used; skipped when it already is (the common case of one hot key).
-    if (entry.key !== this.#newest) {
-      this.#entries.delete(entry.key);
-      this.#entries.set(entry.key, entry);
-      this.#newest = entry.key;
-    }
-    return entry.value;
-  }
-
-  set(key: string, value: V): void {
-    // UTF-16 code units round-trip exactly, whatever the string holds.
-    const copy = Buffer.from(key, 'utf16le').toString('utf16le');
-    this.#entries.delete(copy);
-    this.#entries.set(copy, { key: copy, value });
-    this.#newest = copy;
-    if (this.#entries.size > this.capacity) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
-  }
+function detached(key: string): string {
+  return Buffer.from(key, 'utf16le').toString('utf16le');
 }
 
 interface Segments {
@@ -335,9 +309,9 @@ export function createFieldCipher(keyring: Keyring, options: FieldCipherOptions 
 
   // `v1.<keyId>.<wrapped DEK>` → the unwrapped DEK. Entries only ever come from a successful unwrap (or from drawing
   // the key), so a hit means that exact, canonical string authenticated under that key id.
-  const dataKeys = new LruMap<KeyObject>(cacheSize);
+  const dataKeys = new LruMap<string, KeyObject>(cacheSize);
   // `v1.<old keyId>.<wrapped DEK>` → the same DEK wrapped under the active key, so a shared DEK is rewrapped once.
-  const rewraps = new LruMap<{ keyId: string; wrapped: string }>(cacheSize);
+  const rewraps = new LruMap<string, { keyId: string; wrapped: string }>(cacheSize);
   let current: ActiveDataKey | undefined;
 
   function masterFor(keyId: string): MasterKey {
@@ -353,7 +327,7 @@ export function createFieldCipher(keyring: Keyring, options: FieldCipherOptions 
     try {
       const key = createSecretKey(bytes);
       const id = `${VERSION}.${master.id}.${wrapDataKey(master, bytes)}`;
-      dataKeys.set(id, key);
+      dataKeys.set(detached(id), key);
       return { masterId: master.id, key, header: `${id}.`, expiresAt: now() + maxAgeMs, uses: 0 };
     } finally {
       bytes.fill(0);
@@ -378,7 +352,7 @@ export function createFieldCipher(keyring: Keyring, options: FieldCipherOptions 
     const master = masterFor(segments.keyId);
     const shared = unwrapDataKey(master, wrapped, sharedWrapContext(master.id));
     if (shared) {
-      dataKeys.set(id, shared);
+      dataKeys.set(detached(id), shared);
       return { key: shared, sharedId: id };
     }
     throw authenticationFailed(master.id);
@@ -419,8 +393,8 @@ export function createFieldCipher(keyring: Keyring, options: FieldCipherOptions 
       bytes.fill(0);
     }
     if (dek.sharedId !== undefined) {
-      rewraps.set(dek.sharedId, { keyId: active.id, wrapped });
-      dataKeys.set(`${VERSION}.${active.id}.${wrapped}`, dek.key);
+      rewraps.set(detached(dek.sharedId), { keyId: active.id, wrapped });
+      dataKeys.set(detached(`${VERSION}.${active.id}.${wrapped}`), dek.key);
     }
     return wrapped;
   }

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { LruMap } from '../../lib/lru-map.js';
 import { isRole, type Role } from './permissions.js';
 
 /**
@@ -42,7 +43,7 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
   const now = options.now ?? Date.now;
   // Imported once: non-extractable, usable only for HMAC-SHA-256.
   const key = await webcrypto.subtle.importKey('raw', options.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
-  const verified = new Map<string, AccessClaims>();
+  const verified = new LruMap<string, AccessClaims>(VERIFIED_CACHE_SIZE);
 
   return {
     accessTtlSeconds: options.accessTtlSeconds,
@@ -67,15 +68,10 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
       // exact string is remembered (bounded, and never past `exp`), so the HMAC runs once per token, not per request.
       // Revocation does not depend on this: the session is checked on every request.
       const known = verified.get(token);
-      if (known && now() < known.expiresAt * 1000) {
-        verified.delete(token);
-        verified.set(token, known);
-        return known;
-      }
+      if (known && now() < known.expiresAt * 1000) return known;
       verified.delete(token);
       const claims = await verifyFully(token);
       verified.set(token, claims);
-      if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
       return claims;
     },
   };

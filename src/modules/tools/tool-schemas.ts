@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import type { JsonSchemaDocument } from '../../db/schema/tools.js';
 import type { FieldError } from '../../lib/errors.js';
+import { LruMap } from '../../lib/lru-map.js';
 
 const addFormats = addFormatsImport.default;
 
@@ -24,7 +25,7 @@ export function createToolSchemaValidator() {
   // addUsedSchema:false: two tools (or two versions of one) may use the same `$id` without clashing.
   const ajv = new Ajv({ allErrors: true, strict: false, addUsedSchema: false, coerceTypes: false, useDefaults: false });
   addFormats(ajv);
-  const compiled = new Map<string, ValidateFunction>();
+  const compiled = new LruMap<string, ValidateFunction>(MAX_COMPILED);
 
   function compile(schema: JsonSchemaDocument): ValidateFunction {
     return ajv.compile(schema);
@@ -33,18 +34,9 @@ export function createToolSchemaValidator() {
   function cached(source: ToolSchemaSource, role: SchemaRole, schema: JsonSchemaDocument): ValidateFunction {
     const key = `${source.id}:${source.version}:${role}`;
     let validate = compiled.get(key);
-    if (validate) {
-      // Map order is insertion order: re-inserting marks it most recently used.
-      compiled.delete(key);
-      compiled.set(key, validate);
-      return validate;
-    }
+    if (validate) return validate;
     validate = compile(schema);
     compiled.set(key, validate);
-    if (compiled.size > MAX_COMPILED) {
-      const oldest = compiled.keys().next().value;
-      if (oldest !== undefined) compiled.delete(oldest);
-    }
     return validate;
   }
 
