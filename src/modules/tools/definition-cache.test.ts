@@ -23,4 +23,31 @@ describe('definition cache', () => {
     cache.set('a', 'new', cache.generation());
     expect(cache.get('a')).toBe('new');
   });
+
+  it('loads through the cache: reads once, keeps nothing found, and does not keep a read a clear overtook', async () => {
+    const cache = createDefinitionCache<string>({ ttlMs: 60_000 });
+    let reads = 0;
+    const load = async () => {
+      reads += 1;
+      return 'v1';
+    };
+    expect(await cache.getOrLoad('a', load)).toBe('v1');
+    expect(await cache.getOrLoad('a', load)).toBe('v1');
+    expect(reads).toBe(1);
+    expect(await cache.getOrLoad('missing', async () => undefined)).toBeUndefined();
+    expect(cache.get('missing')).toBeUndefined();
+    const overtaken = cache.getOrLoad('b', async () => {
+      cache.clear();
+      return 'stale';
+    });
+    expect(await overtaken).toBe('stale');
+    expect(cache.get('b')).toBeUndefined();
+  });
+
+  it('reads every time when its lifetime is 0', async () => {
+    const cache = createDefinitionCache<string>({ ttlMs: 0 });
+    let reads = 0;
+    const load = async () => String((reads += 1));
+    expect([await cache.getOrLoad('a', load), await cache.getOrLoad('a', load)]).toEqual(['1', '2']);
+  });
 });

@@ -33,6 +33,20 @@ export function createDefinitionCache<T>(options: { ttlMs: number; maxEntries?: 
       entries.set(key, { value, at: now() });
     },
 
+    /**
+     * The cached value, or what `load` reads (kept unless a clear happened meanwhile, or it found nothing). With a
+     * lifetime of 0 nothing is cached: every call reads.
+     */
+    async getOrLoad(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+      if (options.ttlMs <= 0) return load();
+      const hit = this.get(key);
+      if (hit !== undefined) return hit;
+      const startedAt = this.generation();
+      const value = await load();
+      if (value !== undefined) this.set(key, value, startedAt);
+      return value;
+    },
+
     clear(): void {
       generation += 1;
       entries.clear();

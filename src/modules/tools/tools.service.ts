@@ -145,11 +145,15 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
   // The tool list offered to the model, per role: read on every chat turn, before the model is called.
   const usableLists = createDefinitionCache<ToolRow[]>({ ttlMs: deps.definitionCacheTtlMs ?? 0, maxEntries: 16 });
 
+  function forgetCached(): void {
+    definitions.clear();
+    usableLists.clear();
+  }
+
   /** After a change commits: this instance forgets cached definitions at once, the others when they hear of it. */
   function afterChange(uow: UnitOfWork): void {
     uow.afterCommit(async () => {
-      definitions.clear();
-      usableLists.clear();
+      forgetCached();
       await deps.announceChange?.().catch((error: unknown) =>
         deps.logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not announce a tool change'),
       );
@@ -161,15 +165,8 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     return UUID.test(ref.idOrName) ? `id:${ref.idOrName.toLowerCase()}` : `name:${ref.idOrName}`;
   }
 
-  async function findForUse(ref: ToolRef): Promise<ToolRow | undefined> {
-    if ((deps.definitionCacheTtlMs ?? 0) <= 0) return findLive(db, ref);
-    const key = cacheKey(ref);
-    const hit = definitions.get(key);
-    if (hit) return hit;
-    const generation = definitions.generation();
-    const row = await findLive(db, ref);
-    if (row) definitions.set(key, row, generation);
-    return row;
+  function findForUse(ref: ToolRef): Promise<ToolRow | undefined> {
+    return definitions.getOrLoad(cacheKey(ref), () => findLive(db, ref));
   }
 
   function checkSchema(errors: FieldError[], pointer: string, schema: JsonSchemaDocument | null | undefined): void {
@@ -383,8 +380,7 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
   return {
     /** Another instance changed a definition: drop what this one has cached. */
     forgetDefinitions(): void {
-      definitions.clear();
-      usableLists.clear();
+      forgetCached();
     },
 
     /** Tools the actor may use (enabled, role high enough); admins see every tool, disabled ones included. */
@@ -403,14 +399,10 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
 
     /** Every tool the actor may use, unpaged (the model's tool list). */
     async usableBy(actor: Actor): Promise<ToolRow[]> {
-      const read = () => repository.listLive(db, { roles: rolesUpTo(actor.role), includeDisabled: false, limit: 1_000 });
-      if ((deps.definitionCacheTtlMs ?? 0) <= 0) return read();
-      const hit = usableLists.get(actor.role);
-      if (hit) return hit;
-      const generation = usableLists.generation();
-      const rows = await read();
-      usableLists.set(actor.role, rows, generation);
-      return rows;
+      const rows = await usableLists.getOrLoad(actor.role, () =>
+        repository.listLive(db, { roles: rolesUpTo(actor.role), includeDisabled: false, limit: 1_000 }),
+      );
+      return rows ?? [];
     },
 
     async get(actor: Actor, ref: ToolRef): Promise<ToolView> {
