@@ -4,7 +4,6 @@ import type {
   LanguageModelV3Prompt,
   LanguageModelV3StreamPart,
   LanguageModelV3ToolResultOutput,
-  SharedV3Warning,
 } from '@ai-sdk/provider';
 import type { FinishReason, JSONSchema7, ModelMessage } from 'ai';
 import {
@@ -16,6 +15,7 @@ import {
   type TimeoutPhase,
 } from './errors.js';
 import type { ProviderName } from './model-id.js';
+import { reportSdkWarnings } from './sdk-warnings.js';
 
 /** A language model of an AI SDK provider package. */
 export type ChatModel = LanguageModelV3;
@@ -142,18 +142,17 @@ export function streamModel(
             return;
           }
           const part = next.value;
+          // Everything after `stream-start` (sent as the response opens) comes from the provider's answer.
+          if (part.type !== 'stream-start') upstreamSeen = true;
           switch (part.type) {
             case 'stream-start':
-              // Sent as the response opens, before anything of the answer.
-              reportWarnings(part.warnings, model);
-              continue;
+              reportSdkWarnings(part.warnings, model.provider, model.modelId);
+              break;
             case 'text-delta':
-              upstreamSeen = true;
               // OpenAI-compatible servers open with an empty content delta.
               if (part.delta !== '') yield { type: 'text', delta: part.delta };
               break;
             case 'tool-call': {
-              upstreamSeen = true;
               const args = parseToolInput(part.input);
               if (!isPlainObject(args)) {
                 yield { type: 'error', error: new InvalidToolCallError(provider, part.toolName, 'the arguments are not an object') };
@@ -175,8 +174,6 @@ export function streamModel(
               return;
             }
             default:
-              // Response metadata, text and tool-input boundaries, reasoning: the answer is under way.
-              upstreamSeen = true;
               break;
           }
         }
@@ -199,22 +196,6 @@ function parseToolInput(input: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** Provider warnings go where the SDK would send them (see `routeSdkWarnings`), or to console.warn by default. */
-function reportWarnings(warnings: readonly SharedV3Warning[], model: ChatModel): void {
-  if (warnings.length === 0) return;
-  const handler: unknown = (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS;
-  if (handler === false) return;
-  if (typeof handler === 'function') {
-    (handler as (input: { warnings: readonly SharedV3Warning[]; provider: string; model: string }) => void)({
-      warnings,
-      provider: model.provider,
-      model: model.modelId,
-    });
-    return;
-  }
-  for (const warning of warnings) console.warn(`AI SDK warning (${model.provider}/${model.modelId}):`, warning);
 }
 
 /**
