@@ -52,7 +52,7 @@ const toNumber = (value: unknown): number => Number(value ?? 0);
 export function createAuditRepository() {
   return {
     /** Locks the chain head until the caller's transaction ends: appends are serialised, the chain stays gap-free. */
-    async lockHead(tx: Tx): Promise<{ seq: number; hash: string }> {
+    async lockHead(tx: Tx): Promise<ChainHead> {
       const rows = await tx
         .select({ seq: auditChainHead.seq, hash: auditChainHead.hash })
         .from(auditChainHead)
@@ -112,7 +112,7 @@ export function createAuditRepository() {
       return Number(result[0]?.moved ?? 0) === 1;
     },
 
-    async head(db: DbOrTx): Promise<{ seq: number; hash: string }> {
+    async head(db: DbOrTx): Promise<ChainHead> {
       const rows = await db.select({ seq: auditChainHead.seq, hash: auditChainHead.hash }).from(auditChainHead).where(eq(auditChainHead.id, 1));
       const head = rows[0];
       if (!head) throw new Error('audit chain head is missing (migrations not applied?)');
