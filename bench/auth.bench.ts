@@ -29,14 +29,16 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const cores = os.availableParallelism();
 
 /** Runs one load phase in a child process (this file with --client); several options run side by side, summed. */
-function loadFromChild(options: LoadOptions | LoadOptions[]): Promise<LoadResult> {
+type ChildLoadResult = LoadResult & { /** CPU the load generator itself used (its whole process). */ clientCpuMs: number };
+
+function loadFromChild(options: LoadOptions | LoadOptions[]): Promise<ChildLoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--client', JSON.stringify(options)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as LoadResult) : reject(new Error(`load client exited with ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as ChildLoadResult) : reject(new Error(`load client exited with ${code}`))));
   });
 }
 
@@ -62,12 +64,17 @@ async function secondsPerHash(password: string, samples: number): Promise<number
   return (performance.now() - started) / 1000 / samples;
 }
 
-/** Hashing alone with every core busy (cores × 2 verifications in flight): the ceiling as this machine delivers it now. */
-async function parallelHashRate(password: string, ms: number): Promise<number> {
+/**
+ * Hashing alone with every core busy (cores × 2 verifications in flight): the ceiling as this machine delivers it now,
+ * and the CPU one verification takes when every core hashes at once (more than on an idle machine: the cores share
+ * caches and memory bandwidth).
+ */
+async function parallelHashRate(password: string, ms: number): Promise<{ rate: number; cpuMsPerHash: number }> {
   const hash = await hashPassword(password);
   const deadline = performance.now() + ms;
   let done = 0;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: cores * 2 }, async () => {
       while (performance.now() < deadline) {
@@ -76,7 +83,8 @@ async function parallelHashRate(password: string, ms: number): Promise<number> {
       }
     }),
   );
-  return done / ((performance.now() - started) / 1000);
+  const cpu = process.cpuUsage(cpuBefore);
+  return { rate: done / ((performance.now() - started) / 1000), cpuMsPerHash: (cpu.user + cpu.system) / 1000 / done };
 }
 
 async function main(): Promise<void> {
@@ -115,13 +123,24 @@ async function main(): Promise<void> {
     await loadFromChild(loginOptions(1));
     const hashTimes: number[] = [];
     const hashRates: number[] = [];
+    const hashCpu: number[] = [];
     const logins: LoadResult[] = [];
+    let serverCpuMs = 0;
+    let clientCpuMs = 0;
     for (let round = 0; round < 2; round += 1) {
       hashTimes.push(await secondsPerHash(user.password, 20));
-      hashRates.push(await parallelHashRate(user.password, 2_000));
-      logins.push(await loadFromChild(loginOptions(seconds)));
+      const parallel = await parallelHashRate(user.password, 2_000);
+      hashRates.push(parallel.rate);
+      hashCpu.push(parallel.cpuMsPerHash);
+      const cpuBefore = process.cpuUsage();
+      const login = await loadFromChild(loginOptions(seconds));
+      const cpu = process.cpuUsage(cpuBefore);
+      serverCpuMs += (cpu.user + cpu.system) / 1000;
+      clientCpuMs += login.clientCpuMs;
+      logins.push(login);
     }
     const measuredCeiling = hashRates.reduce((sum, rate) => sum + rate, 0) / hashRates.length;
+    const cpuPerParallelHash = hashCpu.reduce((sum, value) => sum + value, 0) / hashCpu.length;
     const perHash = hashTimes.reduce((sum, time) => sum + time, 0) / hashTimes.length;
     const ceiling = cores / perHash;
     const loginResult = mean(logins);
@@ -140,6 +159,20 @@ async function main(): Promise<void> {
     console.log(
       `argon2id alone, ${cores * 2} in flight: ${measuredCeiling.toFixed(1)} hashes/s; login vs that: ${(loginResult.rps / measuredCeiling).toFixed(2)}x`,
     );
+    // Where a login's CPU goes, against what 0.8x of the ceiling leaves: at that rate the cores have perHash / 0.8 of
+    // CPU per login, and the hash itself takes what it takes with every core hashing.
+    const logged = logins.reduce((sum, result) => sum + result.requests, 0);
+    const budgetMs = (perHash * 1000) / 0.8 - cpuPerParallelHash;
+    const serverPerLogin = serverCpuMs / logged;
+    const clientPerLogin = clientCpuMs / logged;
+    console.log(
+      `CPU per login: ${serverPerLogin.toFixed(1)} ms in the server process (argon2 threads included) + ${clientPerLogin.toFixed(1)} ms in the load ` +
+        `generator; one verification with every core hashing: ${cpuPerParallelHash.toFixed(1)} ms`,
+    );
+    console.log(
+      `  beyond the hash: ${(serverPerLogin + clientPerLogin - cpuPerParallelHash).toFixed(1)} ms per login (HTTP on both ends, database, ` +
+        `tokens, audit); 0.8x of the ceiling leaves ${budgetMs.toFixed(1)} ms for all of it on ${cores} cores`,
+    );
     if (meResult.errors > 0 || loginResult.errors > 0) console.log(`errors: me ${meResult.errors}, login ${loginResult.errors}`);
   } finally {
     await t.close();
@@ -149,10 +182,13 @@ async function main(): Promise<void> {
 const clientIndex = process.argv.indexOf('--client');
 if (clientIndex >= 0) {
   const parsed = JSON.parse(process.argv[clientIndex + 1]!) as LoadOptions | LoadOptions[];
+  // Only the load itself: starting this process (loading TypeScript) is not part of a login.
+  const cpuBefore = process.cpuUsage();
   const results = await Promise.all((Array.isArray(parsed) ? parsed : [parsed]).map((options) => runLoad(options)));
   const combined = mean(results);
   const elapsed = Math.max(...results.map((result) => result.seconds));
-  process.stdout.write(JSON.stringify({ ...combined, seconds: elapsed, rps: combined.requests / elapsed }));
+  const { user, system } = process.cpuUsage(cpuBefore);
+  process.stdout.write(JSON.stringify({ ...combined, seconds: elapsed, rps: combined.requests / elapsed, clientCpuMs: (user + system) / 1000 }));
 } else {
   await main();
 }
