@@ -83,7 +83,7 @@ export const infraPlugin = fp<InfraPluginOptions>(
       await waitForRedis(redis, config.databaseConnectTimeoutSeconds * 1000 || 5_000);
       kv = createRedisKeyValueStore(redis, prefix);
       pubsub = createRedisPubSub(redis, subscriber, prefix);
-      jobs = createBullJobQueue({ connection: bullConnection, prefix: `${prefix}:bull`, logger: app.log });
+      jobs = await createBullJobQueue({ connection: bullConnection, prefix: `${prefix}:bull`, logger: app.log });
       closers.push(
         () => subscriber.quit().catch(() => subscriber.disconnect()),
         () => bullConnection.quit().catch(() => bullConnection.disconnect()),

@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type AppConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
+import { PGLITE_TEMPLATE_ENV } from '../global-setup.js';
 
 /**
  * Builds the real app for API tests: an in-memory embedded database by default, or — when DATABASE_URL / REDIS_URL
@@ -73,6 +75,19 @@ async function dropPostgresDatabase(baseUrl: string, databaseUrl: string): Promi
   }
 }
 
+let template: Promise<Blob | undefined> | undefined;
+
+/**
+ * The migrated embedded database the test run's global setup saved (see test/global-setup.ts), read once per worker;
+ * undefined outside the test runner (benchmarks), where each app creates and migrates its own.
+ */
+function migratedTemplate(): Promise<Blob | undefined> {
+  const file = process.env[PGLITE_TEMPLATE_ENV];
+  if (!file) return Promise.resolve(undefined);
+  template ??= readFile(file).then((bytes) => new Blob([bytes]));
+  return template;
+}
+
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const baseUrl = process.env.DATABASE_URL;
   const ownsDatabase = !options.share && Boolean(baseUrl);
@@ -94,7 +109,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const secrets = { ...(options.share?.secrets ?? testSecrets()), ...options.secrets };
   // The embedded database this test app opened (and closes); a sharing instance borrows its owner's.
   let database: Database | undefined;
-  if (!databaseUrl && !options.share) database = await openDatabase({});
+  if (!databaseUrl && !options.share) database = await openDatabase({ embeddedTemplate: await migratedTemplate() });
   const borrowed = !databaseUrl && options.share ? options.share.app.infra.database : undefined;
   const app = await buildApp({ config, secrets, database: database ?? borrowed });
   await options.beforeReady?.(app);

@@ -9,7 +9,7 @@ afterEach(async () => {
   for (const queue of queues.splice(0)) await queue.close();
 });
 
-const implementations: [string, boolean, () => JobQueue][] = [
+const implementations: [string, boolean, () => JobQueue | Promise<JobQueue>][] = [
   ['in-process', true, () => createInProcessJobQueue()],
   [
     'bullmq',
@@ -24,7 +24,7 @@ const implementations: [string, boolean, () => JobQueue][] = [
 
 describe.each(implementations)('%s job queue', (_name, enabled, make) => {
   it.runIf(enabled)('runs a job with its data', async () => {
-    const queue = make();
+    const queue = await make();
     queues.push(queue);
     const seen: unknown[] = [];
     queue.register<{ n: number }>('test.echo', async (data) => {
@@ -37,7 +37,7 @@ describe.each(implementations)('%s job queue', (_name, enabled, make) => {
   });
 
   it.runIf(enabled)('retries a failing job with backoff until it succeeds', async () => {
-    const queue = make();
+    const queue = await make();
     queues.push(queue);
     const attempts: number[] = [];
     queue.register('test.flaky', async (_data, context) => {
@@ -51,7 +51,7 @@ describe.each(implementations)('%s job queue', (_name, enabled, make) => {
   });
 
   it.runIf(enabled)('delays a job and deduplicates by job id', async () => {
-    const queue = make();
+    const queue = await make();
     queues.push(queue);
     const ranAt: number[] = [];
     queue.register('test.delayed', async () => {

@@ -1,4 +1,4 @@
-import { Queue, Worker, type ConnectionOptions } from 'bullmq';
+import type { ConnectionOptions, Worker } from 'bullmq';
 
 export interface JobOptions {
   /** Run no earlier than this many milliseconds from now (approval expiry uses it). */
@@ -107,12 +107,14 @@ export function createInProcessJobQueue(logger?: { error: (obj: object, msg: str
   };
 }
 
-export function createBullJobQueue(options: {
+export async function createBullJobQueue(options: {
   connection: ConnectionOptions;
   prefix: string;
   concurrency?: number;
   logger?: { error: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void };
-}): JobQueue {
+}): Promise<JobQueue> {
+  // Loaded only when Redis is configured: the embedded setup never needs BullMQ, which takes a fifth of a second to load.
+  const { Queue, Worker } = await import('bullmq');
   const queueName = 'cdsa-jobs';
   const handlers = new Map<string, JobHandler<unknown>>();
   const queue = new Queue(queueName, { connection: options.connection, prefix: options.prefix });

@@ -1,4 +1,4 @@
-import { APICallError, InvalidToolInputError, NoSuchToolError, RetryError } from 'ai';
+import { APICallError } from '@ai-sdk/provider';
 import { UpstreamError, ValidationError } from '../../../lib/errors.js';
 import type { ProviderName } from './model-id.js';
 
@@ -104,13 +104,6 @@ export function sanitizeMessage(message: string, secrets: readonly string[]): st
 /** Translate whatever the AI SDK or the network threw into one of this layer's errors. */
 export function toProviderError(provider: ProviderName, error: unknown, secrets: readonly string[]): LlmProviderError {
   if (error instanceof LlmProviderError) return error;
-  if (RetryError.isInstance(error)) return toProviderError(provider, error.lastError, secrets);
-  if (NoSuchToolError.isInstance(error)) {
-    return new InvalidToolCallError(provider, error.toolName, 'the tool was not offered');
-  }
-  if (InvalidToolInputError.isInstance(error)) {
-    return new InvalidToolCallError(provider, error.toolName, 'the arguments are not valid JSON');
-  }
   // Checked before the status: a body that breaks after a 200 arrives as an APICallError with status 200.
   if (isConnectionLoss(error)) {
     return new ProviderUnavailableError(provider, 'the connection closed before the response was complete');
