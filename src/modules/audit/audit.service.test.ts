@@ -69,6 +69,19 @@ describe('audit recorder', () => {
     expect(verifier.finish()).toMatchObject({ valid: true, checked: 60, last_hash: state.head.hash });
   });
 
+  it('writes standalone events recorded in the same synchronous run as one append', async () => {
+    const { state, db, repository } = fakeStore();
+    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const first = recorder.recordStandalone({ eventType: 'PII_REDACTED', details: { total: 1 } });
+    const second = recorder.recordStandalone({ eventType: 'LLM_REQUEST', details: { step: 1 } });
+    const rows = await Promise.all([first, second]);
+    expect(rows.map((row) => [row.seq, row.eventType])).toEqual([
+      [1, 'PII_REDACTED'],
+      [2, 'LLM_REQUEST'],
+    ]);
+    expect(state.compareAndSets + state.transactions).toBe(1);
+  });
+
   it('appends at the head it last wrote without a lock, and falls back to the lock when another writer moved it', async () => {
     const { state, db, repository } = fakeStore();
     // Two recorders on one store: two instances of the service.

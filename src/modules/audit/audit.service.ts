@@ -159,13 +159,15 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
   }
 
   // Standalone events are grouped: while one transaction appends, the events that arrive meanwhile wait and go in
-  // the next one together. The chain head is then locked once per group instead of once per event.
+  // the next one together. The chain head is then locked once per group instead of once per event. The first append
+  // starts a promise job later, so events recorded in the same synchronous run (a chat turn's LLM_REQUEST and
+  // PII_REDACTED) already go together, as one statement.
   let queue: QueuedRecord[] = [];
   let flushing: Promise<void> | null = null;
 
   function startFlush(): void {
     if (flushing) return;
-    flushing = flush().finally(() => {
+    flushing = Promise.resolve().then(flush).finally(() => {
       flushing = null;
       // An event queued between the loop's last check and this callback still gets written.
       if (queue.length > 0) startFlush();
