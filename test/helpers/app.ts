@@ -88,6 +88,11 @@ function migratedTemplate(): Promise<Blob | undefined> {
   return template;
 }
 
+/** A fresh in-memory embedded database, migrated (from the run's template when there is one). */
+export async function openTestDatabase(): Promise<Database> {
+  return openDatabase({ embeddedTemplate: await migratedTemplate() });
+}
+
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const baseUrl = process.env.DATABASE_URL;
   const ownsDatabase = !options.share && Boolean(baseUrl);
@@ -109,7 +114,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const secrets = { ...(options.share?.secrets ?? testSecrets()), ...options.secrets };
   // The embedded database this test app opened (and closes); a sharing instance borrows its owner's.
   let database: Database | undefined;
-  if (!databaseUrl && !options.share) database = await openDatabase({ embeddedTemplate: await migratedTemplate() });
+  if (!databaseUrl && !options.share) database = await openTestDatabase();
   const borrowed = !databaseUrl && options.share ? options.share.app.infra.database : undefined;
   const app = await buildApp({ config, secrets, database: database ?? borrowed });
   await options.beforeReady?.(app);

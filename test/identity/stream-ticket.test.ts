@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/db/client.js';
-import { testSecrets, type TestApp } from '../helpers/app.js';
+import type { Database } from '../../src/db/client.js';
+import { openTestDatabase, testSecrets, type TestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/users.js';
 
 /**
@@ -17,7 +17,7 @@ describe('stream tickets on a ticket-accepting route', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    database = await openDatabase({});
+    database = await openTestDatabase();
     const config = loadConfig({ CDSA_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_REQUESTS: '100000', AUTH_RATE_LIMIT_REQUESTS: '100000' }, '0.0.0-test');
     const secrets = testSecrets();
     app = await buildApp({ config, secrets, database });

@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase, queryRows } from '../../src/db/client.js';
-import { buildTestApp, testSecrets, type TestApp } from '../helpers/app.js';
+import { queryRows } from '../../src/db/client.js';
+import { buildTestApp, openTestDatabase, testSecrets, type TestApp } from '../helpers/app.js';
 import { bearer, createUser, login, strongPassword, uniqueUsername } from '../helpers/users.js';
 
 const API = '/api/v1';
@@ -235,7 +235,7 @@ describe('bootstrap administrator', () => {
 
   it('a weak bootstrap password stops start-up naming the variable', async () => {
     // Built by hand on an embedded database so the failed start-up leaves nothing behind.
-    const database = await openDatabase({});
+    const database = await openTestDatabase();
     const config = loadConfig(
       { CDSA_ENV: 'test', LOG_LEVEL: 'silent', CDSA_ADMIN_USERNAME: 'boss', CDSA_ADMIN_EMAIL: 'boss@example.test', CDSA_ADMIN_PASSWORD: 'password1234' },
       '0.0.0-test',
