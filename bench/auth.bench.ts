@@ -161,10 +161,10 @@ async function main(): Promise<void> {
     );
     // Where a login's CPU goes, against what 0.8x of the ceiling leaves: at that rate the cores have perHash / 0.8 of
     // CPU per login, and the hash itself takes what it takes with every core hashing.
-    const logged = logins.reduce((sum, result) => sum + result.requests, 0);
     const budgetMs = (perHash * 1000) / 0.8 - cpuPerParallelHash;
-    const serverPerLogin = serverCpuMs / logged;
-    const clientPerLogin = clientCpuMs / logged;
+    // `mean` sums the rounds' requests.
+    const serverPerLogin = serverCpuMs / loginResult.requests;
+    const clientPerLogin = clientCpuMs / loginResult.requests;
     console.log(
       `CPU per login: ${serverPerLogin.toFixed(1)} ms in the server process (argon2 threads included) + ${clientPerLogin.toFixed(1)} ms in the load ` +
         `generator; one verification with every core hashing: ${cpuPerParallelHash.toFixed(1)} ms`,

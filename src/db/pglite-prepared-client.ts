@@ -50,18 +50,6 @@ export interface PglitePreparedClientOptions {
 /** SQLSTATEs of a prepared statement PostgreSQL will not run any more: it does not exist, or DDL changed its result. */
 const STALE_STATEMENT = new Set(['26000', '0A000']);
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 function isStale(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && STALE_STATEMENT.has(code);
@@ -79,7 +67,7 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
 
   async function closeStatements(names: string[]): Promise<void> {
     try {
-      await internals.execProtocolStream(concat([...names.map((name) => serialize.close({ type: 'S', name })), serialize.sync()]), { syncToFs: false });
+      await internals.execProtocolStream(Buffer.concat([...names.map((name) => serialize.close({ type: 'S', name })), serialize.sync()]), { syncToFs: false });
     } catch {
       unclosed.push(...names);
     }
@@ -88,7 +76,7 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
   async function prepare(text: string, queryOptions: QueryOptions | undefined): Promise<PreparedStatement> {
     const name = `cdsa_s${++counter}`;
     const messages = await internals.execProtocolStream(
-      concat([serialize.parse({ name, text, types: queryOptions?.paramTypes }), serialize.describe({ type: 'S', name }), serialize.sync()]),
+      Buffer.concat([serialize.parse({ name, text, types: queryOptions?.paramTypes }), serialize.describe({ type: 'S', name }), serialize.sync()]),
       { syncToFs: false },
     );
     const statement = { name, parameterTypes: parse.parseDescribeStatementResults(messages) };
@@ -99,14 +87,13 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
 
   // PGlite merges a query's parsers into its ~300 defaults on every call. Drizzle passes a new but identical parser
   // object with every query, so merged sets are kept by what they contain (type ids and parser source).
-  const merged = new Map<string, Record<number, ParserFunction>>();
+  const merged = new LruMap<string, Record<number, ParserFunction>>(64);
   function mergedParsers(overrides: Record<number, ParserFunction>): Record<number, ParserFunction> {
     const key = Object.entries(overrides)
       .map(([type, parser]) => `${type}:${String(parser)}`)
       .join('\n');
     let parsers = merged.get(key);
     if (!parsers) {
-      if (merged.size >= 64) merged.clear();
       parsers = { ...internals.parsers, ...overrides };
       merged.set(key, parsers);
     }
@@ -127,7 +114,7 @@ export function createPglitePreparedClient(pglite: PGlite, options: PglitePrepar
     const statement = statements.get(text) ?? (await prepare(text, queryOptions));
     try {
       const messages = await internals.execProtocolStream(
-        concat([
+        Buffer.concat([
           serialize.bind({ statement: statement.name, values: values(params, statement.parameterTypes, queryOptions) }),
           serialize.describe({ type: 'P' }),
           serialize.execute({}),
