@@ -5,6 +5,8 @@
  * With DATABASE_URL and REDIS_URL set, also the cross-instance hop: the same streams held on instance B, the broadcast
  * made on instance A, against the broadcast made on B itself (target: < 20 ms added at p99).
  *
+ * The embedded database lives in a temporary data directory on disk, as `npm start` keeps it.
+ *
  * Run:  ulimit -n 20000 && npx tsx bench/notifications.bench.ts
  *       (each connection is two file descriptors in this process: the client's and the server's)
  * Env:  BENCH_CONNECTIONS (5000), BENCH_ROUNDS (3)
@@ -14,8 +16,11 @@
  * user would spend minutes in password hashing).
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
@@ -341,7 +346,9 @@ async function broadcastRounds(
 }
 
 async function cdsaSingleInstance(): Promise<{ rounds: RoundResult[]; memory: { heapPerConn: number; rssPerConn: number } }> {
-  const t = await buildTestApp({ env: { LOG_LEVEL: 'error' }, processJobs: false });
+  // The embedded database in a data directory on disk, as `npm start` keeps it (not the tests' in-memory one).
+  const dataDir = process.env.DATABASE_URL ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cdsa-bench-'));
+  const t = await buildTestApp({ env: { LOG_LEVEL: 'error' }, processJobs: false, embeddedDir: dataDir });
   try {
     const { userIds, admin } = await prepareUsers(t, CONNECTIONS);
     benchAuthenticator(t.app, userIds);
@@ -360,6 +367,7 @@ async function cdsaSingleInstance(): Promise<{ rounds: RoundResult[]; memory: { 
     return { rounds, memory: { heapPerConn: (after.heap - before.heap) / count, rssPerConn: (after.rss - before.rss) / count } };
   } finally {
     await t.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   }
 }
 

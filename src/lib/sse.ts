@@ -16,6 +16,8 @@ export interface SseStream {
   readonly closed: boolean;
   /** Writes one event; returns false when the stream is closed (or was just dropped for being too slow). */
   send(event: string, data: unknown, id?: string | number): boolean;
+  /** The same, with `data` already serialised as JSON (by a caller that writes one payload to many streams). */
+  sendJson(event: string, json: string, id?: string | number): boolean;
   comment(text: string): boolean;
   /** Ends the stream, optionally with a last event. */
   close(final?: { event: string; data: unknown }): void;
@@ -101,10 +103,10 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
           return closed;
         },
         send(event, data, id) {
-          let chunk = '';
-          if (id !== undefined) chunk += `id: ${id}\n`;
-          chunk += `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-          return write(chunk);
+          return stream.sendJson(event, JSON.stringify(data), id);
+        },
+        sendJson(event, json, id) {
+          return write(id === undefined ? `event: ${event}\ndata: ${json}\n\n` : `id: ${id}\nevent: ${event}\ndata: ${json}\n\n`);
         },
         comment(text) {
           return write(`: ${text.replace(/\n/g, ' ')}\n\n`);

@@ -142,6 +142,8 @@ describe('when things go wrong', () => {
     expect(assistant.status).toBe('interrupted');
     expect(assistant.content.startsWith(seen)).toBe(true);
     expect(assistant.content.length).toBeLessThan(60 * 4);
+    // LLM_REQUEST is recorded once the interrupted call has been wound up, which may come after the message.
+    await eventually(async () => (await auditEvents(t, 'LLM_REQUEST')).some((row) => row.resource_id === sessionId));
     const [request] = (await auditEvents(t, 'LLM_REQUEST')).filter((row) => row.resource_id === sessionId);
     expect(request!.details.status).toBe('interrupted');
   });

@@ -32,6 +32,11 @@ export interface TestAppOptions {
   /** Replaces some of the (generated or shared) secrets, e.g. `encryptionKeys` to test a key rotation. */
   secrets?: Partial<ResolvedSecrets>;
   processJobs?: boolean;
+  /**
+   * Keep the embedded database in this directory, as `npm start` does (DATA_DIR), instead of in memory. Benchmarks
+   * use it to measure the configuration people run; tests stay in memory.
+   */
+  embeddedDir?: string;
   /** Runs after the modules are registered and before the app is ready (e.g. to decorate a test double). */
   beforeReady?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -114,7 +119,9 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const secrets = { ...(options.share?.secrets ?? testSecrets()), ...options.secrets };
   // The embedded database this test app opened (and closes); a sharing instance borrows its owner's.
   let database: Database | undefined;
-  if (!databaseUrl && !options.share) database = await openTestDatabase();
+  if (!databaseUrl && !options.share) {
+    database = options.embeddedDir ? await openDatabase({ embeddedDir: options.embeddedDir }) : await openTestDatabase();
+  }
   const borrowed = !databaseUrl && options.share ? options.share.app.infra.database : undefined;
   const app = await buildApp({ config, secrets, database: database ?? borrowed });
   await options.beforeReady?.(app);

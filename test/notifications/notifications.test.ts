@@ -58,14 +58,15 @@ describe('notifications over HTTP', () => {
     const first = await notify(user, { title: 'first', data: { job_id: 'j1' }, priority: 'high' });
     await notify(user, { title: 'second' });
     await notify(user, { title: 'third' });
-    expect(first).toMatchObject({ seq: 1, isRead: false, priority: 'high' });
+    expect(first).toMatchObject({ isRead: false, priority: 'high' });
+    expect(first!.seq).toBeGreaterThan(0);
 
     const list = await api(user, 'GET', '');
     expect(list.statusCode).toBe(200);
     expect(list.json().items.map((item: { title: string }) => item.title)).toEqual(['third', 'second', 'first']);
     expect(list.json().items[2]).toEqual({
       id: first!.id,
-      seq: 1,
+      seq: first!.seq,
       type: 'LONG_RUNNING_TASK_COMPLETED',
       title: 'first',
       message: 'Your export finished',
@@ -142,12 +143,22 @@ describe('notifications over HTTP', () => {
   it('seqs stay strictly increasing per user under concurrent notifies, and a rolled-back notify leaves no gap', async () => {
     const user = await createUser(t);
     const other = await createUser(t);
+    const before = await t.app.infra.database.db.transaction((tx) =>
+      queryRows<{ last_seq: string | number }>(tx, sql`SELECT last_seq FROM notification_sequence`),
+    );
+    const start = Number(before[0]!.last_seq);
     const results = await Promise.all([
       ...Array.from({ length: 20 }, (_, i) => notify(user, { title: `c${i}` })),
       ...Array.from({ length: 5 }, () => notify(other)),
     ]);
-    const mine = results.filter((row) => row?.userId === user.user.id).map((row) => row!.seq);
-    expect([...mine].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // One global counter: the 25 fan-outs took the 25 next seqs, each exactly once.
+    const all = results.map((row) => row!.seq).sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 25 }, (_, i) => start + i + 1));
+    const stored = await queryRows<{ seq: string | number }>(
+      t.app.infra.database.db,
+      sql`SELECT seq FROM notifications WHERE user_id = ${user.user.id}::uuid ORDER BY created_at, seq`,
+    );
+    expect(new Set(stored.map((row) => Number(row.seq))).size).toBe(20);
 
     await expect(
       withTransaction(t.app.infra.database.db, async (uow) => {
@@ -156,8 +167,24 @@ describe('notifications over HTTP', () => {
       }),
     ).rejects.toThrow('failed');
     const next = await notify(user);
-    expect(next!.seq).toBe(21);
+    expect(next!.seq).toBe(start + 26);
     expect((await api(user, 'GET', '?limit=200')).json().items.some((item: { title: string }) => item.title === 'rolled back')).toBe(false);
+  });
+
+  it('a user deleted from the database takes their notifications along', async () => {
+    const db = t.app.infra.database.db;
+    const [row] = await queryRows<{ id: string }>(
+      db,
+      sql`INSERT INTO users (username, email, password_hash, role) VALUES ('to_delete', 'to_delete@example.test', 'x', 'ANALYST') RETURNING id`,
+    );
+    const keeper = await createUser(t);
+    await t.app.notifications.notifyUsers([row!.id, keeper.user.id], { type: 'SYSTEM_MAINTENANCE', title: 'both', message: '' });
+    const count = async (userId: string) =>
+      (await queryRows<{ n: number }>(db, sql`SELECT count(*)::int AS n FROM notifications WHERE user_id = ${userId}::uuid`))[0]!.n;
+    expect(await count(row!.id)).toBe(1);
+    await queryRows(db, sql`DELETE FROM users WHERE id = ${row!.id}::uuid`);
+    expect(await count(row!.id)).toBe(0);
+    expect(await count(keeper.user.id)).toBe(1);
   });
 
   it('expired notifications are neither listed, counted, found nor streamed, and the purge job deletes them', async () => {
@@ -346,9 +373,9 @@ describe('the notification stream', () => {
     expect(aliceStream.text().startsWith('retry: ')).toBe(true);
     expect(aliceStream.events[0]).toMatchObject({ event: 'connected', data: { connection_id: expect.any(String) } });
     expect(aliceStream.events[1]).toEqual({
-      id: '1',
+      id: String(created!.seq),
       event: 'notification',
-      data: expect.objectContaining({ id: created!.id, seq: 1, title: 'for alice', data: { k: 'v' }, is_read: false }),
+      data: expect.objectContaining({ id: created!.id, seq: created!.seq, title: 'for alice', data: { k: 'v' }, is_read: false }),
     });
     expect(aliceStream.notifications().map((n) => n.title)).toEqual(['for alice', 'for alice again']);
     expect(bobStream.notifications().map((n) => n.title)).toEqual(['for bob']);
@@ -381,24 +408,26 @@ describe('the notification stream', () => {
 
   it('replays after Last-Event-ID (header or query, header wins) in order, then continues live', async () => {
     const user = await createUser(t);
-    for (let i = 1; i <= 5; i += 1) await notify(user, { title: `n${i}` });
+    const seqs: number[] = [];
+    for (let i = 1; i <= 5; i += 1) seqs.push((await notify(user, { title: `n${i}` }))!.seq);
+    const [, s2, s3, s4, s5] = seqs as [number, number, number, number, number];
 
-    const byHeader = await stream(user, { lastEventId: '2' });
+    const byHeader = await stream(user, { lastEventId: String(s2) });
     await byHeader.until((events) => events.filter((event) => event.event === 'notification').length === 3);
-    expect(byHeader.notifications().map((n) => n.seq)).toEqual([3, 4, 5]);
-    expect(byHeader.events.filter((event) => event.event === 'notification').map((event) => event.id)).toEqual(['3', '4', '5']);
+    expect(byHeader.notifications().map((n) => n.seq)).toEqual([s3, s4, s5]);
+    expect(byHeader.events.filter((event) => event.event === 'notification').map((event) => event.id)).toEqual([s3, s4, s5].map(String));
 
-    const byQuery = await stream(user, { query: '?last_event_id=3' });
-    const both = await stream(user, { query: '?last_event_id=0', lastEventId: '4' });
+    const byQuery = await stream(user, { query: `?last_event_id=${s3}` });
+    const both = await stream(user, { query: '?last_event_id=0', lastEventId: String(s4) });
     await byQuery.until((events) => events.filter((event) => event.event === 'notification').length === 2);
     await both.until((events) => events.filter((event) => event.event === 'notification').length === 1);
-    await notify(user, { title: 'n6' });
+    const s6 = (await notify(user, { title: 'n6' }))!.seq;
     for (const connection of [byHeader, byQuery, both]) {
-      await connection.until((events) => events.some((event) => event.event === 'notification' && (event.data as { seq: number }).seq === 6));
+      await connection.until((events) => events.some((event) => event.event === 'notification' && (event.data as { seq: number }).seq === s6));
     }
-    expect(byHeader.notifications().map((n) => n.seq)).toEqual([3, 4, 5, 6]);
-    expect(byQuery.notifications().map((n) => n.seq)).toEqual([4, 5, 6]);
-    expect(both.notifications().map((n) => n.seq)).toEqual([5, 6]);
+    expect(byHeader.notifications().map((n) => n.seq)).toEqual([s3, s4, s5, s6]);
+    expect(byQuery.notifications().map((n) => n.seq)).toEqual([s4, s5, s6]);
+    expect(both.notifications().map((n) => n.seq)).toEqual([s5, s6]);
   });
 
   it('treats a malformed Last-Event-ID as none: no replay, live delivery, no error', async () => {
@@ -419,9 +448,10 @@ describe('the notification stream', () => {
     const user = await createUser(t);
     const total = 60;
     let created = 0;
+    const seqs: number[] = [];
     const producer = (async () => {
       while (created < total) {
-        await notify(user, { title: `r${created + 1}` });
+        seqs.push((await notify(user, { title: `r${created + 1}` }))!.seq);
         created += 1;
         // Let the event loop serve the reconnecting stream between notifications.
         await new Promise((resolve) => setImmediate(resolve));
@@ -442,7 +472,8 @@ describe('the notification stream', () => {
     }
     await producer;
     expect(reconnects).toBeGreaterThan(3);
-    expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(received).toEqual(seqs);
+    expect(received.map((seq) => seq - received[0]!)).toEqual(Array.from({ length: total }, (_, i) => i));
   });
 
   it('paces a long replay to a slow reader instead of buffering it or dropping the reader', async () => {
@@ -450,21 +481,26 @@ describe('the notification stream', () => {
     const total = 2_000;
     const padding = 'x'.repeat(4_096);
     // 8 MB of history, well past the stream's 1 MB buffer limit if it were written all at once.
-    await withTransaction(t.app.infra.database.db, async (uow) => {
+    const base = await withTransaction(t.app.infra.database.db, async (uow) => {
+      const [counter] = await queryRows<{ last_seq: number | string }>(
+        uow.tx,
+        sql`UPDATE notification_sequence SET last_seq = last_seq + ${total}::int WHERE id = 1 RETURNING last_seq`,
+      );
+      const first = Number(counter!.last_seq) - total;
       await queryRows(
         uow.tx,
         sql`INSERT INTO notifications (user_id, seq, type, title, message, data)
-            SELECT ${user.user.id}::uuid, g, 'DOCUMENT_INDEXED', 'doc ' || g, 'indexed', jsonb_build_object('padding', ${padding}::text)
+            SELECT ${user.user.id}::uuid, ${first}::bigint + g, 'DOCUMENT_INDEXED', 'doc ' || g, 'indexed', jsonb_build_object('padding', ${padding}::text)
             FROM generate_series(1, ${total}::int) g`,
       );
-      await queryRows(uow.tx, sql`INSERT INTO notification_counters (user_id, last_seq) VALUES (${user.user.id}::uuid, ${total}::int)`);
+      return first;
     });
-    const connection = await stream(user, { lastEventId: '0' });
+    const connection = await stream(user, { lastEventId: String(base) });
     connection.pause();
     await new Promise((resolve) => setTimeout(resolve, 500));
     connection.resume();
     await connection.until((events) => events.filter((event) => event.event === 'notification').length === total, 30_000);
-    expect(connection.notifications().map((n) => n.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(connection.notifications().map((n) => n.seq)).toEqual(Array.from({ length: total }, (_, i) => base + i + 1));
     const live = await notify(user, { title: 'live after the replay' });
     await connection.until((events) => events.some((event) => event.event === 'notification' && (event.data as { seq: number }).seq === live!.seq));
   });
@@ -506,18 +542,19 @@ describe('the notification stream', () => {
     expect(deactivated.events.at(-1)).toEqual({ event: 'closed', data: { reason: 'session_ended' } });
   });
 
-  it('releases every subscription and listener over many connect/disconnect cycles', async () => {
+  it('releases every stream registration over many connect/disconnect cycles, and subscribes nothing per stream', async () => {
     const users = [await createUser(t), await createUser(t)];
     const baseline = t.app.infra.pubsub.listenerCount();
     const baseStreams = t.app.infra.sse.size();
+    const baseHub = t.app.notifications.streamCount();
     for (let cycle = 0; cycle < 40; cycle += 1) {
       const connections = await Promise.all(users.map((user) => stream(user)));
       await Promise.all(connections.map((connection) => connected(connection)));
-      expect(t.app.infra.pubsub.listenerCount()).toBe(baseline + users.length);
+      expect(t.app.notifications.streamCount()).toBe(baseHub + users.length);
+      expect(t.app.infra.pubsub.listenerCount()).toBe(baseline);
       for (const connection of connections) connection.close();
-      await eventually(() => t.app.infra.sse.size() === baseStreams);
+      await eventually(() => t.app.infra.sse.size() === baseStreams && t.app.notifications.streamCount() === baseHub);
     }
-    await eventually(() => t.app.infra.pubsub.listenerCount() === baseline);
     // Notifying users with no stream left wakes nothing and throws nothing.
     await notify(users[0]!);
     expect(t.app.infra.pubsub.listenerCount()).toBe(baseline);

@@ -6,17 +6,18 @@ import { FANOUT_CHANNEL, createNotificationHub, type NotificationSink, type Stre
 import type { InsertedNotification, NotificationRepository, NotificationTemplate } from './notifications.repository.js';
 import type { Notification, NotificationView } from './notifications.types.js';
 
-/** The database, in memory: per-user rows and counters, with a hook to hold a read open. */
+/** The database, in memory: per-user rows and the global counter, with a hook to hold a read open. */
 class FakeStore {
   rows = new Map<string, Notification[]>();
-  counters = new Map<string, number>();
+  counter = 0;
   listAfterCalls = 0;
   /** When set, listAfter waits for it (a slow replay query). */
   gate: Promise<void> | undefined;
 
-  insert(userId: string, overrides: Partial<NotificationTemplate> = {}): { row: InsertedNotification; template: NotificationTemplate } {
-    const seq = (this.counters.get(userId) ?? 0) + 1;
-    this.counters.set(userId, seq);
+  /** One committed fan-out: every listed user gets a row with the next seq. */
+  fanOut(userIds: string[], overrides: Partial<NotificationTemplate> = {}): { seq: number; rows: InsertedNotification[]; template: NotificationTemplate } {
+    this.counter += 1;
+    const seq = this.counter;
     const template: NotificationTemplate = {
       type: 'SYSTEM_MAINTENANCE',
       title: `n${seq}`,
@@ -27,33 +28,41 @@ class FakeStore {
       createdAt: new Date('2026-01-01T00:00:00.000Z'),
       ...overrides,
     };
-    const id = randomUUID();
-    const list = this.rows.get(userId) ?? [];
-    list.push({
-      id,
-      userId,
-      seq,
-      type: template.type,
-      title: template.title,
-      message: template.message,
-      data: template.data,
-      priority: template.priority,
-      isRead: false,
-      readAt: null,
-      expiresAt: template.expiresAt,
-      createdAt: template.createdAt,
+    const rows = userIds.map((userId) => {
+      const id = randomUUID();
+      const list = this.rows.get(userId) ?? [];
+      list.push({
+        id,
+        userId,
+        seq,
+        type: template.type,
+        title: template.title,
+        message: template.message,
+        data: template.data,
+        priority: template.priority,
+        isRead: false,
+        readAt: null,
+        expiresAt: template.expiresAt,
+        createdAt: template.createdAt,
+      });
+      this.rows.set(userId, list);
+      return { id, userId };
     });
-    this.rows.set(userId, list);
-    return { row: { id, userId, seq }, template };
+    return { seq, rows, template };
+  }
+
+  insert(userId: string, overrides: Partial<NotificationTemplate> = {}): { seq: number; row: InsertedNotification; template: NotificationTemplate } {
+    const { seq, rows, template } = this.fanOut([userId], overrides);
+    return { seq, row: rows[0]!, template };
   }
 
   remove(userId: string, seq: number): void {
     this.rows.set(userId, (this.rows.get(userId) ?? []).filter((row) => row.seq !== seq));
   }
 
-  repository(): Pick<NotificationRepository, 'currentSeqs' | 'listAfter'> {
+  repository(): Pick<NotificationRepository, 'currentSeq' | 'listAfter'> {
     return {
-      currentSeqs: async (_db, userIds) => new Map(userIds.map((userId) => [userId, this.counters.get(userId) ?? 0])),
+      currentSeq: async () => this.counter,
       listAfter: async (_db, userId, afterSeq, limit) => {
         this.listAfterCalls += 1;
         const snapshot = (this.rows.get(userId) ?? []).filter((row) => row.seq > afterSeq).slice(0, limit);
@@ -66,6 +75,8 @@ class FakeStore {
 
 class FakeSink implements NotificationSink {
   received: NotificationView[] = [];
+  /** What the stream would write as each notification's data. */
+  written: string[] = [];
   closedWith: StreamCloseReason | undefined;
   connectedAt: number | undefined;
   onConnected: (() => void) | undefined;
@@ -76,9 +87,10 @@ class FakeSink implements NotificationSink {
   get closed() {
     return this.closedWith !== undefined;
   }
-  send(notification: NotificationView): boolean {
+  send(notification: NotificationView, json?: string): boolean {
     if (this.closed) return false;
     this.received.push(notification);
+    this.written.push(json ?? JSON.stringify(notification));
     return true;
   }
   async ready(): Promise<void> {}
@@ -93,8 +105,8 @@ class FakeSink implements NotificationSink {
 const db = {} as DbOrTx;
 const silent = { warn: () => undefined, error: () => undefined };
 
-function setup(options: { pubsub?: PubSub; pageSize?: number; maxStreams?: number; now?: () => Date } = {}) {
-  const store = new FakeStore();
+function setup(options: { pubsub?: PubSub; store?: FakeStore; pageSize?: number; maxStreams?: number; now?: () => Date; gapWaitMs?: number; resyncIntervalMs?: number } = {}) {
+  const store = options.store ?? new FakeStore();
   const pubsub = options.pubsub ?? createMemoryPubSub();
   const hub = createNotificationHub({
     db,
@@ -104,6 +116,8 @@ function setup(options: { pubsub?: PubSub; pageSize?: number; maxStreams?: numbe
     replayPageSize: options.pageSize ?? 100,
     maxStreamsPerUser: options.maxStreams ?? 5,
     now: options.now,
+    gapWaitMs: options.gapWaitMs,
+    resyncIntervalMs: options.resyncIntervalMs,
   });
   let counter = 0;
   const open = (userId: string, lastSeenSeq?: number, sessionId: string | null = null) => {
@@ -113,8 +127,8 @@ function setup(options: { pubsub?: PubSub; pageSize?: number; maxStreams?: numbe
   };
   /** Persist, then announce — what the service does after commit. */
   const notify = async (userId: string, overrides: Partial<NotificationTemplate> = {}) => {
-    const { row, template } = store.insert(userId, overrides);
-    await hub.announce([row], template);
+    const { seq, row, template } = store.insert(userId, overrides);
+    await hub.announce(seq, [row], template);
     return row;
   };
   return { store, pubsub, hub, open, notify };
@@ -131,10 +145,11 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 describe('notification hub', () => {
   it('without Last-Event-ID starts live: nothing old is replayed, new ones arrive', async () => {
     const { store, hub, open, notify } = setup();
-    await hub.start();
     const user = randomUUID();
     store.insert(user);
     store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const { sink, handle } = open(user);
     await handle.started;
     await notify(user);
@@ -143,14 +158,15 @@ describe('notification hub', () => {
 
   it('announces connected before any replay, and delivers whatever is committed once the client has seen it', async () => {
     const { store, hub } = setup();
-    await hub.start();
     const user = randomUUID();
     store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const sink = new FakeSink();
     // The client reacts to `connected` at once: a notification is created right then.
     sink.onConnected = () => {
-      const { row, template } = store.insert(user);
-      void hub.announce([row], template);
+      const { seq, row, template } = store.insert(user);
+      void hub.announce(seq, [row], template);
     };
     const handle = hub.attach({ connectionId: 'c', userId: user, sessionId: null, lastSeenSeq: undefined, sink });
     await handle.started;
@@ -166,9 +182,10 @@ describe('notification hub', () => {
 
   it('replays everything after Last-Event-ID in order, then continues live without duplicates', async () => {
     const { store, hub, open, notify } = setup({ pageSize: 2 });
-    await hub.start();
     const user = randomUUID();
     for (let i = 0; i < 5; i += 1) store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const { sink, handle } = open(user, 1);
     await handle.started;
     await notify(user);
@@ -177,9 +194,10 @@ describe('notification hub', () => {
 
   it('a notification committed while the replay query runs is sent once, in order', async () => {
     const { store, hub, open, notify } = setup();
-    await hub.start();
     const user = randomUUID();
     for (let i = 0; i < 3; i += 1) store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const gate = deferred();
     store.gate = gate.promise;
     const { sink, handle } = open(user, 0);
@@ -206,32 +224,58 @@ describe('notification hub', () => {
     const { sink, handle } = open(user, 2);
     await new Promise((resolve) => setImmediate(resolve));
     // Seq 3's own wake-up arrives while the replay (which read seq 3) is still in flight.
-    await hub.announce([inserted[2]!.row], inserted[2]!.template);
+    await hub.announce(inserted[2]!.seq, [inserted[2]!.row], inserted[2]!.template);
     store.gate = undefined;
     gate.resolve();
     await handle.started;
     await new Promise((resolve) => setImmediate(resolve));
     expect(sink.seqs()).toEqual([3]);
-    await pubsub.publish(`notifications.user.${user}`, JSON.stringify({ s: 3 }));
+    await pubsub.publish(FANOUT_CHANNEL, JSON.stringify({ s: 3, r: [[user, inserted[2]!.row.id]] }));
     expect(sink.seqs()).toEqual([3]);
   });
 
-  it('the next seq in a wake-up is sent without a database read; a gap is filled from the database', async () => {
-    const { store, hub, open, notify } = setup();
+  it('a fan-out is sent without a database read; a missing seq is waited for, then read from the database', async () => {
+    const { store, hub, open, notify } = setup({ gapWaitMs: 20 });
     await hub.start();
     const user = randomUUID();
+    const other = randomUUID();
     const { sink, handle } = open(user);
     await handle.started;
     const reads = store.listAfterCalls;
     await notify(user);
+    await notify(other);
     await notify(user);
+    expect(sink.seqs()).toEqual([1, 3]);
     expect(store.listAfterCalls).toBe(reads);
-    // Seq 3 committed but its wake-up was lost; seq 4's wake-up reveals the gap.
+    // Seq 4 committed but its wake-up was lost; seq 5's wake-up waits for it, then the stream reads the database.
     store.insert(user);
     await notify(user);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(sink.seqs()).toEqual([1, 2, 3, 4]);
+    expect(sink.seqs()).toEqual([1, 3]);
+    await expect.poll(() => sink.seqs(), { timeout: 2_000, interval: 5 }).toEqual([1, 3, 4, 5]);
     expect(store.listAfterCalls).toBe(reads + 1);
+    await notify(user);
+    expect(sink.seqs()).toEqual([1, 3, 4, 5, 6]);
+    expect(store.listAfterCalls).toBe(reads + 1);
+  });
+
+  it('fan-outs heard out of order (two publishers racing) are handed out in seq order, without a database read', async () => {
+    const pubsub = createMemoryPubSub();
+    const store = new FakeStore();
+    const a = setup({ pubsub, store, gapWaitMs: 10_000 });
+    const b = setup({ pubsub, store });
+    await Promise.all([a.hub.start(), b.hub.start()]);
+    const user = randomUUID();
+    const { sink, handle } = a.open(user);
+    await handle.started;
+    const reads = store.listAfterCalls;
+    const first = store.insert(user);
+    const second = store.insert(user);
+    await b.hub.announce(second.seq, [second.row], second.template);
+    expect(sink.seqs()).toEqual([]);
+    await b.hub.announce(first.seq, [first.row], first.template);
+    expect(sink.seqs()).toEqual([1, 2]);
+    expect(store.listAfterCalls).toBe(reads);
+    await Promise.all([a.hub.close(), b.hub.close()]);
   });
 
   it('ignores repeated and stale wake-ups', async () => {
@@ -240,11 +284,12 @@ describe('notification hub', () => {
     const user = randomUUID();
     const { sink, handle } = open(user);
     await handle.started;
-    await notify(user);
-    const view = sink.received[0]!;
-    await pubsub.publish(`notifications.user.${user}`, JSON.stringify({ s: 1, n: view }));
-    await pubsub.publish(`notifications.user.${user}`, 'not json');
+    const row = await notify(user);
+    await pubsub.publish(FANOUT_CHANNEL, JSON.stringify({ s: 1, r: [[user, row.id]], t: sink.received[0] }));
+    for (const bad of ['not json', '{"s":"2","r":[]}', '{"s":2}', '{"s":2,"r":[],"p":[3,2]}', 'null']) await pubsub.publish(FANOUT_CHANNEL, bad);
     expect(sink.seqs()).toEqual([1]);
+    await notify(user);
+    expect(sink.seqs()).toEqual([1, 2]);
   });
 
   it('moves past a committed notification that was deleted before the stream read it', async () => {
@@ -253,9 +298,10 @@ describe('notification hub', () => {
     const user = randomUUID();
     const { sink, handle } = open(user);
     await handle.started;
-    store.insert(user);
+    const { row } = store.insert(user);
     store.remove(user, 1);
-    await pubsub.publish(`notifications.user.${user}`, JSON.stringify({ s: 1 }));
+    // No content in the wake-up (too big to carry): the stream reads it, finds it gone, and moves past it.
+    await pubsub.publish(FANOUT_CHANNEL, JSON.stringify({ s: 1, r: [[user, row.id]] }));
     await new Promise((resolve) => setImmediate(resolve));
     const reads = store.listAfterCalls;
     await notify(user);
@@ -265,9 +311,10 @@ describe('notification hub', () => {
 
   it('a Last-Event-ID beyond the newest seq does not mute the stream', async () => {
     const { store, hub, open, notify } = setup();
-    await hub.start();
     const user = randomUUID();
     store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const { sink, handle } = open(user, 999);
     await handle.started;
     await notify(user);
@@ -277,10 +324,11 @@ describe('notification hub', () => {
   it('never streams expired notifications, live or replayed', async () => {
     let clock = new Date('2026-01-01T00:00:00.000Z');
     const { store, hub, open, notify } = setup({ now: () => clock });
-    await hub.start();
     const user = randomUUID();
     store.insert(user, { expiresAt: new Date('2025-12-31T00:00:00.000Z') });
     store.insert(user);
+    // History from before this instance started: committed, never announced to it.
+    await hub.start();
     const replayed = open(user, 0);
     await replayed.handle.started;
     expect(replayed.sink.seqs()).toEqual([2]);
@@ -303,10 +351,10 @@ describe('notification hub', () => {
     await notify(alice);
     await notify(bob);
     expect(a.sink.received.map((view) => view.title)).toEqual(['n1', 'n2']);
-    expect(b.sink.received.map((view) => view.title)).toEqual(['n1']);
+    expect(b.sink.received.map((view) => view.title)).toEqual(['n3']);
   });
 
-  it('a large fan-out is one message, and each stream takes only its own entry', async () => {
+  it('a fan-out is one message, and each stream takes only its own entry', async () => {
     const pubsub = createMemoryPubSub();
     const published: string[] = [];
     const spy: PubSub = {
@@ -321,18 +369,43 @@ describe('notification hub', () => {
     const users = Array.from({ length: 100 }, () => randomUUID());
     const streams = users.slice(0, 10).map((user) => open(user));
     await Promise.all(streams.map((stream) => stream.handle.started));
-    const inserted = users.map((user) => store.insert(user, { title: 'hello' }));
+    const { seq, rows, template } = store.fanOut(users, { title: 'hello "quoted" \u2028', data: { nested: [1, 'two'] }, expiresAt: new Date('2027-01-01T00:00:00.000Z') });
     const reads = store.listAfterCalls;
-    await hub.announce(
-      inserted.map(({ row }) => row),
-      inserted[0]!.template,
-    );
+    await hub.announce(seq, rows, template);
     expect(published).toEqual([FANOUT_CHANNEL]);
     expect(store.listAfterCalls).toBe(reads);
     streams.forEach((stream, index) => {
       expect(stream.sink.received).toHaveLength(1);
-      expect(stream.sink.received[0]).toMatchObject({ id: inserted[index]!.row.id, seq: 1, title: 'hello', is_read: false });
+      expect(stream.sink.received[0]).toMatchObject({ id: rows[index]!.id, seq: 1, data: { nested: [1, 'two'] }, is_read: false });
+      // Serialised once for all, it is byte for byte what serialising the stream's own view gives.
+      expect(stream.sink.written[0]).toBe(JSON.stringify(stream.sink.received[0]));
     });
+  });
+
+  it('a fan-out too large for one message goes in parts; the next seq waits until every part is in', async () => {
+    const pubsub = createMemoryPubSub();
+    const parts: string[] = [];
+    const capture: PubSub = { ...pubsub, publish: async (_channel, message) => void parts.push(message) };
+    const store = new FakeStore();
+    const sender = setup({ pubsub: capture, store });
+    const receiver = setup({ pubsub, store, gapWaitMs: 10_000 });
+    await Promise.all([sender.hub.start(), receiver.hub.start()]);
+    const users = Array.from({ length: 2_500 }, () => randomUUID());
+    const first = receiver.open(users[0]!);
+    const last = receiver.open(users[2_499]!);
+    await Promise.all([first.handle.started, last.handle.started]);
+    const big = store.fanOut(users, { title: 'big' });
+    await sender.hub.announce(big.seq, big.rows, big.template);
+    const next = store.fanOut([users[0]!, users[2_499]!], { title: 'next' });
+    await sender.hub.announce(next.seq, next.rows, next.template);
+    expect(parts).toHaveLength(4);
+    const reads = store.listAfterCalls;
+    // The last part of the big fan-out arrives after the next fan-out.
+    for (const index of [0, 1, 3, 2]) await pubsub.publish(FANOUT_CHANNEL, parts[index]!);
+    expect(first.sink.received.map((view) => view.title)).toEqual(['big', 'next']);
+    expect(last.sink.received.map((view) => view.title)).toEqual(['big', 'next']);
+    expect(store.listAfterCalls).toBe(reads);
+    await Promise.all([sender.hub.close(), receiver.hub.close()]);
   });
 
   it('closes the oldest stream past the per-user cap', async () => {
@@ -363,19 +436,20 @@ describe('notification hub', () => {
     expect(other.sink.closed).toBe(false);
   });
 
-  it('releases every subscription when streams detach', async () => {
+  it('holds no subscription per stream, and releases every stream that detaches', async () => {
     const { hub, pubsub, open } = setup();
     await hub.start();
     const baseline = pubsub.listenerCount();
     for (let round = 0; round < 50; round += 1) {
       const streams = [open(randomUUID()), open(randomUUID())];
       await Promise.all(streams.map((stream) => stream.handle.started));
-      expect(pubsub.listenerCount()).toBe(baseline + 2);
+      expect(pubsub.listenerCount()).toBe(baseline);
+      expect(hub.streamCount()).toBe(2);
       for (const stream of streams) stream.handle.detach();
-      await new Promise((resolve) => setImmediate(resolve));
     }
-    expect(pubsub.listenerCount()).toBe(baseline);
     expect(hub.streamCount()).toBe(0);
+    await hub.close();
+    expect(pubsub.listenerCount()).toBe(0);
   });
 
   it('resync recovers wake-ups lost in pub/sub', async () => {
@@ -390,6 +464,27 @@ describe('notification hub', () => {
     await hub.resync();
     await new Promise((resolve) => setImmediate(resolve));
     expect(sink.seqs()).toEqual([1, 2]);
+  });
+
+  it('the periodic resync takes a seq as lost only when it is still missing a full interval later', async () => {
+    const { store, hub, open, notify } = setup({ resyncIntervalMs: 25 });
+    await hub.start();
+    const user = randomUUID();
+    const { sink, handle } = open(user);
+    await handle.started;
+    const reads = store.listAfterCalls;
+    // Committed, and its wake-up is merely slow: it arrives before the next check and is sent without a read.
+    const slow = store.insert(user);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await hub.announce(slow.seq, [slow.row], slow.template);
+    expect(sink.seqs()).toEqual([1]);
+    expect(store.listAfterCalls).toBe(reads);
+    // Committed, and its wake-up never comes: a later check catches the stream up.
+    store.insert(user);
+    await expect.poll(() => sink.seqs(), { timeout: 2_000, interval: 5 }).toEqual([1, 2]);
+    await notify(user);
+    expect(sink.seqs()).toEqual([1, 2, 3]);
+    await hub.close();
   });
 
   it('a failing read closes the stream so the client reconnects and replays', async () => {

@@ -4,11 +4,15 @@ import type { InsertedNotification, NotificationRepository, NotificationTemplate
 import { presentNotification, type NotificationView } from './notifications.types.js';
 
 /**
- * Live delivery. The database is the source of truth; pub/sub only wakes streams up. Each stream remembers the last
- * seq it has dealt with and handles one wake-up at a time, so ordering and de-duplication come from the seqs:
- * - a wake-up carrying exactly the next seq is sent as is (the broadcast fast path: no query per stream);
- * - anything else (a gap, a payload too big to carry, a periodic resync) reads `seq > lastSeq` from the database.
- * Per user, seqs commit in order (the counter row lock), so a stream that has seen seq n can never miss a smaller one.
+ * Live delivery. The database is the source of truth; pub/sub only wakes streams up.
+ *
+ * Seqs come from one global counter (see notification_sequence): a fan-out's recipients share one seq, and fan-outs
+ * commit in seq order. Every instance hears about every fan-out on one channel and hands them to its streams in seq
+ * order, with no seq skipped. So a stream that has dealt with everything up to seq n and is handed the fan-out with
+ * seq m > n has missed nothing of its own in between: it sends the payload as is, with no query per stream.
+ * When a seq is missing (a wake-up lost in pub/sub, an instance that crashed between commit and publish), the
+ * instance waits briefly for it (publishers race each other through Redis), then moves past it and has every local
+ * stream read what it missed from the database. A payload too big to carry is read from the database as well.
  */
 
 export type StreamCloseReason = 'stream_limit' | 'session_ended' | 'error' | 'shutdown';
@@ -22,8 +26,11 @@ export interface NotificationSink {
    * client that has seen it cannot miss a notification created afterwards.
    */
   connected(): void;
-  /** Writes one notification; false when the connection is gone (or was just dropped for being too slow). */
-  send(notification: NotificationView): boolean;
+  /**
+   * Writes one notification; false when the connection is gone (or was just dropped for being too slow). `json`,
+   * when given, is `notification` already serialised (a fan-out serialises what its recipients share once).
+   */
+  send(notification: NotificationView, json?: string): boolean;
   /** Resolves when the client has room for more (paces a long replay); at once when closed. */
   ready(): Promise<void>;
   /** Ends the stream, telling the client why. */
@@ -59,7 +66,7 @@ export interface HubLogger {
 
 export interface NotificationHubDeps {
   db: DbOrTx;
-  repository: Pick<NotificationRepository, 'currentSeqs' | 'listAfter'>;
+  repository: Pick<NotificationRepository, 'currentSeq' | 'listAfter'>;
   pubsub: PubSub;
   logger: HubLogger;
   now?: () => Date;
@@ -68,35 +75,43 @@ export interface NotificationHubDeps {
   /** Rows per replay query. */
   replayPageSize?: number;
   /**
-   * Every so often, compare each local user's counter with what its streams have seen (one query for all of them)
-   * and catch up the ones behind: recovers wake-ups lost in pub/sub (Redis down, a subscription not yet active).
-   * 0 disables it (in-process pub/sub loses nothing).
+   * Every so often, compare the global counter with the seqs this instance has handed out, and catch every local
+   * stream up when a seq has stayed missing since the previous check: recovers wake-ups lost in pub/sub that no later
+   * wake-up revealed. 0 disables it (in-process pub/sub loses nothing).
    */
   resyncIntervalMs?: number;
+  /** How long a missing seq is waited for before the streams read what they missed from the database. */
+  gapWaitMs?: number;
 }
 
-export const USER_CHANNEL_PREFIX = 'notifications.user.';
 export const FANOUT_CHANNEL = 'notifications.fanout';
-/** Up to this many recipients, one message per user's own channel; above, one fan-out message per chunk. */
-const PER_USER_PUBLISH_LIMIT = 32;
+/** Recipients per wake-up message; a larger fan-out is split into parts that share its seq. */
 const FANOUT_CHUNK = 1_000;
 /** Wake-ups larger than this carry only the seq; the stream reads the notification from the database. */
 const MAX_PAYLOAD_CHARS = 16_384;
 /** A stream this far behind on wake-ups collapses them into one database catch-up. */
 const MAX_QUEUED_WAKEUPS = 64;
+const DEFAULT_GAP_WAIT_MS = 200;
 
-type Wake = { kind: 'notification'; view: NotificationView } | { kind: 'committed'; seq: number };
-
-interface UserWakeMessage {
-  s: number;
-  n?: NotificationView;
-}
+type Wake = { kind: 'notification'; view: NotificationView; json?: string } | { kind: 'committed'; seq: number };
 
 type FanoutContent = Omit<NotificationView, 'id' | 'seq' | 'is_read' | 'read_at'>;
 
+/** One wake-up on FANOUT_CHANNEL: a fan-out's seq, its recipients (or one part of them) and, when small, its content. */
 interface FanoutMessage {
+  s: number;
+  /** [index, count] when the fan-out was split into parts. */
+  p?: [index: number, count: number];
   t?: FanoutContent;
-  r: [userId: string, id: string, seq: number][];
+  r: [userId: string, id: string][];
+}
+
+/** A fan-out this instance has heard of but not fully handed out yet. */
+interface Arrival {
+  count: number;
+  seen: Set<number>;
+  /** Parts that arrived before their turn; handed out once every earlier seq has been. */
+  held: FanoutMessage[];
 }
 
 interface StreamState {
@@ -104,7 +119,7 @@ interface StreamState {
   readonly userId: string;
   readonly sessionId: string | null;
   readonly sink: NotificationSink;
-  /** Highest seq dealt with: sent, or known to be expired or deleted. */
+  /** Highest seq dealt with: sent, or known to be expired, deleted or someone else's. */
   lastSeq: number;
   /** A wake-up or the initial replay is being handled; others wait in `queue`. */
   busy: boolean;
@@ -112,17 +127,19 @@ interface StreamState {
   detached: boolean;
 }
 
-interface UserEntry {
-  streams: Set<StreamState>;
-  unsubscribe: Promise<() => Promise<void>>;
-}
-
-function parseJson(message: string): unknown {
+function parseFanout(message: string): FanoutMessage | undefined {
+  let parsed: Partial<FanoutMessage>;
   try {
-    return JSON.parse(message) as unknown;
+    parsed = JSON.parse(message) as Partial<FanoutMessage>;
   } catch {
     return undefined;
   }
+  if (typeof parsed !== 'object' || parsed === null || !Number.isSafeInteger(parsed.s) || !Array.isArray(parsed.r)) return undefined;
+  if (parsed.p !== undefined) {
+    const [index, count] = Array.isArray(parsed.p) ? parsed.p : [];
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(count) || index! < 0 || count! < 1 || index! >= count!) return undefined;
+  }
+  return parsed as FanoutMessage;
 }
 
 function isExpired(view: NotificationView, now: Date): boolean {
@@ -163,22 +180,29 @@ export function createNotificationHub(deps: NotificationHubDeps) {
   const now = deps.now ?? (() => new Date());
   const maxStreamsPerUser = deps.maxStreamsPerUser ?? 5;
   const pageSize = deps.replayPageSize ?? 100;
-  const users = new Map<string, UserEntry>();
-  const shared: Promise<() => Promise<void>>[] = [];
+  const gapWaitMs = deps.gapWaitMs ?? DEFAULT_GAP_WAIT_MS;
+  const users = new Map<string, Set<StreamState>>();
+  let unsubscribe: (() => Promise<void>) | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+
+  // Every seq up to `handedOut` has been handed to the local streams (or covered by a catch-up); undefined until
+  // start() has read the counter, and messages arriving before that wait in `early`.
+  let handedOut: number | undefined;
+  let early: FanoutMessage[] = [];
+  const arrivals = new Map<number, Arrival>();
+  let gapTimer: NodeJS.Timeout | undefined;
+  /** The counter as read by the previous periodic resync. */
+  let previousCounter: number | undefined;
 
   function detach(state: StreamState): void {
     if (state.detached) return;
     state.detached = true;
     state.queue = [];
-    const entry = users.get(state.userId);
-    if (!entry) return;
-    entry.streams.delete(state);
-    if (entry.streams.size === 0) {
-      users.delete(state.userId);
-      void entry.unsubscribe.then((off) => off()).catch(() => undefined);
-    }
+    const streams = users.get(state.userId);
+    if (!streams) return;
+    streams.delete(state);
+    if (streams.size === 0) users.delete(state.userId);
   }
 
   function fail(state: StreamState, error: unknown): void {
@@ -188,20 +212,23 @@ export function createNotificationHub(deps: NotificationHubDeps) {
     detach(state);
   }
 
-  /** Handles a wake-up without the database when it can; false when a catch-up query is needed. */
+  /**
+   * Handles a wake-up without the database when it can; false when a catch-up query is needed. Wake-ups reach a
+   * stream in seq order with none skipped (a skip is announced as `committed`), so a notification past `lastSeq` is
+   * always the stream's next one.
+   */
   function tryDirect(state: StreamState, wake: Wake): boolean {
     if (wake.kind === 'committed') return wake.seq <= state.lastSeq;
     const { view } = wake;
     if (view.seq <= state.lastSeq) return true;
-    if (view.seq !== state.lastSeq + 1) return false;
     state.lastSeq = view.seq;
-    if (!isExpired(view, now())) state.sink.send(view);
+    if (!isExpired(view, now())) state.sink.send(view, wake.json);
     return true;
   }
 
   /**
-   * Sends every stored notification after `lastSeq`, page by page. `committedSeq` is a seq known to be committed:
-   * when the read comes back without it, it was deleted, and the stream moves past it.
+   * Sends every stored notification after `lastSeq`, page by page. `committedSeq` is a seq known to be committed,
+   * with every smaller one: once the read is done, the stream has dealt with everything up to it.
    */
   async function catchUp(state: StreamState, committedSeq: number | undefined): Promise<void> {
     for (;;) {
@@ -253,10 +280,94 @@ export function createNotificationHub(deps: NotificationHubDeps) {
     }
   }
 
-  function wakeUser(userId: string, next: Wake): void {
-    const entry = users.get(userId);
-    if (!entry) return;
-    for (const state of entry.streams) wake(state, next);
+  /** Hands one fan-out message to the local streams of its recipients. */
+  function handOut(message: FanoutMessage): void {
+    const content = message.t;
+    // Recipients differ only in their notification's id: the rest of the JSON is serialised once, in view order.
+    let shared: string | undefined;
+    for (const entry of message.r) {
+      if (!Array.isArray(entry)) continue;
+      const [userId, id] = entry;
+      const streams = typeof userId === 'string' ? users.get(userId) : undefined;
+      if (!streams || typeof id !== 'string') continue;
+      let next: Wake;
+      if (content) {
+        const view = viewOf(id, message.s, content);
+        if (shared === undefined) {
+          const { id: _id, seq: _seq, ...rest } = view;
+          shared = JSON.stringify(rest).slice(1);
+        }
+        next = { kind: 'notification', view, json: `{"id":${JSON.stringify(id)},"seq":${message.s},${shared}` };
+      } else {
+        next = { kind: 'committed', seq: message.s };
+      }
+      for (const state of streams) wake(state, next);
+    }
+  }
+
+  /** Hands out the fan-outs that are next in line, as far as they have fully arrived. */
+  function advance(): void {
+    for (;;) {
+      const arrival = arrivals.get(handedOut! + 1);
+      if (!arrival) break;
+      for (const message of arrival.held.splice(0)) handOut(message);
+      if (arrival.seen.size < arrival.count) break;
+      arrivals.delete(handedOut! + 1);
+      handedOut! += 1;
+    }
+    if (arrivals.size === 0) {
+      clearTimeout(gapTimer);
+      gapTimer = undefined;
+    } else if (!gapTimer) {
+      gapTimer = setTimeout(() => {
+        gapTimer = undefined;
+        skipGap();
+      }, gapWaitMs);
+      gapTimer.unref();
+    }
+  }
+
+  /**
+   * Moves past seqs that did not arrive: every local stream reads what it missed, up to `seq` (committed, with every
+   * smaller seq), from the database; fan-outs after it carry on as usual.
+   */
+  function skipTo(seq: number): void {
+    if (handedOut === undefined || seq <= handedOut) return;
+    handedOut = seq;
+    for (const pending of [...arrivals.keys()]) if (pending <= seq) arrivals.delete(pending);
+    for (const streams of users.values()) for (const state of streams) wake(state, { kind: 'committed', seq });
+    advance();
+  }
+
+  function skipGap(): void {
+    if (arrivals.size === 0 || handedOut === undefined) return;
+    // The fan-out after the gap has arrived, so it and everything before it are committed.
+    const beyond = Math.max(...arrivals.keys());
+    logger.warn({ from_seq: handedOut + 1, to_seq: beyond }, 'notification wake-ups missing; local streams catch up from the database');
+    skipTo(beyond);
+  }
+
+  function receive(message: FanoutMessage): void {
+    if (handedOut === undefined) {
+      early.push(message);
+      return;
+    }
+    if (message.s <= handedOut) return;
+    const [index, count] = message.p ?? [0, 1];
+    let arrival = arrivals.get(message.s);
+    if (!arrival) {
+      arrival = { count, seen: new Set(), held: [] };
+      arrivals.set(message.s, arrival);
+    }
+    if (arrival.seen.has(index)) return;
+    arrival.seen.add(index);
+    arrival.held.push(message);
+    advance();
+  }
+
+  function onFanoutMessage(raw: string): void {
+    const message = parseFanout(raw);
+    if (message) receive(message);
   }
 
   /** A bad message or a failing socket must never throw into the publisher (in-process pub/sub is synchronous). */
@@ -270,34 +381,10 @@ export function createNotificationHub(deps: NotificationHubDeps) {
     };
   }
 
-  function onUserMessage(userId: string, message: string): void {
-    const parsed = parseJson(message) as Partial<UserWakeMessage> | undefined;
-    if (!parsed || typeof parsed.s !== 'number') return;
-    // Channels are per user, but a payload for someone else is never sent whatever reaches this channel.
-    const view = parsed.n && parsed.n.seq === parsed.s ? parsed.n : undefined;
-    wakeUser(userId, view ? { kind: 'notification', view } : { kind: 'committed', seq: parsed.s });
-  }
-
-  function onFanoutMessage(message: string): void {
-    const parsed = parseJson(message) as Partial<FanoutMessage> | undefined;
-    if (!parsed || !Array.isArray(parsed.r)) return;
-    const content = parsed.t;
-    for (const entry of parsed.r) {
-      if (!Array.isArray(entry)) continue;
-      const [userId, id, seq] = entry;
-      if (!users.has(userId) || typeof seq !== 'number' || typeof id !== 'string') continue;
-      if (content) {
-        wakeUser(userId, { kind: 'notification', view: viewOf(id, seq, content) });
-      } else {
-        wakeUser(userId, { kind: 'committed', seq });
-      }
-    }
-  }
-
   function closeWhere(predicate: (state: StreamState) => boolean, reason: StreamCloseReason): number {
     let closed = 0;
-    for (const entry of [...users.values()]) {
-      for (const state of [...entry.streams]) {
+    for (const streams of [...users.values()]) {
+      for (const state of [...streams]) {
         if (!predicate(state)) continue;
         state.sink.close(reason);
         detach(state);
@@ -307,46 +394,50 @@ export function createNotificationHub(deps: NotificationHubDeps) {
     return closed;
   }
 
-  function closeRevoked(event: RevocationEvent): number {
-    return closeWhere(
-      (state) => state.userId === event.userId && (event.sessionId === undefined || state.sessionId === event.sessionId),
-      'session_ended',
-    );
-  }
-
-  async function publish(channel: string, payload: unknown): Promise<void> {
+  async function publish(payload: FanoutMessage): Promise<void> {
     try {
-      await pubsub.publish(channel, JSON.stringify(payload));
+      await pubsub.publish(FANOUT_CHANNEL, JSON.stringify(payload));
     } catch (error) {
       // Local streams were already woken (pub/sub delivers locally first); other instances catch up on resync.
-      logger.warn({ err: error instanceof Error ? error.message : String(error), channel: channel.split('.').slice(0, 2).join('.') }, 'notification wake-up not published');
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'notification wake-up not published');
     }
   }
 
+  /** Catches the local streams up with every committed seq (after Redis comes back: what it lost is gone). */
   async function resync(): Promise<void> {
-    if (users.size === 0) return;
-    const seqs = await repository.currentSeqs(db, [...users.keys()]);
-    for (const [userId, seq] of seqs) wakeUser(userId, { kind: 'committed', seq });
+    skipTo(await repository.currentSeq(db));
+  }
+
+  /**
+   * The periodic check: a seq that was committed at the previous check and has still not been handed out is taken
+   * as lost. The one-interval grace keeps wake-ups still in flight from causing a catch-up for nothing.
+   */
+  async function periodicResync(): Promise<void> {
+    const counter = await repository.currentSeq(db);
+    if (previousCounter !== undefined) skipTo(previousCounter);
+    previousCounter = counter;
   }
 
   return {
-    /** Subscribes to the fan-out channel every instance listens on. */
+    /** Subscribes to the fan-out channel, then reads where the counter stands: every seq after it will be heard of. */
     async start(): Promise<void> {
-      shared.push(pubsub.subscribe(FANOUT_CHANNEL, guarded(onFanoutMessage)));
-      await Promise.all(shared);
+      unsubscribe = await pubsub.subscribe(FANOUT_CHANNEL, guarded(onFanoutMessage));
+      handedOut = await repository.currentSeq(db);
+      for (const message of early.splice(0)) receive(message);
+      early = [];
       const interval = deps.resyncIntervalMs ?? 0;
       if (interval > 0) {
         resyncTimer = setInterval(() => {
-          resync().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'notification resync failed'));
+          periodicResync().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'notification resync failed'));
         }, interval);
         resyncTimer.unref();
       }
     },
 
     /**
-     * Registers a stream and starts it: subscribe to the user's channel first, then read where the user's seq stands,
-     * then replay (when a Last-Event-ID was given). Wake-ups arriving meanwhile wait in the stream's queue, so
-     * nothing committed after the read can be missed and nothing is sent twice.
+     * Registers a stream and starts it: registered first (so it is handed every fan-out from now on), then reads where
+     * the counter stands, then replays (when a Last-Event-ID was given). Wake-ups arriving meanwhile wait in the
+     * stream's queue, so nothing committed after the read can be missed and nothing is sent twice.
      */
     attach(options: AttachOptions): StreamHandle {
       const state: StreamState = {
@@ -359,31 +450,24 @@ export function createNotificationHub(deps: NotificationHubDeps) {
         queue: [],
         detached: false,
       };
-      let entry = users.get(options.userId);
-      if (!entry) {
-        const channel = `${USER_CHANNEL_PREFIX}${options.userId}`;
-        const userId = options.userId;
-        entry = {
-          streams: new Set(),
-          unsubscribe: pubsub.subscribe(channel, guarded((message: string) => onUserMessage(userId, message))),
-        };
-        users.set(options.userId, entry);
+      let streams = users.get(options.userId);
+      if (!streams) {
+        streams = new Set();
+        users.set(options.userId, streams);
       }
-      entry.streams.add(state);
+      streams.add(state);
       // Oldest first (insertion order): the stream over the cap that goes is the one opened longest ago.
-      while (entry.streams.size > maxStreamsPerUser) {
-        const oldest = entry.streams.values().next().value as StreamState;
+      while (streams.size > maxStreamsPerUser) {
+        const oldest = streams.values().next().value as StreamState;
         oldest.sink.close('stream_limit');
         detach(oldest);
       }
 
-      const subscribed = entry.unsubscribe;
       const started = (async () => {
         try {
-          await subscribed;
-          const current = (await repository.currentSeqs(db, [options.userId])).get(options.userId) ?? 0;
+          const current = await repository.currentSeq(db);
           if (state.detached) return;
-          // A Last-Event-ID beyond the user's newest seq (another database, a forged value) must not mute the stream.
+          // A Last-Event-ID beyond the newest seq (another database, a forged value) must not mute the stream.
           state.lastSeq = options.lastSeenSeq === undefined ? current : Math.min(options.lastSeenSeq, current);
           state.sink.connected();
           if (state.lastSeq < current) await catchUp(state, current);
@@ -402,30 +486,26 @@ export function createNotificationHub(deps: NotificationHubDeps) {
       };
     },
 
-    /** Wakes the recipients' streams, on this instance and (through Redis) every other one. Call after commit. */
-    async announce(inserted: InsertedNotification[], template: NotificationTemplate): Promise<void> {
+    /**
+     * Wakes the recipients' streams, on this instance and (through Redis) every other one. Call after the fan-out
+     * with this seq has committed.
+     */
+    async announce(seq: number, inserted: InsertedNotification[], template: NotificationTemplate): Promise<void> {
       if (inserted.length === 0) return;
       const content = fanoutContent(template);
       const carry = JSON.stringify(content).length <= MAX_PAYLOAD_CHARS;
-      if (inserted.length <= PER_USER_PUBLISH_LIMIT) {
-        await Promise.all(
-          inserted.map((row) => {
-            const message: UserWakeMessage = { s: row.seq };
-            if (carry) message.n = viewOf(row.id, row.seq, content);
-            return publish(`${USER_CHANNEL_PREFIX}${row.userId}`, message);
-          }),
-        );
-        return;
-      }
+      const parts = Math.ceil(inserted.length / FANOUT_CHUNK);
       const messages: FanoutMessage[] = [];
-      for (let start = 0; start < inserted.length; start += FANOUT_CHUNK) {
+      for (let index = 0; index < parts; index += 1) {
         const message: FanoutMessage = {
-          r: inserted.slice(start, start + FANOUT_CHUNK).map((row) => [row.userId, row.id, row.seq]),
+          s: seq,
+          r: inserted.slice(index * FANOUT_CHUNK, (index + 1) * FANOUT_CHUNK).map((row) => [row.userId, row.id]),
         };
+        if (parts > 1) message.p = [index, parts];
         if (carry) message.t = content;
         messages.push(message);
       }
-      await Promise.all(messages.map((message) => publish(FANOUT_CHANNEL, message)));
+      await Promise.all(messages.map(publish));
     },
 
     /**
@@ -433,15 +513,18 @@ export function createNotificationHub(deps: NotificationHubDeps) {
      * identity reports revocations on every instance. Returns how many streams ended.
      */
     revoke(event: RevocationEvent): number {
-      return closeRevoked(event);
+      return closeWhere(
+        (state) => state.userId === event.userId && (event.sessionId === undefined || state.sessionId === event.sessionId),
+        'session_ended',
+      );
     },
 
-    /** Catches every local stream up with the database (after Redis comes back, and periodically). */
+    /** Catches every local stream up with the database (after Redis comes back). */
     resync,
 
     streamCount(): number {
       let total = 0;
-      for (const entry of users.values()) total += entry.streams.size;
+      for (const streams of users.values()) total += streams.size;
       return total;
     },
 
@@ -449,10 +532,9 @@ export function createNotificationHub(deps: NotificationHubDeps) {
       if (stopped) return;
       stopped = true;
       clearInterval(resyncTimer);
+      clearTimeout(gapTimer);
       closeWhere(() => true, 'shutdown');
-      for (const subscription of shared.splice(0)) {
-        await subscription.then((off) => off()).catch(() => undefined);
-      }
+      await unsubscribe?.().catch(() => undefined);
     },
   };
 }

@@ -20,7 +20,12 @@ export interface NotificationTemplate {
 export interface InsertedNotification {
   id: string;
   userId: string;
-  seq: number;
+}
+
+/** One fan-out as stored: its recipients' rows, which share one seq (null when nobody was left to receive it). */
+export interface InsertedFanout {
+  seq: number | null;
+  rows: InsertedNotification[];
 }
 
 export interface StoredPreference {
@@ -30,8 +35,8 @@ export interface StoredPreference {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Large id sets go to the database as one text parameter, in chunks that keep statements a sensible size. */
-const ID_CHUNK = 5_000;
+/** A uuid's text form: 32 hex digits and 4 hyphens. */
+const UUID_LENGTH = 36;
 
 function notExpired(now: Date): SQL {
   return or(isNull(notifications.expiresAt), gt(notifications.expiresAt, now))!;
@@ -50,11 +55,13 @@ export function createNotificationRepository() {
   return {
     /**
      * Persists one notification per recipient in a single statement: recipients whose preferences switch the type
-     * off are skipped (never for SECURITY_ALERT), each user's counter row is bumped (rows locked in user-id order,
-     * so concurrent fan-outs cannot deadlock), and the rows are inserted with the allocated seqs.
+     * off are skipped (never for SECURITY_ALERT), the global counter is bumped once (only when someone is left to
+     * receive it) and every row gets that seq.
      */
-    async insertForRecipients(db: DbOrTx, recipients: Recipients, template: NotificationTemplate): Promise<InsertedNotification[]> {
-      const rows = await queryRows<{ id: string; user_id: string; seq: number | string }>(
+    async insertForRecipients(db: DbOrTx, recipients: Recipients, template: NotificationTemplate): Promise<InsertedFanout> {
+      // The rows come back as one value: the seq, and every (user id, notification id) pair as 72 characters of one
+      // string. Five thousand result rows cost more to encode, decode and parse than the insert saved elsewhere.
+      const [result] = await queryRows<{ seq: number | string | null; pairs: string | null }>(
         db,
         sql`
           WITH recipients AS (
@@ -66,37 +73,33 @@ export function createNotificationRepository() {
                   AND (NOT p.enabled OR p.delivery_method <> 'in_app')))
           ),
           allocated AS (
-            INSERT INTO notification_counters AS c (user_id, last_seq)
-            SELECT user_id, 1 FROM recipients ORDER BY user_id
-            ON CONFLICT (user_id) DO UPDATE SET last_seq = c.last_seq + 1
-            RETURNING c.user_id, c.last_seq
+            UPDATE notification_sequence SET last_seq = last_seq + 1
+            WHERE id = 1 AND EXISTS (SELECT 1 FROM recipients)
+            RETURNING last_seq
+          ),
+          inserted AS (
+            INSERT INTO notifications (user_id, seq, type, title, message, data, priority, expires_at, created_at)
+            SELECT r.user_id, a.last_seq, ${template.type}::text, ${template.title}::text, ${template.message}::text,
+                   ${JSON.stringify(template.data)}::jsonb, ${template.priority}::text,
+                   ${template.expiresAt ? template.expiresAt.toISOString() : null}::timestamptz,
+                   ${template.createdAt.toISOString()}::timestamptz
+            FROM recipients r CROSS JOIN allocated a
+            RETURNING id, user_id
           )
-          INSERT INTO notifications (user_id, seq, type, title, message, data, priority, expires_at, created_at)
-          SELECT a.user_id, a.last_seq, ${template.type}::text, ${template.title}::text, ${template.message}::text,
-                 ${JSON.stringify(template.data)}::jsonb, ${template.priority}::text,
-                 ${template.expiresAt ? template.expiresAt.toISOString() : null}::timestamptz,
-                 ${template.createdAt.toISOString()}::timestamptz
-          FROM allocated a
-          RETURNING id, user_id, seq`,
+          SELECT (SELECT last_seq FROM allocated) AS seq, string_agg(user_id::text || id::text, '') AS pairs FROM inserted`,
       );
-      return rows.map((row) => ({ id: row.id, userId: row.user_id, seq: Number(row.seq) }));
+      if (!result || result.seq === null || result.pairs === null) return { seq: null, rows: [] };
+      const rows: InsertedNotification[] = [];
+      for (let at = 0; at < result.pairs.length; at += 2 * UUID_LENGTH) {
+        rows.push({ userId: result.pairs.slice(at, at + UUID_LENGTH), id: result.pairs.slice(at + UUID_LENGTH, at + 2 * UUID_LENGTH) });
+      }
+      return { seq: Number(result.seq), rows };
     },
 
-    /** The last allocated seq of each user (0 when none was ever allocated). */
-    async currentSeqs(db: DbOrTx, userIds: string[]): Promise<Map<string, number>> {
-      const result = new Map<string, number>();
-      for (let start = 0; start < userIds.length; start += ID_CHUNK) {
-        const chunk = userIds.slice(start, start + ID_CHUNK).filter((value) => UUID.test(value));
-        if (chunk.length === 0) continue;
-        const rows = await queryRows<{ user_id: string; last_seq: number | string }>(
-          db,
-          sql`SELECT user_id, last_seq FROM notification_counters
-              WHERE user_id = ANY(string_to_array(${chunk.join(',')}::text, ',')::uuid[])`,
-        );
-        for (const row of rows) result.set(row.user_id, Number(row.last_seq));
-      }
-      for (const userId of userIds) if (!result.has(userId)) result.set(userId, 0);
-      return result;
+    /** The last seq handed out, by any instance. */
+    async currentSeq(db: DbOrTx): Promise<number> {
+      const rows = await queryRows<{ last_seq: number | string }>(db, sql`SELECT last_seq FROM notification_sequence WHERE id = 1`);
+      return Number(rows[0]?.last_seq ?? 0);
     },
 
     /** Notifications after a seq, oldest first (expired ones included: the stream skips them but moves past). */

@@ -27,10 +27,11 @@ function unitOfWork(): UnitOfWork & { tasks: (() => unknown)[] } {
 }
 
 function setup(repository: Partial<NotificationRepository>) {
-  const announced: { rows: unknown[]; template: NotificationTemplate }[] = [];
-  const hub: Pick<NotificationHub, 'announce' | 'attach'> = {
-    announce: async (rows, template) => {
-      announced.push({ rows, template });
+  const announced: { seq: number; rows: unknown[]; template: NotificationTemplate }[] = [];
+  const hub: Pick<NotificationHub, 'announce' | 'attach' | 'streamCount'> = {
+    streamCount: () => 0,
+    announce: async (seq, rows, template) => {
+      announced.push({ seq, rows, template });
     },
     attach: () => {
       throw new Error('unexpected attach');
@@ -67,7 +68,7 @@ describe('notification service', () => {
     const { service, announced } = setup({
       insertForRecipients: async (_db, recipients, template) => {
         calls.push({ recipients, template });
-        return [{ id: 'n1', userId: USER, seq: 7 }];
+        return { seq: 7, rows: [{ id: 'n1', userId: USER }] };
       },
     });
     const uow = unitOfWork();
@@ -77,10 +78,11 @@ describe('notification service', () => {
     expect(announced).toHaveLength(0);
     for (const task of uow.tasks) await task();
     expect(announced).toHaveLength(1);
+    expect(announced[0]).toMatchObject({ seq: 7, rows: [{ id: 'n1', userId: USER }] });
   });
 
   it('returns null and announces nothing when preferences switched the type off', async () => {
-    const { service } = setup({ insertForRecipients: async () => [] });
+    const { service } = setup({ insertForRecipients: async () => ({ seq: null, rows: [] }) });
     const uow = unitOfWork();
     expect(await service.notify(input, uow)).toBeNull();
     expect(uow.tasks).toHaveLength(0);
@@ -100,7 +102,7 @@ describe('notification service', () => {
     const { service } = setup({
       insertForRecipients: async (_db, recipients) => {
         seen.push(recipients);
-        return [];
+        return { seq: null, rows: [] };
       },
     });
     await service.notifyRole('MANAGER', input, unitOfWork());
@@ -113,7 +115,7 @@ describe('notification service', () => {
     const { service } = setup({
       insertForRecipients: async (_db, recipients) => {
         seen.push(recipients);
-        return [];
+        return { seq: null, rows: [] };
       },
     });
     expect(await service.notifyUsers([], input)).toEqual({ recipients: 0 });

@@ -48,7 +48,7 @@ export interface OpenStreamOptions {
 export interface NotificationServiceDeps {
   db: Db;
   repository: NotificationRepository;
-  hub: Pick<NotificationHub, 'announce' | 'attach'>;
+  hub: Pick<NotificationHub, 'announce' | 'attach' | 'streamCount'>;
   audit: Pick<AuditRecorder, 'record'>;
   logger: AfterCommitErrorLogger;
   now?: () => Date;
@@ -111,9 +111,9 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
       db,
       uow,
       async (unit) => {
-        const inserted = await repository.insertForRecipients(unit.tx, recipients, template);
-        if (inserted.length > 0) unit.afterCommit(() => hub.announce(inserted, template));
-        return { template, inserted };
+        const { seq, rows: inserted } = await repository.insertForRecipients(unit.tx, recipients, template);
+        if (seq !== null) unit.afterCommit(() => hub.announce(seq, inserted, template));
+        return { template, seq, inserted };
       },
       logger,
     );
@@ -145,13 +145,13 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
      */
     async notify(input: NotifyInput, uow?: UnitOfWork): Promise<Notification | null> {
       const { userId, ...content } = input;
-      const { template, inserted } = await fanOut({ userIds: [userId] }, content, uow);
+      const { template, seq, inserted } = await fanOut({ userIds: [userId] }, content, uow);
       const row = inserted[0];
-      if (!row) return null;
+      if (!row || seq === null) return null;
       return {
         id: row.id,
         userId: row.userId,
-        seq: row.seq,
+        seq,
         type: template.type,
         title: template.title,
         message: template.message,
@@ -312,6 +312,11 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
         lastSeenSeq: parseLastEventId(options.lastEventId),
         sink: options.sink,
       });
+    },
+
+    /** Streams held open on this instance. */
+    streamCount(): number {
+      return hub.streamCount();
     },
 
     /** Deletes expired notifications (the purge job); returns how many went. */
