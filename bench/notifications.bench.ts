@@ -9,7 +9,7 @@
  *
  * Run:  ulimit -n 20000 && npx tsx bench/notifications.bench.ts
  *       (each connection is two file descriptors in this process: the client's and the server's)
- * Env:  BENCH_CONNECTIONS (5000), BENCH_ROUNDS (3)
+ * Env:  BENCH_CONNECTIONS (5000), BENCH_ROUNDS (5)
  *
  * The clients run in a worker thread, so reading 5,000 streams does not steal the server's event loop. Authentication
  * is not what is measured: users are inserted in bulk and an authenticator maps a header to them (a real login per
@@ -33,7 +33,7 @@ import { buildTestApp, multiInstance, type TestApp } from '../test/helpers/app.j
 import { percentile } from './lib/http-load.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 5_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const BENCH_USER_HEADER = 'x-bench-user';
 
 v8.setFlagsFromString('--expose-gc');

@@ -365,8 +365,12 @@ export function createNotificationHub(deps: NotificationHubDeps) {
     advance();
   }
 
+  // The message this instance is publishing right now: pub/sub hands it to the local subscriber synchronously, as the
+  // very string published, so that delivery skips parsing what was serialised a moment ago.
+  let publishing: { raw: string; message: FanoutMessage } | undefined;
+
   function onFanoutMessage(raw: string): void {
-    const message = parseFanout(raw);
+    const message = publishing !== undefined && raw === publishing.raw ? publishing.message : parseFanout(raw);
     if (message) receive(message);
   }
 
@@ -396,8 +400,13 @@ export function createNotificationHub(deps: NotificationHubDeps) {
 
   async function publish(payload: FanoutMessage): Promise<void> {
     try {
-      await pubsub.publish(FANOUT_CHANNEL, JSON.stringify(payload));
+      const raw = JSON.stringify(payload);
+      publishing = { raw, message: payload };
+      const sent = pubsub.publish(FANOUT_CHANNEL, raw);
+      publishing = undefined;
+      await sent;
     } catch (error) {
+      publishing = undefined;
       // Local streams were already woken (pub/sub delivers locally first); other instances catch up on resync.
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'notification wake-up not published');
     }
