@@ -171,6 +171,24 @@ describe('notifications over HTTP', () => {
     expect((await api(user, 'GET', '?limit=200')).json().items.some((item: { title: string }) => item.title === 'rolled back')).toBe(false);
   });
 
+  it('gives every recipient of a fan-out its own version-4 uuid and the same seq', async () => {
+    const users = [await createUser(t), await createUser(t), await createUser(t)];
+    const ids = users.map((user) => user.user.id);
+    await t.app.notifications.notifyUsers(ids, { type: 'SYSTEM_MAINTENANCE', title: 'ids', message: '' });
+    await t.app.notifications.notifyUsers(ids, { type: 'SYSTEM_MAINTENANCE', title: 'ids', message: '' });
+    const rows = await queryRows<{ id: string; user_id: string; seq: string | number }>(
+      t.app.infra.database.db,
+      sql`SELECT id, user_id, seq FROM notifications WHERE user_id = ANY(string_to_array(${ids.join(',')}::text, ',')::uuid[]) ORDER BY seq`,
+    );
+    expect(rows).toHaveLength(6);
+    expect(new Set(rows.map((row) => row.id)).size).toBe(6);
+    for (const row of rows) expect(row.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(rows.map((row) => Number(row.seq))).size).toBe(2);
+    for (const row of rows) {
+      expect((await api(users[0]!, 'GET', `/${row.id}`)).statusCode).toBe(row.user_id === ids[0] ? 200 : 404);
+    }
+  });
+
   it('a user deleted from the database takes their notifications along', async () => {
     const db = t.app.infra.database.db;
     const [row] = await queryRows<{ id: string }>(

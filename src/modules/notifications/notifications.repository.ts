@@ -59,13 +59,16 @@ export function createNotificationRepository() {
      * receive it) and every row gets that seq.
      */
     async insertForRecipients(db: DbOrTx, recipients: Recipients, template: NotificationTemplate): Promise<InsertedFanout> {
+      // Ids: one strongly random secret per fan-out, and per recipient the SHA-256 of it with the recipient's index,
+      // shaped as a version-4 uuid: as unguessable as gen_random_uuid() without a call out of the database engine for
+      // random bytes on every row (a sixth of an embedded fan-out's cost).
       // The rows come back as one value: the seq, and every (user id, notification id) pair as 72 characters of one
       // string. Five thousand result rows cost more to encode, decode and parse than the insert saved elsewhere.
       const [result] = await queryRows<{ seq: number | string | null; pairs: string | null }>(
         db,
         sql`
           WITH recipients AS (
-            SELECT u.id AS user_id FROM users u
+            SELECT u.id AS user_id, row_number() OVER () AS n FROM users u
             WHERE ${recipientFilter(recipients)}
               AND (${template.type}::text = 'SECURITY_ALERT' OR NOT EXISTS (
                 SELECT 1 FROM notification_preferences p
@@ -75,11 +78,13 @@ export function createNotificationRepository() {
           allocated AS (
             UPDATE notification_sequence SET last_seq = last_seq + 1
             WHERE id = 1 AND EXISTS (SELECT 1 FROM recipients)
-            RETURNING last_seq
+            RETURNING last_seq, gen_random_uuid()::text AS secret
           ),
           inserted AS (
-            INSERT INTO notifications (user_id, seq, type, title, message, data, priority, expires_at, created_at)
-            SELECT r.user_id, a.last_seq, ${template.type}::text, ${template.title}::text, ${template.message}::text,
+            INSERT INTO notifications (id, user_id, seq, type, title, message, data, priority, expires_at, created_at)
+            SELECT overlay(overlay(encode(substr(sha256(convert_to(a.secret || ':' || r.n, 'UTF8')), 1, 16), 'hex')
+                     placing '4' from 13 for 1) placing '8' from 17 for 1)::uuid,
+                   r.user_id, a.last_seq, ${template.type}::text, ${template.title}::text, ${template.message}::text,
                    ${JSON.stringify(template.data)}::jsonb, ${template.priority}::text,
                    ${template.expiresAt ? template.expiresAt.toISOString() : null}::timestamptz,
                    ${template.createdAt.toISOString()}::timestamptz
