@@ -9,7 +9,7 @@
  *
  * Run:  ulimit -n 20000 && npx tsx bench/notifications.bench.ts
  *       (each connection is two file descriptors in this process: the client's and the server's)
- * Env:  BENCH_CONNECTIONS (5000), BENCH_ROUNDS (5)
+ * Env:  BENCH_CONNECTIONS (5000), BENCH_PHASES (3), BENCH_ROUNDS (3 per phase)
  *
  * The clients run in a worker thread, so reading 5,000 streams does not steal the server's event loop. Authentication
  * is not what is measured: users are inserted in bulk and an authenticator maps a header to them (a real login per
@@ -33,7 +33,8 @@ import { buildTestApp, multiInstance, type TestApp } from '../test/helpers/app.j
 import { percentile } from './lib/http-load.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 5_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const PHASES = Number(process.env.BENCH_PHASES ?? 3);
 const BENCH_USER_HEADER = 'x-bench-user';
 
 v8.setFlagsFromString('--expose-gc');
@@ -193,7 +194,7 @@ function heapAndRss(): { heap: number; rss: number } {
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
-function report(name: string, rounds: RoundResult[], memory?: { heapPerConn: number; rssPerConn: number }): void {
+function report(name: string, rounds: RoundResult[], memory?: Memory): void {
   const line = [
     name.padEnd(40),
     `p50 ${fmt(median(rounds, 'p50')).padStart(9)}`,
@@ -208,8 +209,31 @@ function report(name: string, rounds: RoundResult[], memory?: { heapPerConn: num
   console.log(line.join('  '));
 }
 
+type Memory = { heapPerConn: number; rssPerConn: number };
+
+interface Contender {
+  /** One phase: connect every client, measure memory (when asked), broadcast 1 + ROUNDS times, disconnect. */
+  phase(measureMemory: boolean): Promise<{ rounds: RoundResult[]; memory?: Memory }>;
+  close(): Promise<void>;
+}
+
+/** Connects a fresh set of clients, with the heap and RSS they cost the process when asked. */
+async function connectMeasured(url: string, userIds: string[], measureMemory: boolean): Promise<{ clients: Clients; memory?: Memory }> {
+  const clients = new Clients();
+  const before = measureMemory ? heapAndRss() : undefined;
+  const count = await clients.connect(url, userIds);
+  if (count < userIds.length) console.error(`only ${count} of ${userIds.length} streams opened`);
+  if (!before) return { clients };
+  const after = heapAndRss();
+  return { clients, memory: { heapPerConn: (after.heap - before.heap) / count, rssPerConn: (after.rss - before.rss) / count } };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 /** The baseline: a hand-written node:http SSE broadcaster with the same event shape and per-client JSON. */
-async function bareBroadcaster(): Promise<{ rounds: RoundResult[]; memory: { heapPerConn: number; rssPerConn: number } }> {
+async function startBare(): Promise<Contender> {
   const streams: http.ServerResponse[] = [];
   const server = http.createServer((request, response) => {
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -221,44 +245,50 @@ async function bareBroadcaster(): Promise<{ rounds: RoundResult[]; memory: { hea
   server.keepAliveTimeout = 0;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const clients = new Clients();
-  const before = heapAndRss();
-  const userIds = Array.from({ length: CONNECTIONS }, () => randomUUID());
-  const count = await clients.connect(`http://127.0.0.1:${port}/stream`, userIds);
-  const after = heapAndRss();
-  const rounds: RoundResult[] = [];
-  for (let round = 1; round <= ROUNDS + 1; round += 1) {
-    const marker = `bench-bare-${round}-${randomUUID()}`;
-    let started = 0;
-    let writeMs = 0;
-    const { times, missing } = await clients.measure(marker, async () => {
-      started = absoluteNow();
-      const createdAt = new Date().toISOString();
-      for (const response of streams) {
-        const body = {
-          id: randomUUID(),
-          seq: round,
-          type: 'SYSTEM_MAINTENANCE',
-          title: marker,
-          message: 'Maintenance tonight',
-          data: {},
-          priority: 'normal',
-          is_read: false,
-          read_at: null,
-          expires_at: null,
-          created_at: createdAt,
-        };
-        response.write(`id: ${round}\nevent: notification\ndata: ${JSON.stringify(body)}\n\n`);
+  let phases = 0;
+  return {
+    async phase(measureMemory) {
+      phases += 1;
+      const userIds = Array.from({ length: CONNECTIONS }, () => randomUUID());
+      const { clients, memory } = await connectMeasured(`http://127.0.0.1:${port}/stream`, userIds, measureMemory);
+      const rounds: RoundResult[] = [];
+      for (let round = 1; round <= ROUNDS + 1; round += 1) {
+        const marker = `bench-bare-${phases}-${round}-${randomUUID()}`;
+        let started = 0;
+        let writeMs = 0;
+        const { times, missing } = await clients.measure(marker, async () => {
+          started = absoluteNow();
+          const createdAt = new Date().toISOString();
+          for (const response of streams) {
+            const body = {
+              id: randomUUID(),
+              seq: round,
+              type: 'SYSTEM_MAINTENANCE',
+              title: marker,
+              message: 'Maintenance tonight',
+              data: {},
+              priority: 'normal',
+              is_read: false,
+              read_at: null,
+              expires_at: null,
+              created_at: createdAt,
+            };
+            response.write(`id: ${round}\nevent: notification\ndata: ${JSON.stringify(body)}\n\n`);
+          }
+          writeMs = absoluteNow() - started;
+        });
+        // The first round warms up (JIT, socket buffers) and is not counted.
+        if (round > 1) rounds.push({ ...summarize(times, started, missing), serverWriteMs: writeMs });
       }
-      writeMs = absoluteNow() - started;
-    });
-    // The first round warms up (JIT, socket buffers) and is not counted.
-    if (round > 1) rounds.push({ ...summarize(times, started, missing), serverWriteMs: writeMs });
-  }
-  await clients.close();
-  for (const response of streams.splice(0)) response.end();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { rounds, memory: { heapPerConn: (after.heap - before.heap) / count, rssPerConn: (after.rss - before.rss) / count } };
+      await clients.close();
+      await until(() => streams.length === 0);
+      return { rounds, memory };
+    },
+    async close() {
+      for (const response of streams.splice(0)) response.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** Bulk users (no password hashing) and an authenticator that maps the bench header to them. */
@@ -345,30 +375,30 @@ async function broadcastRounds(
   return rounds;
 }
 
-async function cdsaSingleInstance(): Promise<{ rounds: RoundResult[]; memory: { heapPerConn: number; rssPerConn: number } }> {
+async function startCdsa(): Promise<Contender> {
   // The embedded database in a data directory on disk, as `npm start` keeps it (not the tests' in-memory one).
   const dataDir = process.env.DATABASE_URL ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cdsa-bench-'));
   const t = await buildTestApp({ env: { LOG_LEVEL: 'error' }, processJobs: false, embeddedDir: dataDir });
-  try {
-    const { userIds, admin } = await prepareUsers(t, CONNECTIONS);
-    benchAuthenticator(t.app, userIds);
-    const url = await listen(t.app);
-    // Listening starts loading the chat tokenizer (about 18 MB of heap) in the background; were it still loading, it
-    // would land between the two heap readings and be counted against the connections.
-    await loadTokenizer();
-    const tap = tapPublish(t.app);
-    const clients = new Clients();
-    const before = heapAndRss();
-    const count = await clients.connect(url, userIds);
-    const after = heapAndRss();
-    if (count < CONNECTIONS) console.error(`only ${count} of ${CONNECTIONS} streams opened`);
-    const rounds = await broadcastRounds(clients, 'cdsa', t.app, admin, tap);
-    await clients.close();
-    return { rounds, memory: { heapPerConn: (after.heap - before.heap) / count, rssPerConn: (after.rss - before.rss) / count } };
-  } finally {
-    await t.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  }
+  const { userIds, admin } = await prepareUsers(t, CONNECTIONS);
+  benchAuthenticator(t.app, userIds);
+  const url = await listen(t.app);
+  // Listening starts loading the chat tokenizer (about 18 MB of heap) in the background; were it still loading, it
+  // would land in a heap reading and be counted against the connections.
+  await loadTokenizer();
+  const tap = tapPublish(t.app);
+  return {
+    async phase(measureMemory) {
+      const { clients, memory } = await connectMeasured(url, userIds, measureMemory);
+      const rounds = await broadcastRounds(clients, 'cdsa', t.app, admin, tap);
+      await clients.close();
+      await until(() => t.app.notifications.streamCount() === 0);
+      return { rounds, memory };
+    },
+    async close() {
+      await t.close();
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function cdsaCrossInstance(): Promise<{ local: RoundResult[]; remote: RoundResult[] }> {
@@ -392,10 +422,29 @@ async function cdsaCrossInstance(): Promise<{ local: RoundResult[]; remote: Roun
   }
 }
 
-console.log(`notification fan-out: ${CONNECTIONS} SSE connections, ${ROUNDS} measured broadcasts each (median shown)`);
-const bare = await bareBroadcaster();
+console.log(
+  `notification fan-out: ${CONNECTIONS} SSE connections; ${PHASES} alternating phases per broadcaster, ` +
+    `${ROUNDS} measured broadcasts each (median of all ${PHASES * ROUNDS} shown)`,
+);
+// Both broadcasters stay up; their phases alternate, so a change in the machine's speed during the run (this is a
+// shared VM) falls on both alike instead of on whichever ran second.
+const bareServer = await startBare();
+const cdsaServer = await startCdsa();
+const bare: { rounds: RoundResult[]; memory?: Memory } = { rounds: [] };
+const cdsa: { rounds: RoundResult[]; memory?: Memory } = { rounds: [] };
+for (let phase = 0; phase < PHASES; phase += 1) {
+  for (const [server, into] of [
+    [bareServer, bare],
+    [cdsaServer, cdsa],
+  ] as const) {
+    const result = await server.phase(phase === 0);
+    into.rounds.push(...result.rounds);
+    into.memory ??= result.memory;
+  }
+}
+await cdsaServer.close();
+await bareServer.close();
 report('bare node:http broadcaster', bare.rounds, bare.memory);
-const cdsa = await cdsaSingleInstance();
 report(`CDSA broadcast (${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded'})`, cdsa.rounds, cdsa.memory);
 const bareP99 = median(bare.rounds, 'p99');
 const cdsaP99 = median(cdsa.rounds, 'p99');
