@@ -16,7 +16,7 @@ const DateTime = Type.String({ format: 'date-time' });
 
 export const NotificationSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
-  seq: Type.Integer({ minimum: 1, description: 'Strictly increasing per user; the SSE event id' }),
+  seq: Type.Integer({ minimum: 1, description: 'Strictly increasing per user, with gaps (the recipients of one fan-out share it); the SSE event id' }),
   type: Type.String(),
   title: Type.String(),
   message: Type.String(),
