@@ -30,6 +30,7 @@ import { queryRows } from '../src/db/client.js';
 import { loadTokenizer } from '../src/modules/chat/chat.tokens.js';
 import type { Actor } from '../src/modules/auth/permissions.js';
 import { buildTestApp, multiInstance, type TestApp } from '../test/helpers/app.js';
+import { eventually } from '../test/helpers/eventually.js';
 import { percentile } from './lib/http-load.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 5_000);
@@ -228,10 +229,6 @@ async function connectMeasured(url: string, userIds: string[], measureMemory: bo
   return { clients, memory: { heapPerConn: (after.heap - before.heap) / count, rssPerConn: (after.rss - before.rss) / count } };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
 /** The baseline: a hand-written node:http SSE broadcaster with the same event shape and per-client JSON. */
 async function startBare(): Promise<Contender> {
   const streams: http.ServerResponse[] = [];
@@ -281,7 +278,7 @@ async function startBare(): Promise<Contender> {
         if (round > 1) rounds.push({ ...summarize(times, started, missing), serverWriteMs: writeMs });
       }
       await clients.close();
-      await until(() => streams.length === 0);
+      await eventually(() => streams.length === 0, 30_000);
       return { rounds, memory };
     },
     async close() {
@@ -391,7 +388,7 @@ async function startCdsa(): Promise<Contender> {
       const { clients, memory } = await connectMeasured(url, userIds, measureMemory);
       const rounds = await broadcastRounds(clients, 'cdsa', t.app, admin, tap);
       await clients.close();
-      await until(() => t.app.notifications.streamCount() === 0);
+      await eventually(() => t.app.notifications.streamCount() === 0, 30_000);
       return { rounds, memory };
     },
     async close() {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DbOrTx } from '../../db/client.js';
 import { createMemoryPubSub, type PubSub } from '../../lib/infra/pubsub.js';
 import { FANOUT_CHANNEL, createNotificationHub, type NotificationSink, type StreamCloseReason } from './notifications.hub.js';
-import type { InsertedNotification, NotificationRepository, NotificationTemplate } from './notifications.repository.js';
+import { storedNotification, type InsertedNotification, type NotificationRepository, type NotificationTemplate } from './notifications.repository.js';
 import type { Notification, NotificationView } from './notifications.types.js';
 
 /** The database, in memory: per-user rows and the global counter, with a hook to hold a read open. */
@@ -29,24 +29,11 @@ class FakeStore {
       ...overrides,
     };
     const rows = userIds.map((userId) => {
-      const id = randomUUID();
+      const row = { id: randomUUID(), userId };
       const list = this.rows.get(userId) ?? [];
-      list.push({
-        id,
-        userId,
-        seq,
-        type: template.type,
-        title: template.title,
-        message: template.message,
-        data: template.data,
-        priority: template.priority,
-        isRead: false,
-        readAt: null,
-        expiresAt: template.expiresAt,
-        createdAt: template.createdAt,
-      });
+      list.push(storedNotification(template, row, seq));
       this.rows.set(userId, list);
-      return { id, userId };
+      return row;
     });
     return { seq, rows, template };
   }

@@ -189,7 +189,7 @@ export function createNotificationHub(deps: NotificationHubDeps) {
   // Every seq up to `handedOut` has been handed to the local streams (or covered by a catch-up); undefined until
   // start() has read the counter, and messages arriving before that wait in `early`.
   let handedOut: number | undefined;
-  let early: FanoutMessage[] = [];
+  const early: FanoutMessage[] = [];
   const arrivals = new Map<number, Arrival>();
   let gapTimer: NodeJS.Timeout | undefined;
   /** The counter as read by the previous periodic resync. */
@@ -401,12 +401,15 @@ export function createNotificationHub(deps: NotificationHubDeps) {
   async function publish(payload: FanoutMessage): Promise<void> {
     try {
       const raw = JSON.stringify(payload);
+      let sent: Promise<void>;
       publishing = { raw, message: payload };
-      const sent = pubsub.publish(FANOUT_CHANNEL, raw);
-      publishing = undefined;
+      try {
+        sent = pubsub.publish(FANOUT_CHANNEL, raw);
+      } finally {
+        publishing = undefined;
+      }
       await sent;
     } catch (error) {
-      publishing = undefined;
       // Local streams were already woken (pub/sub delivers locally first); other instances catch up on resync.
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'notification wake-up not published');
     }
@@ -433,7 +436,6 @@ export function createNotificationHub(deps: NotificationHubDeps) {
       unsubscribe = await pubsub.subscribe(FANOUT_CHANNEL, guarded(onFanoutMessage));
       handedOut = await repository.currentSeq(db);
       for (const message of early.splice(0)) receive(message);
-      early = [];
       const interval = deps.resyncIntervalMs ?? 0;
       if (interval > 0) {
         resyncTimer = setInterval(() => {

@@ -28,6 +28,24 @@ export interface InsertedFanout {
   rows: InsertedNotification[];
 }
 
+/** A stored recipient row in full: the template plus what the insert gave it (what a select would read back). */
+export function storedNotification(template: NotificationTemplate, row: InsertedNotification, seq: number): Notification {
+  return {
+    id: row.id,
+    userId: row.userId,
+    seq,
+    type: template.type,
+    title: template.title,
+    message: template.message,
+    data: template.data,
+    priority: template.priority,
+    isRead: false,
+    readAt: null,
+    expiresAt: template.expiresAt,
+    createdAt: template.createdAt,
+  };
+}
+
 export interface StoredPreference {
   notificationType: string;
   enabled: boolean;

@@ -72,8 +72,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           return stream.closed;
         },
         connected: () => stream.send('connected', { connection_id: stream.id }),
-        send: (notification, json) =>
-          json === undefined ? stream.send('notification', notification, notification.seq) : stream.sendJson('notification', json, notification.seq),
+        send: (notification, json) => stream.sendJson('notification', json ?? JSON.stringify(notification), notification.seq),
         ready: () => writable(raw, stream.signal),
         close: (reason) => stream.close({ event: 'closed', data: { reason } }),
       };

@@ -5,7 +5,7 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor, toPage, type Page } fro
 import type { AuditRecorder } from '../audit/audit.service.js';
 import { ROLES, hasPermission, isRole, roleAtLeast, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationHub, NotificationSink, StreamHandle } from './notifications.hub.js';
-import type { NotificationRepository, NotificationTemplate, Recipients } from './notifications.repository.js';
+import { storedNotification, type NotificationRepository, type NotificationTemplate, type Recipients } from './notifications.repository.js';
 import {
   DELIVERY_METHODS,
   MANDATORY_TYPE,
@@ -148,20 +148,7 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
       const { template, seq, inserted } = await fanOut({ userIds: [userId] }, content, uow);
       const row = inserted[0];
       if (!row || seq === null) return null;
-      return {
-        id: row.id,
-        userId: row.userId,
-        seq,
-        type: template.type,
-        title: template.title,
-        message: template.message,
-        data: template.data,
-        priority: template.priority,
-        isRead: false,
-        readAt: null,
-        expiresAt: template.expiresAt,
-        createdAt: template.createdAt,
-      };
+      return storedNotification(template, row, seq);
     },
 
     /** The same notification for each of these users (duplicates ignored), as one statement. */
