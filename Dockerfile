@@ -30,5 +30,6 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/health/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/cdsa.js"]
+# See the README (production deployment) for why the memory reducer is off.
+ENTRYPOINT ["node", "--no-memory-reducer", "bin/cdsa.js"]
 CMD ["serve"]

@@ -1,24 +1,34 @@
 /**
  * What the chat gateway adds on top of the provider. The mock LLM streams 64 chunks 20 ms apart (OpenAI chat
- * completions SSE). In the same run, alternating, a bare client reads the mock directly (the baseline) and a client
- * reads POST /api/v1/chat/stream, which authenticates, stores the message (encrypted, audited), redacts (OpenAI is a
- * cloud provider here), calls the mock through the AI SDK and relays tokens over SSE. Then 200 streams at once, none
- * of which may fail.
+ * completions SSE). In the same run, in rotation, three clients read the same answer:
+ * - direct: a bare client reads the mock itself. This is the baseline the targets are measured against.
+ * - relay: a bare client reads it through a byte-for-byte relay in a process of its own (bench/fixtures/sse-relay.ts),
+ *   the least any gateway can add: one more process to wake and one more hop. "over relay" is what CDSA adds beyond it.
+ * - gateway: a client reads POST /api/v1/chat/stream, which authenticates, stores the message (encrypted, audited),
+ *   redacts (OpenAI is a cloud provider here), calls the mock through the AI SDK and relays tokens over SSE.
+ * Then 200 streams at once, none of which may fail.
  *
- * The mock and the clients run in a child process, as they would on other machines: the server's own work (the
- * embedded database runs on its thread) then delays the server only, not the clock of the client measuring it. The
- * mock logs when it wrote each chunk, so delivery delay is measured per chunk, on the client's clock.
+ * The gateway is the production server, built and started as `npm start` starts it (its runtime flags included), on
+ * the embedded database in a data directory on disk; the benchmark registers its analysts through the API. The mock
+ * and the clients run in another process, as they would on other machines: the server's own work (the embedded
+ * database runs on its thread) then delays the server only, not the clock of the client measuring it. The mock logs
+ * when it wrote each chunk, so delivery delay is measured per chunk, on the client's clock.
  *
- *   npx tsx bench/chat.bench.ts [streams per client=12] [concurrent=200]
- *   DATABASE_URL=postgres://... npx tsx bench/chat.bench.ts   (on a real PostgreSQL instead of the embedded one)
+ *   npm run build && npx tsx bench/chat.bench.ts [streams per client=12] [concurrent=200]
+ *   DATABASE_URL=postgres://... REDIS_URL=redis://... npx tsx bench/chat.bench.ts   (PostgreSQL and Redis; a database
+ *   of its own is created and dropped)
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { percentile } from './lib/http-load.js';
-import { buildTestApp } from '../test/helpers/app.js';
-import { createUser } from '../test/helpers/users.js';
+import { freePort, productionServerArgs, ROOT, waitForHttp } from '../test/helpers/process.js';
 import { startMockLlm, textReply, type MockLlm } from '../test/mock-llm/server.js';
 
 const CHUNKS = 64;
@@ -30,6 +40,8 @@ const TTFT_ROUNDS = 60;
 interface Go {
   type: 'go';
   url: string;
+  /** The bare relay in front of the mock (bench/fixtures/sse-relay.ts). */
+  relayUrl: string;
   /** Authorization headers: the first user for the sequential rounds, all of them for the concurrent streams. */
   headers: Array<Record<string, string>>;
   iterations: number;
@@ -84,10 +96,11 @@ function postSse(url: string, headers: Record<string, string>, body: string, onE
   });
 }
 
-async function direct(mock: MockLlm): Promise<number[]> {
+/** An OpenAI streaming call: to the mock itself (direct) or through the bare relay. */
+async function direct(url: string): Promise<number[]> {
   const received: number[] = [];
   const body = JSON.stringify({ model: 'mock-model', stream: true, messages: [{ role: 'user', content: 'go' }] });
-  await postSse(`${mock.url}/v1/chat/completions`, { authorization: 'Bearer bench' }, body, (_event, data) => {
+  await postSse(url, { authorization: 'Bearer bench' }, body, (_event, data) => {
     if (data === '[DONE]') return;
     const chunk = JSON.parse(data) as { choices: Array<{ delta: { content?: string } }> };
     if (chunk.choices[0]?.delta.content) received.push(performance.now());
@@ -122,18 +135,20 @@ async function measure(mock: MockLlm, chunks: number, client: () => Promise<numb
   };
 }
 
-/** Alternates which client goes first, so neither always runs on a warmer process. */
-async function alternate(rounds: number, warmup: number, run: (gatewayFirst: boolean) => Promise<[Sample, Sample]>) {
-  const viaGateway: Sample[] = [];
-  const viaDirect: Sample[] = [];
+type Client = 'gateway' | 'direct' | 'relay';
+const CLIENTS: Client[] = ['gateway', 'direct', 'relay'];
+
+/** Rotates which client goes first, so none always runs on a warmer process; warm-up rounds are not kept. */
+async function rotate(rounds: number, warmup: number, run: (client: Client) => Promise<Sample>): Promise<Record<Client, Sample[]>> {
+  const samples: Record<Client, Sample[]> = { gateway: [], direct: [], relay: [] };
   for (let i = 0; i < warmup + rounds; i += 1) {
-    const gatewayFirst = i % 2 === 0;
-    const [a, b] = await run(gatewayFirst);
-    if (i < warmup) continue;
-    viaGateway.push(gatewayFirst ? a : b);
-    viaDirect.push(gatewayFirst ? b : a);
+    for (let k = 0; k < CLIENTS.length; k += 1) {
+      const client = CLIENTS[(i + k) % CLIENTS.length]!;
+      const sample = await run(client);
+      if (i >= warmup) samples[client].push(sample);
+    }
   }
-  return { viaGateway, viaDirect };
+  return samples;
 }
 
 async function clientSide(): Promise<void> {
@@ -141,17 +156,17 @@ async function clientSide(): Promise<void> {
   process.send!({ type: 'mock', url: mock.url });
   const go = await new Promise<Go>((resolve) => process.once('message', (message) => resolve(message as Go)));
   const startedAll = performance.now();
-  const viaGateway = async (): Promise<number[]> => (await gateway(go.url, go.headers[0]!)).received;
-  const pair = (chunks: number) => async (gatewayFirst: boolean): Promise<[Sample, Sample]> => {
-    const first = await measure(mock, chunks, gatewayFirst ? viaGateway : () => direct(mock));
-    const second = await measure(mock, chunks, gatewayFirst ? () => direct(mock) : viaGateway);
-    return [first, second];
+  const calls: Record<Client, () => Promise<number[]>> = {
+    gateway: async () => (await gateway(go.url, go.headers[0]!)).received,
+    direct: () => direct(`${mock.url}/v1/chat/completions`),
+    relay: () => direct(go.relayUrl),
   };
+  const round = (chunks: number) => (client: Client) => measure(mock, chunks, calls[client]);
 
   mock.setDefault(textReply(['hello']));
-  const ttft = await alternate(TTFT_ROUNDS, WARMUP, pair(1));
+  const ttft = await rotate(TTFT_ROUNDS, WARMUP, round(1));
   mock.setDefault(textReply(Array.from({ length: CHUNKS }, (_, i) => `tok${i} `), { chunkDelayMs: CHUNK_DELAY_MS }));
-  const full = await alternate(go.iterations, 1, pair(CHUNKS));
+  const full = await rotate(go.iterations, 1, round(CHUNKS));
 
   const concurrentStarted = performance.now();
   const outcomes = await Promise.allSettled(
@@ -168,26 +183,29 @@ async function clientSide(): Promise<void> {
       `(${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart, OpenAI wire, cloud model so prompts are redacted), ` +
       `${((performance.now() - startedAll) / 1000).toFixed(1)} s, database: ${process.env.DATABASE_URL ? 'PostgreSQL' : 'embedded'}`,
   );
-  console.log(
-    `${'metric'.padEnd(24)} ${'direct p50'.padStart(11)} ${'gateway p50'.padStart(11)} ${'added p50'.padStart(11)} ` +
-      `${'direct p99'.padStart(11)} ${'gateway p99'.padStart(11)} ${'added p99'.padStart(11)}`,
-  );
-  const rows: Array<[string, number[], number[]]> = [
-    ['time to first token', ttft.viaDirect.map((s) => s.ttftMs), ttft.viaGateway.map((s) => s.ttftMs)],
-    ['chunk delivery delay', full.viaDirect.flatMap((s) => s.deliveryMs), full.viaGateway.flatMap((s) => s.deliveryMs)],
-    ['inter-chunk gap', full.viaDirect.flatMap((s) => s.gapMs), full.viaGateway.flatMap((s) => s.gapMs)],
+  const columns = ['direct', 'relay', 'gateway', 'added', 'over relay'];
+  console.log(`${''.padEnd(22)}${['p50', 'p99'].map((p) => columns.map((c) => `${c} ${p}`.padStart(15)).join('')).join('  ')}`);
+  const series: Array<[string, (s: Sample) => number[]]> = [
+    ['time to first token', (s) => [s.ttftMs]],
+    ['chunk delivery delay', (s) => s.deliveryMs],
+    ['inter-chunk gap', (s) => s.gapMs],
   ];
-  for (const [name, raw, gw] of rows) {
-    const [r50, g50, r99, g99] = [pct(raw, 50), pct(gw, 50), pct(raw, 99), pct(gw, 99)];
-    console.log(`${name.padEnd(24)} ${fmt(r50)} ${fmt(g50)} ${fmt(g50 - r50)} ${fmt(r99)} ${fmt(g99)} ${fmt(g99 - r99)}`);
+  const figures = (name: string, of: (s: Sample) => number[], p: number) => {
+    const source = name === 'time to first token' ? ttft : full;
+    const [d, r, g] = (['direct', 'relay', 'gateway'] as const).map((c) => pct(source[c].flatMap(of), p)) as [number, number, number];
+    return [d, r, g, g - d, g - r];
+  };
+  for (const [name, of] of series) {
+    const cells = [50, 99].map((p) => figures(name, of, p).map((v) => fmt(v).padStart(15)).join(''));
+    console.log(`${name.padEnd(22)}${cells.join('  ')}`);
   }
-  const paired = ttft.viaGateway.map((s, i) => s.ttftMs - ttft.viaDirect[i]!.ttftMs);
-  const gapAdded = pct(full.viaGateway.flatMap((s) => s.gapMs), 99) - pct(full.viaDirect.flatMap((s) => s.gapMs), 99);
-  console.log(`added time to first token, paired rounds: p50 ${fmt(pct(paired, 50))} (target < 5 ms), p99 ${fmt(pct(paired, 99))} (target < 20 ms)`);
+  const paired = (other: Client) => ttft.gateway.map((s, i) => s.ttftMs - ttft[other][i]!.ttftMs);
+  const gapAdded = (other: Client) => pct(full.gateway.flatMap((s) => s.gapMs), 99) - pct(full[other].flatMap((s) => s.gapMs), 99);
   console.log(
-    `added inter-chunk gap p99 ${fmt(gapAdded)} (target < 2 ms); time to first token gateway/direct p50 ratio ` +
-      `${(pct(ttft.viaGateway.map((s) => s.ttftMs), 50) / pct(ttft.viaDirect.map((s) => s.ttftMs), 50)).toFixed(1)}x`,
+    `added time to first token, paired rounds: p50 ${fmt(pct(paired('direct'), 50))} (target < 5 ms), ` +
+      `p99 ${fmt(pct(paired('direct'), 99))} (target < 20 ms); over the bare relay: p50 ${fmt(pct(paired('relay'), 50))}, p99 ${fmt(pct(paired('relay'), 99))}`,
   );
+  console.log(`added inter-chunk gap p99 ${fmt(gapAdded('direct'))} (target < 2 ms); over the bare relay: ${fmt(gapAdded('relay'))}`);
   console.log(
     `${go.concurrent} concurrent streams: ${failed.length} failed; all done in ${concurrentSeconds.toFixed(2)} s ` +
       `(one stream alone ≈ ${(((CHUNKS - 1) * CHUNK_DELAY_MS) / 1000).toFixed(2)} s); first token p50 ${fmt(pct(concurrentTtft, 50))}, ` +
@@ -199,11 +217,45 @@ async function clientSide(): Promise<void> {
   process.send!({ type: 'done', failed: failed.length });
 }
 
-// The server side: the real app ------------------------------------------------------------------------------------
+// The server side: the production server ---------------------------------------------------------------------------
+
+/** A fresh PostgreSQL database for this run when DATABASE_URL is set (dropped at the end), as the tests do. */
+async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) return undefined;
+  const name = `cdsa_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const admin = async (sql: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: baseUrl });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** Registers an analyst through the API and signs in: the tokens are real, as a client's would be. */
+async function signUp(base: string, index: number): Promise<Record<string, string>> {
+  const username = `bench_analyst_${index}`;
+  const password = `Bench-${randomUUID()}`;
+  const post = (path: string, body: unknown) =>
+    fetch(`${base}/api/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const registered = await post('/auth/register', { username, email: `${username}@example.test`, password });
+  if (registered.status !== 201) throw new Error(`registering ${username} answered ${registered.status}: ${await registered.text()}`);
+  const login = await post('/auth/login', { username, password });
+  if (login.status !== 200) throw new Error(`signing in ${username} answered ${login.status}`);
+  return { authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` };
+}
 
 async function serverSide(): Promise<void> {
   const iterations = Number(process.argv[2] ?? 12);
   const concurrent = Number(process.argv[3] ?? 200);
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'server.js'))) throw new Error('dist/server.js is missing: run `npm run build` first');
   const child = fork(fileURLToPath(import.meta.url), ['--client'], { execArgv: process.execArgv });
   const messages: Array<(message: { type: string; url?: string; failed?: number }) => void> = [];
   child.on('message', (message) => messages.shift()?.(message as { type: string }));
@@ -211,29 +263,61 @@ async function serverSide(): Promise<void> {
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
 
   const { url: mockUrl } = await next();
-  const t = await buildTestApp({
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-chat-bench-'));
+  const database = await benchDatabase();
+  const port = await freePort();
+  const serverArgs = productionServerArgs();
+  const server = spawn(process.execPath, serverArgs, {
+    cwd: ROOT,
     env: {
+      ...process.env,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      DATABASE_URL: database?.url ?? '',
+      REDIS_URL: process.env.REDIS_URL ?? '',
+      LOG_LEVEL: 'warn',
       OPENAI_BASE_URL: `${mockUrl}/v1`,
       OPENAI_API_KEY: 'sk-bench-0123456789abcdef',
       OPENAI_LOCAL: 'false',
       OLLAMA_BASE_URL: '',
       LLM_DEFAULT_MODEL: 'openai/mock-model',
+      RATE_LIMIT_REQUESTS: '10000000',
+      AUTH_RATE_LIMIT_REQUESTS: '10000000',
       CHAT_RATE_LIMIT_REQUESTS: '10000000',
       LLM_REQUEST_TIMEOUT_MS: '30000',
     },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
+  const serverExited = new Promise<number | null>((resolve) => server.on('exit', resolve));
+  const relayPort = await freePort();
+  const relay = spawn(process.execPath, ['--import', 'tsx', 'bench/fixtures/sse-relay.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(relayPort), UPSTREAM_URL: `${mockUrl}/v1/chat/completions` },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const relayExited = new Promise<number | null>((resolve) => relay.on('exit', resolve));
   try {
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    const { port } = t.app.server.address() as { port: number };
-    const users = [];
-    for (let i = 0; i < 5; i += 1) users.push(await createUser(t));
+    await new Promise((resolve) => relay.once('message', resolve));
+    const base = `http://127.0.0.1:${port}`;
+    await Promise.race([
+      waitForHttp(`${base}/health/ready`),
+      serverExited.then((code) => Promise.reject(new Error(`the server exited (${code}) before it was ready`))),
+    ]);
+    const headers = [];
+    for (let i = 0; i < 5; i += 1) headers.push(await signUp(base, i));
+    console.log(`server: node ${serverArgs.join(' ')} (as npm start runs it), database: ${database ? 'PostgreSQL' : 'embedded, on disk'}`);
     const done = next();
-    child.send({ type: 'go', url: `http://127.0.0.1:${port}/api/v1/chat/stream`, headers: users.map((u) => u.headers), iterations, concurrent } satisfies Go);
+    const relayUrl = `http://127.0.0.1:${relayPort}/v1/chat/completions`;
+    child.send({ type: 'go', url: `${base}/api/v1/chat/stream`, relayUrl, headers, iterations, concurrent } satisfies Go);
     const result = await Promise.race([done, exited.then(() => ({ type: 'exit', failed: 1 }))]);
     if ((result.failed ?? 1) > 0) process.exitCode = 1;
   } finally {
     child.kill();
-    await t.close();
+    server.kill('SIGTERM');
+    relay.kill('SIGTERM');
+    await Promise.all([serverExited, relayExited]);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    await database?.drop();
   }
 }
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatLoad, runLoad } from './lib/http-load.js';
-import { freePort, ROOT, waitForHttp } from '../test/helpers/process.js';
+import { freePort, productionServerArgs, ROOT, waitForHttp } from '../test/helpers/process.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -30,7 +30,7 @@ async function stop(child: ChildProcess): Promise<void> {
 async function coldStart(): Promise<number> {
   const port = await freePort();
   const started = performance.now();
-  const child = start(['dist/server.js'], port);
+  const child = start(productionServerArgs(), port);
   await waitForHttp(`http://127.0.0.1:${port}/health/ready`);
   const elapsed = performance.now() - started;
   await stop(child);
@@ -54,7 +54,7 @@ const bareResult = await runLoad({ url: `http://127.0.0.1:${barePort}/health`, c
 await stop(bare);
 
 const cdsaPort = await freePort();
-const cdsa = start(['dist/server.js'], cdsaPort);
+const cdsa = start(productionServerArgs(), cdsaPort);
 await waitForHttp(`http://127.0.0.1:${cdsaPort}/health/ready`);
 await runLoad({ url: `http://127.0.0.1:${cdsaPort}/health`, connections, seconds: 1 });
 const cdsaResult = await runLoad({ url: `http://127.0.0.1:${cdsaPort}/health`, connections, seconds });

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,19 @@ export async function freePort(): Promise<number> {
     });
     server.on('error', reject);
   });
+}
+
+/**
+ * The node arguments `npm start` runs the built server with (its `start` script, `node <flags> dist/server.js`), so a
+ * benchmark measures the server exactly as it is deployed, runtime flags included.
+ */
+export function productionServerArgs(): string[] {
+  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const [command, ...args] = manifest.scripts.start.trim().split(/\s+/);
+  if (command !== 'node' || !args.includes('dist/server.js')) {
+    throw new Error(`the start script is expected to be "node [flags] dist/server.js", not "${manifest.scripts.start}"`);
+  }
+  return args;
 }
 
 /** Runs the real entry point (TypeScript through tsx) as a child process, as `npm start` would. */
