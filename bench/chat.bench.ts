@@ -14,7 +14,7 @@
  * database runs on its thread) then delays the server only, not the clock of the client measuring it. The mock logs
  * when it wrote each chunk, so delivery delay is measured per chunk, on the client's clock.
  *
- *   npm run build && npx tsx bench/chat.bench.ts [streams per client=12] [concurrent=200]
+ *   npm run build && npx tsx bench/chat.bench.ts [streams per client=24] [concurrent=200]
  *   DATABASE_URL=postgres://... REDIS_URL=redis://... npx tsx bench/chat.bench.ts   (PostgreSQL and Redis; a database
  *   of its own is created and dropped)
  */
@@ -35,7 +35,7 @@ const CHUNKS = 64;
 const CHUNK_DELAY_MS = 20;
 const WARMUP = 3;
 /** First-token rounds per client (a one-chunk answer), for percentiles worth the name. */
-const TTFT_ROUNDS = 60;
+const TTFT_ROUNDS = 200;
 
 interface Go {
   type: 'go';
@@ -253,7 +253,7 @@ async function signUp(base: string, index: number): Promise<Record<string, strin
 }
 
 async function serverSide(): Promise<void> {
-  const iterations = Number(process.argv[2] ?? 12);
+  const iterations = Number(process.argv[2] ?? 24);
   const concurrent = Number(process.argv[3] ?? 200);
   if (!fs.existsSync(path.join(ROOT, 'dist', 'server.js'))) throw new Error('dist/server.js is missing: run `npm run build` first');
   const child = fork(fileURLToPath(import.meta.url), ['--client'], { execArgv: process.execArgv });
