@@ -10,7 +10,6 @@
  */
 import { randomUUID, randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { openDatabase, queryRows, type Database } from '../src/db/client.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { createAuditFingerprinter } from '../src/modules/audit/audit.privacy.js';
@@ -19,6 +18,7 @@ import { createAuditRecorder, type AuditEventInput } from '../src/modules/audit/
 import { createAuditVerifier } from '../src/modules/audit/audit.verify.js';
 import { createAuditSigner } from '../src/modules/audit/audit.signing.js';
 import { generateAuditSigningKeyPem } from '../src/lib/secrets.js';
+import { createPostgresDatabase, dropPostgresDatabase } from '../test/helpers/postgres.js';
 
 const WRITERS = 50;
 const PHASE_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
@@ -30,23 +30,14 @@ async function scratchDatabase(): Promise<{ database: Database; drop: () => Prom
     const database = await openDatabase({});
     return { database, drop: async () => database.close(), label: 'PGlite (embedded, in memory)' };
   }
-  const name = `cdsa_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString() });
+  const url = await createPostgresDatabase(baseUrl, 'cdsa_bench');
+  const database = await openDatabase({ databaseUrl: url });
   return {
     database,
-    label: `PostgreSQL (${url.host}, pool of 10 connections)`,
+    label: `PostgreSQL (${new URL(url).host}, pool of 10 connections)`,
     drop: async () => {
       await database.close();
-      const cleanup = new pg.Client({ connectionString: baseUrl });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
+      await dropPostgresDatabase(baseUrl, url);
     },
   };
 }

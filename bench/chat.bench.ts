@@ -26,8 +26,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { percentile } from './lib/http-load.js';
+import { createPostgresDatabase, dropPostgresDatabase } from '../test/helpers/postgres.js';
 import { freePort, productionServerArgs, ROOT, waitForHttp } from '../test/helpers/process.js';
 import { startMockLlm, textReply, type MockLlm } from '../test/mock-llm/server.js';
 
@@ -97,7 +97,7 @@ function postSse(url: string, headers: Record<string, string>, body: string, onE
 }
 
 /** An OpenAI streaming call: to the mock itself (direct) or through the bare relay. */
-async function direct(url: string): Promise<number[]> {
+async function openaiStream(url: string): Promise<number[]> {
   const received: number[] = [];
   const body = JSON.stringify({ model: 'mock-model', stream: true, messages: [{ role: 'user', content: 'go' }] });
   await postSse(url, { authorization: 'Bearer bench' }, body, (_event, data) => {
@@ -158,8 +158,8 @@ async function clientSide(): Promise<void> {
   const startedAll = performance.now();
   const calls: Record<Client, () => Promise<number[]>> = {
     gateway: async () => (await gateway(go.url, go.headers[0]!)).received,
-    direct: () => direct(`${mock.url}/v1/chat/completions`),
-    relay: () => direct(go.relayUrl),
+    direct: () => openaiStream(`${mock.url}/v1/chat/completions`),
+    relay: () => openaiStream(go.relayUrl),
   };
   const round = (chunks: number) => (client: Client) => measure(mock, chunks, calls[client]);
 
@@ -185,18 +185,16 @@ async function clientSide(): Promise<void> {
   );
   const columns = ['direct', 'relay', 'gateway', 'added', 'over relay'];
   console.log(`${''.padEnd(22)}${['p50', 'p99'].map((p) => columns.map((c) => `${c} ${p}`.padStart(15)).join('')).join('  ')}`);
-  const series: Array<[string, (s: Sample) => number[]]> = [
-    ['time to first token', (s) => [s.ttftMs]],
-    ['chunk delivery delay', (s) => s.deliveryMs],
-    ['inter-chunk gap', (s) => s.gapMs],
+  const series: Array<[string, Record<Client, Sample[]>, (s: Sample) => number[]]> = [
+    ['time to first token', ttft, (s) => [s.ttftMs]],
+    ['chunk delivery delay', full, (s) => s.deliveryMs],
+    ['inter-chunk gap', full, (s) => s.gapMs],
   ];
-  const figures = (name: string, of: (s: Sample) => number[], p: number) => {
-    const source = name === 'time to first token' ? ttft : full;
-    const [d, r, g] = (['direct', 'relay', 'gateway'] as const).map((c) => pct(source[c].flatMap(of), p)) as [number, number, number];
-    return [d, r, g, g - d, g - r];
-  };
-  for (const [name, of] of series) {
-    const cells = [50, 99].map((p) => figures(name, of, p).map((v) => fmt(v).padStart(15)).join(''));
+  for (const [name, source, of] of series) {
+    const cells = [50, 99].map((p) => {
+      const [d, r, g] = (['direct', 'relay', 'gateway'] as const).map((c) => pct(source[c].flatMap(of), p)) as [number, number, number];
+      return [d, r, g, g - d, g - r].map((v) => fmt(v).padStart(15)).join('');
+    });
     console.log(`${name.padEnd(22)}${cells.join('  ')}`);
   }
   const paired = (other: Client) => ttft.gateway.map((s, i) => s.ttftMs - ttft[other][i]!.ttftMs);
@@ -218,26 +216,6 @@ async function clientSide(): Promise<void> {
 }
 
 // The server side: the production server ---------------------------------------------------------------------------
-
-/** A fresh PostgreSQL database for this run when DATABASE_URL is set (dropped at the end), as the tests do. */
-async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
-  const baseUrl = process.env.DATABASE_URL;
-  if (!baseUrl) return undefined;
-  const name = `cdsa_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const admin = async (sql: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: baseUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
-}
 
 /** Registers an analyst through the API and signs in: the tokens are real, as a client's would be. */
 async function signUp(base: string, index: number): Promise<Record<string, string>> {
@@ -264,7 +242,9 @@ async function serverSide(): Promise<void> {
 
   const { url: mockUrl } = await next();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-chat-bench-'));
-  const database = await benchDatabase();
+  // On PostgreSQL the run gets a database of its own, dropped at the end.
+  const baseUrl = process.env.DATABASE_URL;
+  const databaseUrl = baseUrl ? await createPostgresDatabase(baseUrl, 'cdsa_bench') : undefined;
   const port = await freePort();
   const serverArgs = productionServerArgs();
   const server = spawn(process.execPath, serverArgs, {
@@ -273,7 +253,7 @@ async function serverSide(): Promise<void> {
       ...process.env,
       PORT: String(port),
       DATA_DIR: dataDir,
-      DATABASE_URL: database?.url ?? '',
+      DATABASE_URL: databaseUrl ?? '',
       REDIS_URL: process.env.REDIS_URL ?? '',
       LOG_LEVEL: 'warn',
       OPENAI_BASE_URL: `${mockUrl}/v1`,
@@ -297,7 +277,10 @@ async function serverSide(): Promise<void> {
   });
   const relayExited = new Promise<number | null>((resolve) => relay.on('exit', resolve));
   try {
-    await new Promise((resolve) => relay.once('message', resolve));
+    await Promise.race([
+      new Promise((resolve) => relay.once('message', resolve)),
+      relayExited.then((code) => Promise.reject(new Error(`the relay exited (${code}) before it was ready`))),
+    ]);
     const base = `http://127.0.0.1:${port}`;
     await Promise.race([
       waitForHttp(`${base}/health/ready`),
@@ -305,7 +288,7 @@ async function serverSide(): Promise<void> {
     ]);
     const headers = [];
     for (let i = 0; i < 5; i += 1) headers.push(await signUp(base, i));
-    console.log(`server: node ${serverArgs.join(' ')} (as npm start runs it), database: ${database ? 'PostgreSQL' : 'embedded, on disk'}`);
+    console.log(`server: node ${serverArgs.join(' ')} (as npm start runs it), database: ${databaseUrl ? 'PostgreSQL' : 'embedded, on disk'}`);
     const done = next();
     const relayUrl = `http://127.0.0.1:${relayPort}/v1/chat/completions`;
     child.send({ type: 'go', url: `${base}/api/v1/chat/stream`, relayUrl, headers, iterations, concurrent } satisfies Go);
@@ -317,7 +300,7 @@ async function serverSide(): Promise<void> {
     relay.kill('SIGTERM');
     await Promise.all([serverExited, relayExited]);
     fs.rmSync(dataDir, { recursive: true, force: true });
-    await database?.drop();
+    if (baseUrl && databaseUrl) await dropPostgresDatabase(baseUrl, databaseUrl);
   }
 }
 

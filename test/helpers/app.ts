@@ -1,12 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type AppConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
 import { PGLITE_TEMPLATE_ENV } from '../global-setup.js';
+import { createPostgresDatabase, dropPostgresDatabase } from './postgres.js';
 
 /**
  * Builds the real app for API tests: an in-memory embedded database by default, or — when DATABASE_URL / REDIS_URL
@@ -53,31 +53,6 @@ export function testSecrets(): ResolvedSecrets {
     auditSigningKeyPem: generateAuditSigningKeyPem(),
     generated: { jwt: false, encryption: false, auditSigning: false },
   };
-}
-
-async function createPostgresDatabase(baseUrl: string): Promise<string> {
-  const name = `cdsa_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function dropPostgresDatabase(baseUrl: string, databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
 }
 
 let template: Promise<Blob | undefined> | undefined;
