@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PlaceholderVault } from '../redaction/index.js';
-import { chooseContext, countsForAudit, createRedactor, toModelMessages, type HistoryMessage } from './chat.context.js';
+import { chooseContext, countsForAudit, createRedactor, restoreToolArgs, toModelMessages, type HistoryMessage } from './chat.context.js';
 import { MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
 
 const msg = (role: HistoryMessage['role'], content: string, extra: Partial<HistoryMessage> = {}): HistoryMessage => ({
@@ -107,6 +107,80 @@ describe('toModelMessages', () => {
         { type: 'EMAIL', count: 3 },
         { type: 'PHONE', count: 1 },
       ],
+    });
+  });
+});
+
+// Valid by their checksums (Luhn, mod-97, SSN area rules), separated the way exported tables are: tabs and newlines.
+const TABBED_ROW = 'Customers:\nJane Roe\t4000056655665556\t401-22-3344\tGB82 WEST 1234 5698 7654 32\tsk-proj-Abc123Def456Ghi789Jkl0\tjane.roe@example.com\n';
+const TABBED_VALUES = ['4000056655665556', '401-22-3344', 'GB82 WEST 1234 5698 7654 32', 'sk-proj-Abc123Def456Ghi789Jkl0', 'jane.roe@example.com'];
+
+describe('prompt redaction works on values, not on their JSON form', () => {
+  const call = { tool_call_id: 'call_1', tool: 'export', args: { query: 'all' } };
+
+  it('catches personal data after a tab or newline inside a tool result', () => {
+    const redactor = createRedactor(new PlaceholderVault());
+    const history = [
+      msg('user', 'export the customers'),
+      msg('assistant', '', { toolCalls: [call] }),
+      msg('tool', JSON.stringify({ status: 'completed', result: { rows: TABBED_ROW, [TABBED_VALUES[4]!]: 'key' } }), {
+        toolCallId: 'call_1',
+        toolName: 'export',
+      }),
+    ];
+    const text = JSON.stringify(toModelMessages(history, redactor));
+    for (const value of TABBED_VALUES) expect(text).not.toContain(value);
+    for (const placeholder of ['[CREDIT_CARD_1]', '[SSN_1]', '[IBAN_1]', '[SECRET_1]', '[EMAIL_1]']) expect(text).toContain(placeholder);
+    // Still the payload's JSON, with the tabs where they were.
+    const output = (toModelMessages(history, createRedactor(new PlaceholderVault()))[2] as { content: Array<{ output: { value: string } }> }).content[0]!.output.value;
+    expect(JSON.parse(output)).toMatchObject({ status: 'completed', result: { rows: expect.stringContaining('Jane Roe\t[CREDIT_CARD_1]\t[SSN_1]') } });
+  });
+
+  it('catches a multi-line rejection reason', () => {
+    const redactor = createRedactor(new PlaceholderVault());
+    const reason = 'Not for this customer:\n401-22-3344\tjane.roe@example.com';
+    const history = [
+      msg('user', 'export'),
+      msg('assistant', '', { toolCalls: [call] }),
+      msg('tool', JSON.stringify({ status: 'rejected', error: `An approver rejected this call: ${reason}` }), { toolCallId: 'call_1', toolName: 'export' }),
+    ];
+    const text = JSON.stringify(toModelMessages(history, redactor));
+    expect(text).not.toContain('401-22-3344');
+    expect(text).not.toContain('jane.roe@example.com');
+    expect(text).toContain('[SSN_1]');
+  });
+
+  it('redacts the system text and every string of the tool definitions, keeping the schema usable', () => {
+    const vault = new PlaceholderVault();
+    const redactor = createRedactor(vault);
+    expect(redactor.text('Escalate to ops@example.org.')).toBe('Escalate to [EMAIL_1].');
+    const [tool] = redactor.tools([
+      {
+        name: 'pay',
+        description: 'Pays from GB82 WEST 1234 5698 7654 32; questions to ops@example.org',
+        input_schema: {
+          type: 'object',
+          required: ['to'],
+          properties: {
+            to: { type: 'string', pattern: '^[A-Z]{2}\\d{2}', description: 'e.g. DE89 3704 0044 0532 0130 00', enum: ['DE89 3704 0044 0532 0130 00'] },
+          },
+        },
+      },
+    ]);
+    const text = JSON.stringify(tool);
+    expect(text).not.toContain('GB82');
+    expect(text).not.toContain('DE89');
+    expect(text).not.toContain('ops@example.org');
+    expect(tool!.description).toBe('Pays from [IBAN_1]; questions to [EMAIL_1]');
+    expect(tool!.input_schema).toEqual({
+      type: 'object',
+      required: ['to'],
+      properties: { to: { type: 'string', pattern: '^[A-Z]{2}\\d{2}', description: 'e.g. [IBAN_2]', enum: ['[IBAN_2]'] } },
+    });
+    // The model answers with the placeholder; the tool gets the original back, in keys as in values.
+    expect(restoreToolArgs(vault, { to: '[IBAN_2]', '[EMAIL_1]': ['[IBAN_1]'] })).toEqual({
+      to: 'DE89 3704 0044 0532 0130 00',
+      'ops@example.org': ['GB82 WEST 1234 5698 7654 32'],
     });
   });
 });

@@ -1,6 +1,7 @@
 import type { ModelMessage } from 'ai';
 import type { ChatRole } from '../../db/schema/chat.js';
 import { PII_TYPES, type PiiCounts, type PiiType, type PlaceholderVault } from '../redaction/index.js';
+import type { ChatToolDefinition } from './chat-tools.js';
 import { MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
 
 /** A tool call as stored with its assistant message (arguments as the tool received them, never placeholders). */
@@ -53,13 +54,25 @@ export function chooseContext<T extends ContextCandidate>(messages: readonly T[]
   return { kept: usable.slice(start), truncated: start > 0 };
 }
 
-/** Redaction for one model call: every string that goes out is passed through the session's placeholder vault. */
+/**
+ * Redaction for one model call: every string that goes out is passed through the session's placeholder vault. It
+ * works on values, never on their serialised form: in JSON a tab or newline becomes `\t` / `\n`, which puts a letter
+ * in front of the next value and defeats the detectors' word-boundary guards.
+ */
 export interface Redactor {
   text(value: string): string;
+  /** Every string of a JSON-like value, object keys included. */
   deep<T>(value: T): T;
+  /** Tool definitions as offered to the model: descriptions and every string of the input schema. */
+  tools(tools: readonly ChatToolDefinition[]): ChatToolDefinition[];
   /** Occurrences replaced so far, per type. */
   readonly counts: PiiCounts;
 }
+
+/** Schema keywords whose strings are syntax (a regex, a type name, a reference), not prose: never rewritten. */
+const SCHEMA_SYNTAX_KEYWORDS = new Set(['type', 'format', 'pattern', '$ref', '$schema', '$id', '$anchor', '$dynamicRef', 'contentEncoding', 'contentMediaType']);
+/** Schema keywords whose object keys are regular expressions. */
+const SCHEMA_PATTERN_KEYS = new Set(['patternProperties']);
 
 export function createRedactor(vault: PlaceholderVault): Redactor {
   const counts: PiiCounts = {};
@@ -73,7 +86,20 @@ export function createRedactor(vault: PlaceholderVault): Redactor {
     if (Array.isArray(value)) return value.map(walk);
     if (typeof value === 'object' && value !== null) {
       const out: Record<string, unknown> = {};
-      for (const [key, inner] of Object.entries(value)) out[key] = walk(inner);
+      for (const [key, inner] of Object.entries(value)) out[text(key)] = walk(inner);
+      return out;
+    }
+    return value;
+  };
+  // Property names are redacted like values (and `required` lists them the same way, so they stay consistent);
+  // the model's arguments get them back through restoreToolArgs.
+  const schema = (value: unknown, keyword: string | null): unknown => {
+    if (typeof value === 'string') return keyword !== null && SCHEMA_SYNTAX_KEYWORDS.has(keyword) ? value : text(value);
+    if (Array.isArray(value)) return value.map((item) => schema(item, keyword));
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      const patternKeys = keyword !== null && SCHEMA_PATTERN_KEYS.has(keyword);
+      for (const [key, inner] of Object.entries(value)) out[patternKeys ? key : text(key)] = schema(inner, key);
       return out;
     }
     return value;
@@ -81,8 +107,40 @@ export function createRedactor(vault: PlaceholderVault): Redactor {
   return {
     text,
     deep: <T>(value: T): T => walk(value) as T,
+    tools: (tools) =>
+      tools.map((tool) => ({
+        name: tool.name,
+        ...(tool.description === undefined ? {} : { description: text(tool.description) }),
+        input_schema: schema(tool.input_schema, null) as ChatToolDefinition['input_schema'],
+      })),
     counts,
   };
+}
+
+/** The model's tool-call arguments with the session's placeholders replaced by their values, in keys and values. */
+export function restoreToolArgs(vault: PlaceholderVault, args: Record<string, unknown>): Record<string, unknown> {
+  const walk = (value: unknown): unknown => {
+    if (typeof value === 'string') return vault.restore(value);
+    if (Array.isArray(value)) return value.map(walk);
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [key, inner] of Object.entries(value)) out[vault.restore(key)] = walk(inner);
+      return out;
+    }
+    return value;
+  };
+  return walk(args) as Record<string, unknown>;
+}
+
+/** A stored tool message (the JSON of its payload) with every value redacted, serialised again. */
+function redactToolContent(content: string, redactor: Redactor): string {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(content);
+  } catch {
+    return redactor.text(content);
+  }
+  return JSON.stringify(redactor.deep(payload));
 }
 
 /** Audit-safe form of counts: `[{type, count}]` (a `SECRET` key would be masked by the audit sanitizer). */
@@ -91,7 +149,7 @@ export function countsForAudit(counts: PiiCounts): { total: number; entities: Ar
   return { total: entities.reduce((sum, e) => sum + e.count, 0), entities };
 }
 
-const identity: Redactor = { text: (value) => value, deep: (value) => value, counts: {} };
+const identity: Redactor = { text: (value) => value, deep: (value) => value, tools: (tools) => [...tools], counts: {} };
 
 /**
  * The provider's view of the conversation. Tool calls without a stored result (a stream that ended before the tool
@@ -136,7 +194,7 @@ export function toModelMessages(history: readonly HistoryMessage[], redactor: Re
               type: 'tool-result',
               toolCallId: message.toolCallId,
               toolName: message.toolName ?? 'tool',
-              output: { type: 'text', value: redactor.text(message.content) },
+              output: { type: 'text', value: redactor === identity ? message.content : redactToolContent(message.content, redactor) },
             },
           ],
         });

@@ -16,6 +16,7 @@ import {
   chooseContext,
   countsForAudit,
   createRedactor,
+  restoreToolArgs,
   systemPrompt,
   toModelMessages,
   type HistoryMessage,
@@ -314,7 +315,12 @@ export function createChatService(deps: ChatServiceDeps) {
       const redactor: Redactor | undefined = vault ? createRedactor(vault) : undefined;
       const messages = toModelMessages(history, redactor);
       const offerTools = state.tools.length > 0 && step < maxSteps;
-      const result = await streamStep(state, { system, messages, offerTools, vault, sink });
+      // Everything in the prompt goes through the redactor: the system text and the admin-written tool definitions too.
+      const prompt = {
+        system: redactor ? redactor.text(system) : system,
+        tools: offerTools ? (redactor ? redactor.tools(state.tools) : state.tools) : undefined,
+      };
+      const result = await streamStep(state, { ...prompt, messages, vault, sink });
       const interrupted = sink.signal.aborted;
       const status: ChatMessageStatus = interrupted ? 'interrupted' : result.error !== undefined ? 'error' : 'completed';
       const contextTokens = systemCost + history.reduce((sum, m) => sum + m.tokenCount + MESSAGE_OVERHEAD_TOKENS, 0);
@@ -326,7 +332,7 @@ export function createChatService(deps: ChatServiceDeps) {
         vault: vault && vault.size > savedVaultSize ? vault : null,
         contextTokens,
         truncated,
-        promptText: `${system}\n${JSON.stringify(messages)}`,
+        promptText: `${prompt.system}\n${JSON.stringify(messages)}`,
       });
       savedVaultSize = vault?.size ?? 0;
       if (interrupted) return 'interrupted';
@@ -380,7 +386,7 @@ export function createChatService(deps: ChatServiceDeps) {
     input: {
       system: string;
       messages: ReturnType<typeof toModelMessages>;
-      offerTools: boolean;
+      tools: ChatToolDefinition[] | undefined;
       vault: PlaceholderVault | null;
       sink: ChatEventSink;
     },
@@ -400,7 +406,7 @@ export function createChatService(deps: ChatServiceDeps) {
         modelId: state.model.id,
         system: input.system,
         messages: input.messages,
-        tools: input.offerTools ? state.tools : undefined,
+        tools: input.tools,
         temperature: state.temperature,
         maxOutputTokens: state.model.maxOutputTokens,
         abortSignal: sink.signal,
@@ -413,7 +419,7 @@ export function createChatService(deps: ChatServiceDeps) {
             break;
           case 'tool_call': {
             result.firstTokenMs ??= performance.now() - started;
-            const args = vault ? vault.restoreDeep(event.args) : event.args;
+            const args = vault ? restoreToolArgs(vault, event.args) : event.args;
             const call: StoredToolCall = { tool_call_id: event.toolCallId, tool: event.toolName, args };
             result.calls.push(call);
             sink.send('tool_call', { tool_call_id: call.tool_call_id, tool: call.tool, args: call.args });
