@@ -262,6 +262,52 @@ describe('approval gate on direct execution', () => {
     expect(large.statusCode).toBe(202);
     expect(hookCalls()).toBe(before + 1);
   });
+
+  it('never caches a gated call: each identical repeat needs (and runs on) its own approval', async () => {
+    let runs = 0;
+    sink.respond((call, response) => {
+      if (call.path === '/hook') runs += 1;
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ ok: true, run: runs }));
+    });
+    try {
+      await createTool(t, admin, gatedWebhook(sink, 'transfer_cached', { cache_ttl_seconds: 3600 }));
+      const first = await requestGated('transfer_cached', { amount: 5, to: 'same' });
+      expect((await decide(t, managers[0]!, first.approval_id, 'APPROVED')).statusCode).toBe(200);
+      expect((await waitForExecution(t, first.execution_id)).status).toBe('completed');
+      const runsAfterFirst = runs;
+
+      // The identical repeat is not answered from a cache: it waits for a new approval, then runs again.
+      const repeat = await requestGated('transfer_cached', { amount: 5, to: 'same' });
+      expect(repeat.approval_id).not.toBe(first.approval_id);
+      expect(runs).toBe(runsAfterFirst);
+      expect((await decide(t, managers[1]!, repeat.approval_id, 'APPROVED')).statusCode).toBe(200);
+      expect((await waitForExecution(t, repeat.execution_id)).status).toBe('completed');
+      expect(runs).toBe(runsAfterFirst + 1);
+
+      // The call below the approval_when threshold of a partly gated tool may still be cached; the gated one never.
+      await createTool(
+        t,
+        admin,
+        gatedWebhook(sink, 'transfer_cached_threshold', {
+          requires_approval: false,
+          cache_ttl_seconds: 3600,
+          approval_when: { type: 'object', required: ['amount'], properties: { amount: { type: 'number', exclusiveMinimum: 10000 } } },
+        }),
+      );
+      expect((await execute(t, analyst, 'transfer_cached_threshold', { amount: 1, to: 'x' })).json()).toMatchObject({ cached: false });
+      expect((await execute(t, analyst, 'transfer_cached_threshold', { amount: 1, to: 'x' })).json()).toMatchObject({ cached: true });
+      const large = await requestGated('transfer_cached_threshold', { amount: 20000, to: 'x' });
+      expect((await decide(t, managers[0]!, large.approval_id, 'APPROVED')).statusCode).toBe(200);
+      expect((await waitForExecution(t, large.execution_id)).status).toBe('completed');
+      expect((await execute(t, analyst, 'transfer_cached_threshold', { amount: 20000, to: 'x' })).statusCode).toBe(202);
+    } finally {
+      sink.respond((_call, response) => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ ok: true }));
+      });
+    }
+  });
 });
 
 describe('approval visibility and lists', () => {

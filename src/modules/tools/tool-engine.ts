@@ -152,8 +152,9 @@ function truncate(text: string): string {
 
 /**
  * The execution pipeline, the same for the API and the model: tool exists and is enabled → the caller's role may use
- * it → arguments match `input_schema` → cached result (per tool version, arguments and user) → approval gate → run
- * under a deadline → result matches `output_schema` → execution stored (arguments and result encrypted) → audited.
+ * it → arguments match `input_schema` → approval gate (a gated call is never cached) → cached result (per tool version,
+ * arguments and user) → run under a deadline → result matches `output_schema` → execution stored (arguments and result
+ * encrypted) → audited.
  *
  * A gated call is stored as `pending_approval` with its approval in one transaction. It runs later, once: leaving
  * `pending_approval` is a conditional update that only one caller (job, chat continuation, instance) can win, and the
@@ -557,9 +558,10 @@ export function createToolEngine(deps: ToolEngineDeps) {
     const tool = await registry.resolveForUse(actor, ref);
     const args = validateArgs(tool, rawArgs, pointerPrefix);
     const digest = digestOf(args, pointerPrefix);
+    // A gated call's result is released once per approval: it is never answered from, or written to, the cache.
+    if (needsApproval(tool, args)) return requestApproval(actor, tool, args, digest, options);
     const cached = await cachedResult(tool, actor.userId, digest);
     if (cached.found) return recordCacheHit(actor, tool, args, digest, cached.result, options);
-    if (needsApproval(tool, args)) return requestApproval(actor, tool, args, digest, options);
     return runNow(actor, tool, args, digest, options);
   }
 
@@ -662,7 +664,6 @@ export function createToolEngine(deps: ToolEngineDeps) {
       if (notifyRequester) await notifyInUow(uow, resultNotice(approval, execution.id, outcome.ok ? 'completed' : 'failed', outcome.ok ? null : outcome.failure.message));
     });
     if (!outcome.ok) return { status: 'failed', execution_id: execution.id, error: outcome.failure.message };
-    await storeInCache(tool, approval.requesterId, approval.argsDigest, outcome.result);
     return { status: 'completed', execution_id: execution.id, result: outcome.result, cached: false };
   }
 

@@ -40,7 +40,9 @@ const toolFields = {
   approval_when: Type.Union([JsonSchemaDocument, Type.Null()], { description: 'when the arguments match this schema, the call needs approval' }),
   approvals_required: Type.Integer({ minimum: 1, maximum: MAX_APPROVALS_REQUIRED, description: 'quorum of distinct approvers' }),
   approver_role: ApproverRole,
-  cache_ttl_seconds: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_CACHE_TTL_SECONDS }), Type.Null()]),
+  cache_ttl_seconds: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_CACHE_TTL_SECONDS }), Type.Null()], {
+    description: 'seconds a result is reused for the same user and arguments; calls that need an approval are never cached',
+  }),
   is_enabled: Type.Boolean(),
   implementation: ImplementationSchema,
 };
