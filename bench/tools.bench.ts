@@ -106,6 +106,7 @@ async function engineOverhead(a: TestApp, analyst: TestUser): Promise<void> {
     signal: new AbortController().signal,
     allowlist: createAllowlist([]),
     useSecret: async () => '',
+    outputSchema: null,
   };
   const repository = createToolsRepository();
   const noopRow = await a.app.tools.registry.requireLive({ name: 'noop' });

@@ -235,8 +235,9 @@ describe('http_request', () => {
     const [audit] = await queryRows<{ n: number }>(t.app.infra.database.db, sql`SELECT count(*)::int AS n FROM audit_events a WHERE a::text LIKE ${`%${token}%`}`);
     expect(audit?.n).toBe(0);
 
+    // A call that carried a secret returns no response headers unless the output schema names them.
     const moved = await execute(t, analyst, 'partner_get', { url: `${sink.url}/moved` });
-    expect(moved.json().result).toMatchObject({ status: 301, headers: { location: `${outside.url}/x` } });
+    expect(moved.json().result).toMatchObject({ status: 301, headers: {} });
     expect(outside.calls).toHaveLength(0);
 
     const forged = await execute(t, analyst, 'partner_get', { url: `${sink.url}/echo`, headers: { Authorization: 'Bearer mine' } });

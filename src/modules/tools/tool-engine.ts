@@ -23,6 +23,7 @@ import type { NotifyInput } from '../notifications/notifications.types.js';
 import { EncryptedDataError, type FieldEncryptionService } from '../vault/field-cipher.js';
 import { ToolRunError, type BuiltinRegistry } from './builtins/index.js';
 import { DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS, type Allowlist } from './egress.js';
+import { createSecretScrubber, type SecretScrubber } from './secret-scrub.js';
 import { describeFieldErrors, type ToolSchemaValidator } from './tool-schemas.js';
 import type { NewToolExecutionRow, ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
 import type { ToolRef, ToolRegistry } from './tools.service.js';
@@ -144,6 +145,13 @@ export function argsDigest(args: Record<string, unknown>): string {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** An error as it may be logged once secrets were scrubbed from its message and stack. */
+function scrubbedError(error: unknown, scrub: SecretScrubber): unknown {
+  if (!scrub.active) return error;
+  if (!(error instanceof Error)) return scrub.text(String(error));
+  return { type: error.name, message: scrub.text(error.message), stack: error.stack === undefined ? undefined : scrub.text(error.stack) };
 }
 
 function truncate(text: string): string {
@@ -327,8 +335,15 @@ export function createToolEngine(deps: ToolEngineDeps) {
       }, timeoutMs);
     });
     const elapsed = () => Math.round(performance.now() - started);
+    // Every secret the run used is scrubbed (raw and encoded) from whatever leaves it: result, error, log.
+    const used: string[] = [];
+    const scrubber = () => createSecretScrubber(used);
     try {
-      const secretFor = (name: string) => useSecret(name, userId, tool.name);
+      const secretFor = async (name: string): Promise<string> => {
+        const value = await useSecret(name, userId, tool.name);
+        used.push(value);
+        return value;
+      };
       let work: Promise<unknown>;
       if (tool.implementation.type === 'webhook') {
         work = callWebhook({ toolName: tool.name, args, executionId, implementation: tool.implementation, allowlist, signal: controller.signal, useSecret: secretFor });
@@ -343,9 +358,10 @@ export function createToolEngine(deps: ToolEngineDeps) {
           signal: controller.signal,
           allowlist,
           useSecret: secretFor,
+          outputSchema: tool.outputSchema,
         });
       }
-      const result = await Promise.race([work, deadline]);
+      const result = scrubber().deep(await Promise.race([work, deadline]));
       if (tool.outputSchema !== null) {
         const errors = validator.validate(tool, 'output', tool.outputSchema, result);
         if (errors.length > 0) {
@@ -355,8 +371,9 @@ export function createToolEngine(deps: ToolEngineDeps) {
       if (result === undefined) return { ok: true, result: null, durationMs: elapsed() };
       return { ok: true, result, durationMs: elapsed() };
     } catch (error) {
-      if (error instanceof ToolRunError) return { ok: false, failure: { code: error.code, message: error.message }, durationMs: elapsed() };
-      deps.logger?.error({ err: error, tool: tool.name, execution_id: executionId }, 'tool implementation failed unexpectedly');
+      const scrub = scrubber();
+      if (error instanceof ToolRunError) return { ok: false, failure: { code: error.code, message: scrub.text(error.message) }, durationMs: elapsed() };
+      deps.logger?.error({ err: scrubbedError(error, scrub), tool: tool.name, execution_id: executionId }, 'tool implementation failed unexpectedly');
       return { ok: false, failure: { code: 'internal_error', message: 'the tool failed unexpectedly' }, durationMs: elapsed() };
     } finally {
       clearTimeout(timer);

@@ -1,3 +1,4 @@
+import type { JsonSchemaDocument } from '../../../db/schema/tools.js';
 import type { FieldError } from '../../../lib/errors.js';
 import { checkEgressUrl, EgressError, FRAMING_HEADERS, toolEgressFetch } from '../egress.js';
 import { scrubSecret } from '../secret-scrub.js';
@@ -12,14 +13,30 @@ const RESERVED_HEADERS = new Set([...FRAMING_HEADERS, 'proxy-authorization', 'pr
 /** Response headers passed back; the others (cookies among them) stay out of results. */
 const RETURNED_HEADERS = ['content-type', 'content-length', 'location', 'etag', 'last-modified', 'retry-after'];
 
+/**
+ * The response headers a call that carried a secret returns: only those the tool's output schema names under
+ * `properties.headers.properties` (a remote may echo the credential in any of them, encoded beyond recognition).
+ */
+function headersAskedFor(outputSchema: JsonSchemaDocument | null): string[] {
+  const properties = outputSchema?.properties;
+  if (typeof properties !== 'object' || properties === null) return [];
+  const headers = (properties as Record<string, unknown>).headers;
+  if (typeof headers !== 'object' || headers === null) return [];
+  const named = (headers as Record<string, unknown>).properties;
+  if (typeof named !== 'object' || named === null) return [];
+  const asked = new Set(Object.keys(named).map((name) => name.toLowerCase()));
+  return RETURNED_HEADERS.filter((name) => asked.has(name));
+}
+
 function isJsonContentType(value: string | null): boolean {
   return value !== null && /^application\/([a-z0-9.+-]*\+)?json\b/i.test(value.trim());
 }
 
 /**
  * GET or POST to an allowed host. An optional credential is taken from the vault by the name in the tool's
- * implementation (`secret_name`) and sent in `auth_header`; it is never part of the arguments, and any echo of it in
- * the response is removed before the result is stored or shown.
+ * implementation (`secret_name`) and sent in `auth_header`; it is never part of the arguments, any echo of it in the
+ * response (raw or encoded) is removed before the result is stored or shown, and such a call returns only the response
+ * headers the tool's output schema names.
  */
 export const httpRequestTool: BuiltinTool = {
   name: 'http_request',
@@ -116,7 +133,7 @@ export const httpRequestTool: BuiltinTool = {
       context.allowlist,
     );
     const returned: Record<string, string> = {};
-    for (const name of RETURNED_HEADERS) {
+    for (const name of secret === undefined ? RETURNED_HEADERS : headersAskedFor(context.outputSchema)) {
       const value = response.headers.get(name);
       if (value !== null) returned[name] = scrubSecret(value, secret);
     }

@@ -24,6 +24,8 @@ export interface BuiltinRunContext {
   allowlist: Allowlist;
   /** Resolves a vault secret server-side; the value must never be returned, logged or audited. */
   useSecret(name: string): Promise<string>;
+  /** The tool's own output schema (an administrator may narrow the built-in's): what the caller asked to get back. */
+  outputSchema: JsonSchemaDocument | null;
 }
 
 export type ImplementationOption = Exclude<keyof ToolImplementation, 'type' | 'builtin'>;
