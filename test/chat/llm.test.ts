@@ -177,7 +177,7 @@ describe('gateway settings', () => {
     }
   });
 
-  it('keeps a provider key set through the API in the vault and uses it instead of the environment', async () => {
+  it('keeps a provider key set through the API as a system credential and uses it instead of the environment', async () => {
     expect((await request('PUT', '/llm/providers/openai/credentials', analyst, { api_key: STORED_KEY })).statusCode).toBe(403);
     expect((await request('PUT', '/llm/providers/ollama/credentials', admin, { api_key: STORED_KEY })).statusCode).toBe(422);
 
@@ -187,7 +187,7 @@ describe('gateway settings', () => {
     expect(stored.body).not.toContain(STORED_KEY);
     const [secret] = await queryRows<{ encrypted_value: string }>(
       t.app.infra.database.db,
-      sql`SELECT encrypted_value FROM secrets WHERE name = 'llm.openai.api_key' AND deleted_at IS NULL`,
+      sql`SELECT encrypted_value FROM system_credentials WHERE name = 'llm.openai.api_key'`,
     );
     expect(secret!.encrypted_value).toMatch(/^v1\./);
     const [leaks] = await queryRows<{ n: number }>(t.app.infra.database.db, sql`SELECT count(*)::int AS n FROM audit_events WHERE details::text LIKE ${`%${STORED_KEY}%`}`);

@@ -44,3 +44,25 @@ export const secretVersions = pgTable(
   },
   (table) => [uniqueIndex('secret_versions_secret_version_idx').on(table.secretId, table.version)],
 );
+
+/**
+ * Credentials the service itself uses (an LLM provider's API key set through the API), kept apart from users'
+ * secrets: never listed or revealed through the vault's routes, readable only by the component named in `component`
+ * (the name starts with it, e.g. `llm.openai.api_key`). Values are field ciphertexts bound to
+ * `system_credentials:<id>:value`, rotated with every other encrypted column.
+ */
+export const systemCredentials = pgTable(
+  'system_credentials',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    component: text('component').notNull(),
+    encryptedValue: text('encrypted_value').notNull(),
+    version: integer('version').notNull().default(1),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    lastUsedAt: timestampMs('last_used_at'),
+  },
+  (table) => [uniqueIndex('system_credentials_name_idx').on(table.name)],
+);

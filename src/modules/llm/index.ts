@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import { createLlmRepository } from './llm.repository.js';
 import { llmRoutes } from './llm.routes.js';
-import { createLlmService, type LlmService, type ProviderKeyVault } from './llm.service.js';
+import { createLlmService, type LlmService } from './llm.service.js';
 import { routeSdkWarnings } from './providers/index.js';
 
 export type { LlmModelView, LlmService, ResolvedModel, TokenCounts } from './llm.service.js';
@@ -13,7 +13,7 @@ declare module 'fastify' {
   }
 }
 
-/** The LLM gateway module; chat builds on it. Provider keys set through the API live in the vault when it is there. */
+/** The LLM gateway module; chat builds on it. Provider keys set through the API are system credentials of the vault module. */
 export const llmModule = fp(
   async (app) => {
     routeSdkWarnings((message) => app.log.warn(message));
@@ -22,7 +22,8 @@ export const llmModule = fp(
       repository: createLlmRepository(),
       audit: app.audit,
       config: app.config.llm,
-      vault: () => (app.hasDecorator('vault') ? app.getDecorator<ProviderKeyVault>('vault') : undefined),
+      // Only the gateway's own namespace (`llm.*`) of the system credentials, never users' secrets.
+      credentials: () => (app.hasDecorator('systemCredentials') ? app.systemCredentials.forComponent('llm', 'llm:configure') : undefined),
       pubsub: app.infra.pubsub,
       logger: app.log,
     });

@@ -140,10 +140,11 @@ export const llmRoutes: FastifyPluginAsyncTypebox<{ llm: LlmService }> = async (
       config: { requires: 'llm:configure' },
       schema: {
         tags,
-        summary: "Store a provider's API key in the vault",
+        summary: "Store a provider's API key as a system credential",
         description:
-          'The key is kept in the vault (secret `llm.<provider>.api_key`) and replaces the environment variable for this ' +
-          'provider on every instance. It is never returned.',
+          'The key is kept encrypted as the system credential `llm.<provider>.api_key`, apart from users\' vault secrets ' +
+          '(never listed or revealed through /vault, rotated by /vault/rotate), and replaces the environment variable for ' +
+          'this provider on every instance. It is never returned.',
         params: ProviderParams,
         body: ProviderKeyBody,
         response: { 200: LlmConfigSchema },

@@ -48,7 +48,7 @@ export interface LlmConfigView {
   default_model: string | null;
   temperature: number | null;
   max_context_tokens: number | null;
-  /** Providers whose API key was set through the API (stored in the vault) rather than the environment. */
+  /** Providers whose API key was set through the API (a system credential) rather than the environment. */
   providers_with_stored_keys: ProviderName[];
   updated_at: string | null;
 }
@@ -99,17 +99,14 @@ export interface TokenCounts {
   output_tokens: number | null;
 }
 
-/** The vault operations the gateway uses for provider keys set through the API. */
-export interface ProviderKeyVault {
-  create(
-    actor: Actor,
-    input: { name: string; value: string; description?: string | null },
-    context: RequestContext,
-    uow?: UnitOfWork,
-  ): Promise<{ id: string; name: string }>;
-  update(actor: Actor, id: string, input: { value?: string }, context: RequestContext, uow?: UnitOfWork): Promise<unknown>;
-  remove(actor: Actor, id: string, context: RequestContext, uow?: UnitOfWork): Promise<void>;
-  useSecret(name: string, options?: { consumer?: string; userId?: string | null }): Promise<string>;
+/**
+ * The gateway's own credential store for provider keys set through the API: system credentials, apart from users'
+ * secrets (never listed or revealed through the vault), in the `llm.` namespace only.
+ */
+export interface ProviderKeyStore {
+  set(actor: Actor, name: string, value: string, context: RequestContext, uow?: UnitOfWork): Promise<{ id: string; name: string; created: boolean }>;
+  remove(actor: Actor, name: string, context: RequestContext, uow?: UnitOfWork): Promise<boolean>;
+  use(name: string, options?: { consumer?: string }): Promise<string | undefined>;
 }
 
 export interface LlmLogger {
@@ -121,8 +118,8 @@ export interface LlmServiceDeps {
   repository: LlmRepository;
   audit: Pick<AuditRecorder, 'record'>;
   config: AppConfig['llm'];
-  /** Resolved at call time: the vault module may be absent. */
-  vault: () => ProviderKeyVault | undefined;
+  /** Resolved at call time: the vault module (which keeps system credentials) may be absent. */
+  credentials: () => ProviderKeyStore | undefined;
   pubsub: PubSub;
   logger?: LlmLogger;
   now?: () => Date;
@@ -175,13 +172,13 @@ export function secondsUntilUtcMidnight(at: Date): number {
   return Math.max(1, Math.ceil((next - at.getTime()) / 1000));
 }
 
-function providerKeySecretName(provider: ProviderName): string {
+function providerKeyName(provider: ProviderName): string {
   return `llm.${provider}.api_key`;
 }
 
 /**
  * The LLM gateway: which providers and models exist (environment, registered rows, discovery), the gateway settings,
- * provider keys kept in the vault, per-user token accounting, and one streaming model call for chat.
+ * provider keys kept as system credentials, per-user token accounting, and one streaming model call for chat.
  */
 export function createLlmService(deps: LlmServiceDeps) {
   const { db, repository, audit, config } = deps;
@@ -201,12 +198,13 @@ export function createLlmService(deps: LlmServiceDeps) {
     const version = settings ? `${settings.updatedAt.getTime()}:${JSON.stringify(refs)}` : 'env';
     if (version === registryBuiltFor) return;
     const overrides: Partial<Record<ProviderName, string>> = {};
-    const vault = deps.vault();
+    const credentials = deps.credentials();
     for (const provider of PROVIDER_NAMES) {
-      const ref = refs[provider];
-      if (!ref || !vault) continue;
+      if (!refs[provider] || !credentials) continue;
       try {
-        overrides[provider] = await vault.useSecret(ref.secret_name, { consumer: `llm:${provider}` });
+        const key = await credentials.use(providerKeyName(provider), { consumer: `llm:${provider}` });
+        if (key !== undefined) overrides[provider] = key;
+        else deps.logger?.warn({ provider }, 'stored LLM provider key is missing; using the environment');
       } catch (error) {
         // The environment's key (if any) still works; an operator sees why the stored one was not used.
         deps.logger?.warn(
@@ -343,7 +341,7 @@ export function createLlmService(deps: LlmServiceDeps) {
   }
 
   return {
-    /** Loads settings (and any provider keys stored in the vault) and listens for changes made on other instances. */
+    /** Loads settings (and any provider keys stored as system credentials) and listens for changes made on other instances. */
     async start(): Promise<() => Promise<void>> {
       await current();
       return deps.pubsub.subscribe(LLM_CONFIG_CHANNEL, () => invalidate());
@@ -497,36 +495,24 @@ export function createLlmService(deps: LlmServiceDeps) {
       return presentConfig(row);
     },
 
-    /** Stores a provider's API key in the vault (a new version when one is stored already); it replaces the environment's. */
+    /** Stores a provider's API key as a system credential (a new version when one is stored already); it replaces the environment's. */
     async setProviderKey(actor: Actor, provider: ProviderName, apiKey: string, context: RequestContext): Promise<LlmConfigView> {
       requirePermission(actor, 'llm:configure');
       if (provider === 'ollama') {
         throw new ValidationError('Ollama takes no API key', [{ pointer: '/provider', detail: 'must be openai, anthropic or gemini' }]);
       }
-      const vault = deps.vault();
-      if (!vault) throw new UpstreamError('vault', 'The vault is not available: set the key in the environment instead', true);
+      const credentials = deps.credentials();
+      if (!credentials) throw new UpstreamError('vault', 'The vault is not available: set the key in the environment instead', true);
       const row = await withTransaction(
         db,
         async (uow) => {
           const settings = await repository.getSettings(uow.tx, true);
           const refs: ProviderSecretRefs = { ...(settings?.providerSecrets ?? {}) };
-          const ref = refs[provider];
-          let action: string;
-          if (ref) {
-            await vault.update(actor, ref.secret_id, { value: apiKey }, context, uow);
-            action = 'provider_key_replaced';
-          } else {
-            const secret = await vault.create(
-              actor,
-              { name: providerKeySecretName(provider), value: apiKey, description: `API key of the ${provider} LLM provider` },
-              context,
-              uow,
-            );
-            refs[provider] = { secret_id: secret.id, secret_name: secret.name };
-            action = 'provider_key_stored';
-          }
+          const stored = await credentials.set(actor, providerKeyName(provider), apiKey, context, uow);
+          const action = refs[provider] && !stored.created ? 'provider_key_replaced' : 'provider_key_stored';
+          refs[provider] = { secret_id: stored.id, secret_name: stored.name };
           const saved = await repository.saveSettings(uow.tx, { providerSecrets: refs, updatedBy: actor.userId, now: now() });
-          await audited(uow, actor, context, `provider:${provider}`, { action, provider, secret_name: refs[provider]!.secret_name });
+          await audited(uow, actor, context, `provider:${provider}`, { action, provider, secret_name: stored.name });
           uow.afterCommit(() => announceChange());
           return saved;
         },
@@ -538,7 +524,7 @@ export function createLlmService(deps: LlmServiceDeps) {
     /** Deletes a stored provider key; the environment's key (if any) applies again. */
     async removeProviderKey(actor: Actor, provider: ProviderName, context: RequestContext): Promise<LlmConfigView> {
       requirePermission(actor, 'llm:configure');
-      const vault = deps.vault();
+      const credentials = deps.credentials();
       const row = await withTransaction(
         db,
         async (uow) => {
@@ -546,10 +532,8 @@ export function createLlmService(deps: LlmServiceDeps) {
           const refs: ProviderSecretRefs = { ...(settings?.providerSecrets ?? {}) };
           const ref = refs[provider];
           if (!ref) throw new NotFoundError('Stored provider key');
-          if (vault) await vault.remove(actor, ref.secret_id, context, uow).catch((error: unknown) => {
-            // Already deleted in the vault: forgetting the reference is all that is left to do.
-            if (!(error instanceof NotFoundError)) throw error;
-          });
+          // Already gone from the store: forgetting the reference is all that is left to do.
+          if (credentials) await credentials.remove(actor, providerKeyName(provider), context, uow);
           delete refs[provider];
           const saved = await repository.saveSettings(uow.tx, { providerSecrets: refs, updatedBy: actor.userId, now: now() });
           await audited(uow, actor, context, `provider:${provider}`, { action: 'provider_key_removed', provider, secret_name: ref.secret_name });

@@ -3,16 +3,21 @@ import { createFieldEncryptionService, type FieldEncryptionService } from './fie
 import { registerVaultJobs } from './vault.jobs.js';
 import { createVaultRepository } from './vault.repository.js';
 import { vaultRoutes } from './vault.routes.js';
+import { createSystemCredentials, SYSTEM_CREDENTIALS_COLUMN, type SystemCredentials } from './system-credentials.js';
+import { createSystemCredentialsRepository } from './system-credentials.repository.js';
 import { createVaultService, type VaultNotifier, type VaultService } from './vault.service.js';
 
 export { EncryptedDataError, type EncryptedColumn, type EncryptedColumnRow, type FieldEncryptionService } from './field-cipher.js';
 export { KeyRotationIncompleteError, type KeyRotationResult, type VaultService } from './vault.service.js';
+export type { ComponentCredentials, SystemCredentials } from './system-credentials.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Field-level encryption for every module (chat content, tool arguments and results), rotated by the vault. */
     fieldCipher: FieldEncryptionService;
     vault: VaultService;
+    /** The service's own credentials (provider API keys), apart from users' secrets; see forComponent. */
+    systemCredentials: SystemCredentials;
   }
 }
 
@@ -36,11 +41,24 @@ export const vaultModule = fp(
       retentionMs: app.config.vaultRetentionDays * DAY_MS,
       logger: app.log,
     });
+    const systemCredentials = createSystemCredentials({
+      db: app.infra.database.db,
+      repository: createSystemCredentialsRepository(),
+      audit: app.audit,
+      fieldCipher,
+      fingerprinter: app.audit,
+      logger: app.log,
+    });
+    fieldCipher.registerEncryptedColumn(SYSTEM_CREDENTIALS_COLUMN);
     app.decorate('fieldCipher', fieldCipher);
     app.decorate('vault', vault);
+    app.decorate('systemCredentials', systemCredentials);
 
     const purge = registerVaultJobs(app.infra.jobs, vault);
     app.addHook('onReady', async () => {
+      // Before the modules registered after this one (the LLM gateway) read their credentials.
+      const moved = await systemCredentials.moveFromUserVault();
+      if (moved > 0) app.log.warn({ moved }, 'moved system credentials out of the user vault');
       await purge.start();
     });
 

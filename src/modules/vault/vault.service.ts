@@ -8,6 +8,7 @@ import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, SYSTEM_CONTEXT, type Actor, type Permission, type RequestContext } from '../auth/permissions.js';
 import { EncryptedDataError, type EncryptedColumn, type FieldEncryptionService } from './field-cipher.js';
 import { rotateColumn, type ColumnRotation, type RotateOptions, type RotationLogger } from './rotation.js';
+import { isSystemCredentialName, SYSTEM_CREDENTIAL_COMPONENTS } from './system-credential-names.js';
 import type { SecretRow, SecretVersionMetadata, VaultRepository } from './vault.repository.js';
 
 export const SECRET_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,128}$';
@@ -154,6 +155,11 @@ function validateName(name: string): void {
   if (typeof name !== 'string' || !SECRET_NAME.test(name)) {
     throw new ValidationError('The secret name is invalid', [
       { pointer: '/name', detail: 'must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-"' },
+    ]);
+  }
+  if (isSystemCredentialName(name)) {
+    throw new ValidationError('The secret name is reserved', [
+      { pointer: '/name', detail: `must not start with ${SYSTEM_CREDENTIAL_COMPONENTS.map((c) => `"${c}."`).join(' or ')}: reserved for the service's own credentials` },
     ]);
   }
 }
