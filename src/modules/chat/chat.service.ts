@@ -304,6 +304,7 @@ export function createChatService(deps: ChatServiceDeps) {
     const system = systemPrompt(redacting);
     const systemCost = systemTokens(system);
     let truncated = false;
+    let outgoing: { system: string; tools: ChatToolDefinition[] } | undefined;
 
     for (let step = 1; step <= maxSteps; step += 1) {
       // The window of stored messages that fits, decrypted only once chosen.
@@ -315,11 +316,10 @@ export function createChatService(deps: ChatServiceDeps) {
       const redactor: Redactor | undefined = vault ? createRedactor(vault) : undefined;
       const messages = toModelMessages(history, redactor);
       const offerTools = state.tools.length > 0 && step < maxSteps;
-      // Everything in the prompt goes through the redactor: the system text and the admin-written tool definitions too.
-      const prompt = {
-        system: redactor ? redactor.text(system) : system,
-        tools: offerTools ? (redactor ? redactor.tools(state.tools) : state.tools) : undefined,
-      };
+      // Everything in the prompt goes through the redactor: the system text and the admin-written tool definitions too
+      // (once per turn: the session's vault gives them the same placeholders at every step).
+      outgoing ??= { system: redactor ? redactor.text(system) : system, tools: redactor ? redactor.tools(state.tools) : state.tools };
+      const prompt = { system: outgoing.system, tools: offerTools ? outgoing.tools : undefined };
       const result = await streamStep(state, { ...prompt, messages, vault, sink });
       const interrupted = sink.signal.aborted;
       const status: ChatMessageStatus = interrupted ? 'interrupted' : result.error !== undefined ? 'error' : 'completed';
