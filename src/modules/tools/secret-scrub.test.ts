@@ -28,6 +28,11 @@ describe('secret scrubbing', () => {
     expect(scrub.text(`q=${encodeURIComponent(secret).replace(/%20/g, '+')}`)).toBe(`q=${SCRUBBED}`);
     expect(scrub.text(`q=${encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`)).toBe(`q=${SCRUBBED}`);
     expect(scrub.text(`b=${b64(secret)}`)).toBe(`b=${SCRUBBED}`);
+    // Base64 with a solidus, in JSON that escapes it.
+    const slashy = 'tok???????';
+    expect(b64(slashy)).toContain('/');
+    expect(scrubSecret(`{"b":"${b64(`Bearer ${slashy}`).replace(/\//g, '\\/')}"}`, slashy)).toMatch(/^\{"b":".{0,12}\[REDACTED\].{0,4}"\}$/);
+    expect(scrub.text(`{"h":"${JSON.stringify(secret).slice(1, -1).replace(/\//g, '\\/')}"}`)).toBe(`{"h":"${SCRUBBED}"}`);
   });
 
   it('walks every string of a result, keys included, and leaves other values alone', () => {

@@ -26,11 +26,13 @@ export function secretEncodings(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
   const forms = new Set<string>([secret]);
   const add = (form: string): void => {
-    if (form.length >= MIN_FRAGMENT_LENGTH) forms.add(form);
+    if (form.length < MIN_FRAGMENT_LENGTH) return;
+    forms.add(form);
+    // As it appears in JSON written by a serialiser that escapes the solidus (base64 has them too).
+    if (form.includes('/')) forms.add(form.replace(/\//g, '\\/'));
   };
   const json = JSON.stringify(secret).slice(1, -1);
   add(json);
-  add(json.replace(/\//g, '\\/'));
   // JSON that escapes everything outside ASCII (as some serialisers do).
   add(json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
   for (const url of [encodeURIComponent(secret), encodeURI(secret)]) {
