@@ -1,6 +1,7 @@
 /**
  * Audit trail benchmarks: append throughput with 50 concurrent writers against plain single-row INSERTs into a
- * table of the same shape (same database, same run), and verification of 100,000 events.
+ * table of the same shape (same database, same run), with the chain's MAC only and with the MAC plus an audit sink
+ * file (every append also written outside the database before it commits), and verification of 100,000 events.
  *
  *   npx tsx bench/audit.bench.ts                      # embedded PGlite (in memory)
  *   DATABASE_URL=postgres://... npx tsx bench/audit.bench.ts   # a scratch database on that server, dropped after
@@ -9,6 +10,9 @@
  * BENCH_SECONDS (default 5) sets each throughput phase's length; BENCH_VERIFY_EVENTS (default 100000) the chain size.
  */
 import { randomUUID, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { openDatabase, queryRows, type Database } from '../src/db/client.js';
 import { runMigrations } from '../src/db/migrate.js';
@@ -17,7 +21,9 @@ import { createAuditRepository } from '../src/modules/audit/audit.repository.js'
 import { createAuditRecorder, type AuditEventInput } from '../src/modules/audit/audit.service.js';
 import { createAuditVerifier } from '../src/modules/audit/audit.verify.js';
 import { createAuditSigner } from '../src/modules/audit/audit.signing.js';
-import { generateAuditSigningKeyPem } from '../src/lib/secrets.js';
+import { createAuditMacKeyring } from '../src/modules/audit/audit.mac.js';
+import { createFileSink, createSinkSet } from '../src/modules/audit/audit.sink.js';
+import { generateAuditHmacKeys, generateAuditSigningKeyPem } from '../src/lib/secrets.js';
 import { createPostgresDatabase, dropPostgresDatabase } from '../test/helpers/postgres.js';
 
 const WRITERS = 50;
@@ -76,7 +82,12 @@ async function main(): Promise<void> {
     await runMigrations(database);
     const db = database.db;
     const repository = createAuditRepository();
-    const recorder = createAuditRecorder({ db, repository, fingerprinter: createAuditFingerprinter(randomBytes(32)), logPrompts: false });
+    const keyring = createAuditMacKeyring(generateAuditHmacKeys());
+    const fingerprinter = createAuditFingerprinter(randomBytes(32));
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
+    const sinkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-bench-sink-'));
+    const sinks = createSinkSet([createFileSink(path.join(sinkDir, 'audit-sink.jsonl'))]);
+    const sinkRecorder = createAuditRecorder({ db, repository, keyring, sinks, fingerprinter, logPrompts: false });
     // The baseline: the same columns and indexes, no chain, no trigger.
     await db.execute(sql`create table bench_plain_events (like audit_events including defaults including indexes)`);
     await db.execute(sql`alter table bench_plain_events alter column seq add generated always as identity`);
@@ -97,8 +108,19 @@ async function main(): Promise<void> {
     const inTransaction = await throughput(WRITERS, (writer, i) => db.transaction((tx) => recorder.record(tx, event(writer, i))));
     console.log(`audit record(tx) in its own transaction:  ${inTransaction.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(inTransaction.perSecond / plain.perSecond).toFixed(2)}x (one head lock per commit)`);
 
+    const sinkStandalone = await throughput(WRITERS, (writer, i) => sinkRecorder.recordStandalone(event(writer, i)));
+    console.log(
+      `  + sink file, recordStandalone:          ${sinkStandalone.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(sinkStandalone.perSecond / plain.perSecond).toFixed(2)}x, ${(sinkStandalone.perSecond / standalone.perSecond).toFixed(2)}x of without sink`,
+    );
+    const sinkInTransaction = await throughput(WRITERS, (writer, i) => db.transaction((tx) => sinkRecorder.record(tx, event(writer, i))));
+    console.log(
+      `  + sink file, record(tx):                 ${sinkInTransaction.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(sinkInTransaction.perSecond / plain.perSecond).toFixed(2)}x, ${(sinkInTransaction.perSecond / inTransaction.perSecond).toFixed(2)}x of without sink`,
+    );
+    await sinks.close();
+    fs.rmSync(sinkDir, { recursive: true, force: true });
+
     const signer = createAuditSigner(generateAuditSigningKeyPem());
-    const verifier = createAuditVerifier({ db, repository, keys: [signer.verifyingKey] });
+    const verifier = createAuditVerifier({ db, repository, keys: [signer.verifyingKey], keyring });
     const [{ n }] = (await queryRows<{ n: unknown }>(db, sql`select count(*) as n from audit_events`)) as [{ n: unknown }];
     let existing = Number(n);
     while (existing < VERIFY_EVENTS) {

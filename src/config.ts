@@ -24,6 +24,9 @@ export interface AppConfig {
   jwtSecretKey: string | undefined;
   encryptionKeys: string | undefined;
   auditSigningKeyFile: string | undefined;
+  /** `id:base64key[,...]` keying the audit chain's MACs (validated here; a file is read by loadSecrets). */
+  auditHmacKeys: string | undefined;
+  auditHmacKeysFile: string | undefined;
   jwtAccessTtl: number;
   jwtRefreshTtl: number;
   /** Absolute lifetime of a login session, whatever the refreshes. */
@@ -62,6 +65,13 @@ export interface AppConfig {
   };
   auditLogPrompts: boolean;
   auditCheckpointIntervalSeconds: number;
+  /**
+   * The append-only JSON Lines file every audit event is also written to as it commits (outside the database, so a
+   * truncated table is detected); undefined when none is configured (tests, or `AUDIT_SINK_FILE=off` outside production).
+   */
+  auditSinkFile: string | undefined;
+  /** Optional HTTP endpoint (a SIEM's collector) that receives every append as JSON Lines. */
+  auditSink: { url: string | undefined; token: string | undefined; timeoutMs: number };
   approvalTtlSeconds: number;
   /** Days a deleted vault secret (and its versions) is kept before it is purged. */
   vaultRetentionDays: number;
@@ -139,6 +149,42 @@ function list(env: Env, name: string): string[] {
     .filter((item) => item.length > 0);
 }
 
+const HMAC_KEYS_PATTERN = /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43,}={0,2}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43,}={0,2})*$/;
+
+export interface AuditHmacKey {
+  id: string;
+  key: Buffer;
+}
+
+/**
+ * `id:base64key[,id:base64key...]` (keys of at least 32 bytes, ids unique): the first key MACs new audit events, the
+ * others still verify older ones. `variable` names the source in errors; the keys themselves are never echoed.
+ */
+export function parseAuditHmacKeys(value: string, variable: string): AuditHmacKey[] {
+  const text = value.trim();
+  if (!HMAC_KEYS_PATTERN.test(text)) throw new ConfigError(variable, 'must be id:base64key[,id:base64key...] with keys of at least 32 bytes');
+  const keys = text.split(',').map((entry) => {
+    const [id, encoded] = entry.split(':') as [string, string];
+    return { id, key: Buffer.from(encoded, 'base64') };
+  });
+  if (keys.some((entry) => entry.key.length < 32)) throw new ConfigError(variable, 'every key must be at least 32 bytes');
+  if (new Set(keys.map((entry) => entry.id)).size !== keys.length) throw new ConfigError(variable, 'key ids must be unique');
+  return keys;
+}
+
+function auditSinkFile(env: Env, environment: Environment, dataDir: string): string | undefined {
+  const raw = str(env, 'AUDIT_SINK_FILE');
+  if (raw?.toLowerCase() === 'off') {
+    if (environment === 'production' && str(env, 'AUDIT_SINK_URL') === undefined) {
+      throw new ConfigError('AUDIT_SINK_FILE', 'cannot be off when CDSA_ENV=production unless AUDIT_SINK_URL is set (the audit trail needs a copy outside the database)');
+    }
+    return undefined;
+  }
+  if (raw !== undefined) return path.resolve(raw);
+  // Tests configure a sink where they test it; everywhere else there is always one, next to the embedded database.
+  return environment === 'test' ? undefined : path.join(dataDir, 'audit-sink.jsonl');
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig {
@@ -173,12 +219,20 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
   const openaiBaseUrl = url(env, 'OPENAI_BASE_URL', ['http:', 'https:']);
   const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
 
+  const dataDir = path.resolve(str(env, 'DATA_DIR') ?? './data');
+  const auditHmacKeys = str(env, 'AUDIT_HMAC_KEYS');
+  const auditHmacKeysFile = str(env, 'AUDIT_HMAC_KEYS_FILE');
+  if (auditHmacKeys !== undefined && auditHmacKeysFile !== undefined) {
+    throw new ConfigError('AUDIT_HMAC_KEYS', 'set either AUDIT_HMAC_KEYS or AUDIT_HMAC_KEYS_FILE, not both');
+  }
+  if (auditHmacKeys !== undefined) parseAuditHmacKeys(auditHmacKeys, 'AUDIT_HMAC_KEYS');
+
   const config: AppConfig = {
     env: nodeEnv,
     version,
     port: int(env, 'PORT', 8000, 0, 65535),
     host: str(env, 'HOST') ?? '127.0.0.1',
-    dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
+    dataDir,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseConnectTimeoutSeconds: int(env, 'DATABASE_CONNECT_TIMEOUT', 30, 0, 3600),
     redisUrl,
@@ -186,6 +240,8 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     jwtSecretKey: env.JWT_SECRET_KEY,
     encryptionKeys: str(env, 'ENCRYPTION_KEYS'),
     auditSigningKeyFile: str(env, 'AUDIT_SIGNING_KEY_FILE'),
+    auditHmacKeys,
+    auditHmacKeysFile,
     jwtAccessTtl: int(env, 'JWT_ACCESS_TTL', 900, 30, 86_400),
     jwtRefreshTtl: int(env, 'JWT_REFRESH_TTL', 1_209_600, 60, 31_536_000),
     sessionMaxAgeSeconds: int(env, 'SESSION_MAX_AGE', 2_592_000, 60, 31_536_000),
@@ -229,6 +285,12 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     },
     auditLogPrompts: bool(env, 'AUDIT_LOG_PROMPTS', false),
     auditCheckpointIntervalSeconds: int(env, 'AUDIT_CHECKPOINT_INTERVAL', 3600, 0, 31_536_000),
+    auditSinkFile: auditSinkFile(env, nodeEnv, dataDir),
+    auditSink: {
+      url: url(env, 'AUDIT_SINK_URL', ['http:', 'https:']),
+      token: str(env, 'AUDIT_SINK_TOKEN'),
+      timeoutMs: int(env, 'AUDIT_SINK_TIMEOUT_MS', 5_000, 100, 60_000),
+    },
     approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
     vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, type AppConfig } from '../config.js';
+import { ConfigError, parseAuditHmacKeys, type AppConfig } from '../config.js';
 
 /**
  * The secrets the service needs to run. In production they must come from the operator; in development they are
@@ -13,13 +13,16 @@ export interface ResolvedSecrets {
   encryptionKeys: string;
   /** PKCS#8 PEM of the Ed25519 key that signs audit checkpoints; never stored in the database. */
   auditSigningKeyPem: string;
-  generated: { jwt: boolean; encryption: boolean; auditSigning: boolean };
+  /** `id:base64key[,...]` keying the audit chain's MACs, the first active; never stored in the database. */
+  auditHmacKeys: string;
+  generated: { jwt: boolean; encryption: boolean; auditSigning: boolean; auditHmac: boolean };
 }
 
 interface DevSecretsFile {
   jwt_secret_key?: string;
   encryption_keys?: string;
   audit_signing_key_pem?: string;
+  audit_hmac_keys?: string;
 }
 
 const MIN_JWT_BYTES = 32;
@@ -28,6 +31,23 @@ const WEAK_SECRETS = new Set(['changeme', 'secret', 'password', 'change-me', 'de
 
 export function generateEncryptionKeys(id = 'k1'): string {
   return `${id}:${randomBytes(32).toString('base64')}`;
+}
+
+export function generateAuditHmacKeys(id = 'm1'): string {
+  return `${id}:${randomBytes(32).toString('base64')}`;
+}
+
+function readAuditHmacKeys(config: AppConfig): string | undefined {
+  if (config.auditHmacKeys) return config.auditHmacKeys;
+  if (!config.auditHmacKeysFile) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(config.auditHmacKeysFile, 'utf8').trim();
+  } catch {
+    throw new ConfigError('AUDIT_HMAC_KEYS_FILE', `cannot read ${config.auditHmacKeysFile}`);
+  }
+  parseAuditHmacKeys(text, 'AUDIT_HMAC_KEYS_FILE');
+  return text;
 }
 
 export function generateAuditSigningKeyPem(): string {
@@ -87,15 +107,19 @@ export function loadSecrets(config: AppConfig): ResolvedSecrets {
     }
   }
 
+  const envHmacKeys = readAuditHmacKeys(config);
+
   if (production) {
     if (!envJwt) throw new ConfigError('JWT_SECRET_KEY', 'is required when CDSA_ENV=production');
     if (!envKeys) throw new ConfigError('ENCRYPTION_KEYS', 'is required when CDSA_ENV=production');
     if (!envSigningKey) throw new ConfigError('AUDIT_SIGNING_KEY_FILE', 'is required when CDSA_ENV=production');
+    if (!envHmacKeys) throw new ConfigError('AUDIT_HMAC_KEYS', 'is required when CDSA_ENV=production (or AUDIT_HMAC_KEYS_FILE)');
     return {
       jwtSecretKey: validateJwtSecret(envJwt),
       encryptionKeys: validateEncryptionKeys(envKeys),
       auditSigningKeyPem: envSigningKey,
-      generated: { jwt: false, encryption: false, auditSigning: false },
+      auditHmacKeys: envHmacKeys,
+      generated: { jwt: false, encryption: false, auditSigning: false, auditHmac: false },
     };
   }
 
@@ -106,6 +130,8 @@ export function loadSecrets(config: AppConfig): ResolvedSecrets {
   if (!envJwt && !next.jwt_secret_key) next.jwt_secret_key = randomBytes(48).toString('base64');
   if (!envKeys && !next.encryption_keys) next.encryption_keys = generateEncryptionKeys();
   if (!envSigningKey && !next.audit_signing_key_pem) next.audit_signing_key_pem = generateAuditSigningKeyPem();
+  if (!envHmacKeys && !next.audit_hmac_keys) next.audit_hmac_keys = generateAuditHmacKeys();
+  if (!envHmacKeys) parseAuditHmacKeys(next.audit_hmac_keys!, 'DATA_DIR');
   if (JSON.stringify(next) !== JSON.stringify(stored)) {
     fs.writeFileSync(file, JSON.stringify(next, null, 2), { mode: 0o600 });
   }
@@ -115,6 +141,7 @@ export function loadSecrets(config: AppConfig): ResolvedSecrets {
     jwtSecretKey: envJwt ? validateJwtSecret(envJwt) : Buffer.from(next.jwt_secret_key!, 'utf8'),
     encryptionKeys: envKeys ? validateEncryptionKeys(envKeys) : next.encryption_keys!,
     auditSigningKeyPem: envSigningKey ?? next.audit_signing_key_pem!,
-    generated: { jwt: !envJwt, encryption: !envKeys, auditSigning: !envSigningKey },
+    auditHmacKeys: envHmacKeys ?? next.audit_hmac_keys!,
+    generated: { jwt: !envJwt, encryption: !envKeys, auditSigning: !envSigningKey, auditHmac: !envHmacKeys },
   };
 }

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type AppConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
-import { generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
+import { generateAuditHmacKeys, generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
 import { PGLITE_TEMPLATE_ENV } from '../global-setup.js';
 import { createPostgresDatabase, dropPostgresDatabase } from './postgres.js';
 
@@ -51,7 +51,8 @@ export function testSecrets(): ResolvedSecrets {
     jwtSecretKey: randomBytes(48),
     encryptionKeys: generateEncryptionKeys('test1'),
     auditSigningKeyPem: generateAuditSigningKeyPem(),
-    generated: { jwt: false, encryption: false, auditSigning: false },
+    auditHmacKeys: generateAuditHmacKeys('test-m1'),
+    generated: { jwt: false, encryption: false, auditSigning: false, auditHmac: false },
   };
 }
 

@@ -86,6 +86,8 @@ async function* fileLines(file: string): AsyncGenerator<string> {
 export interface VerifyCommandOptions {
   checkpoint: string[];
   publicKey: string[];
+  /** Audit sink files (AUDIT_SINK_FILE) of every instance, compared with the database. */
+  sink?: string[];
   fromSeq?: number;
   toSeq?: number;
   file?: string;
@@ -102,7 +104,16 @@ export async function verifyDatabase(app: FastifyInstance, options: VerifyComman
   const source = readCheckpointFiles(options.checkpoint);
   const extraKeys = [...source.keys, ...readPublicKeys(options.publicKey)];
   const verifier = extraKeys.length === 0 ? app.auditTrail.verifier : app.auditTrail.createVerifier(extraKeys);
-  return verifier.verify({ fromSeq: options.fromSeq, toSeq: options.toSeq, checkpoints: source.checkpoints });
+  const sinkFiles = options.sink ?? [];
+  for (const file of sinkFiles) {
+    if (!fs.existsSync(file)) throw new ValidationError(`cannot read audit sink file ${file}`);
+  }
+  return verifier.verify({
+    fromSeq: options.fromSeq,
+    toSeq: options.toSeq,
+    checkpoints: source.checkpoints,
+    sinkFiles: sinkFiles.length > 0 ? sinkFiles : undefined,
+  });
 }
 
 export interface ExportCommandOptions {
@@ -154,11 +165,13 @@ export function registerAuditCommands(program: Command): void {
     .description('recompute the hash chain; exit 0 if it is intact, 1 if not (prints the report as JSON)')
     .option('--checkpoint <file>', 'a signed checkpoint file the chain must match (repeatable)', collect, [])
     .option('--public-key <file>', 'also trust this Ed25519 public key (PEM), e.g. a retired signing key (repeatable)', collect, [])
+    .option('--sink <file>', "compare the database with an audit sink file (AUDIT_SINK_FILE); give every instance's file (repeatable)", collect, [])
     .option('--from-seq <n>', 'first event to verify', positiveInt)
     .option('--to-seq <n>', 'last event to verify', positiveInt)
     .option('--file <export.jsonl>', 'verify an export file offline instead of the database')
     .action(async (options: VerifyCommandOptions) => {
       try {
+        if (options.file && (options.sink ?? []).length > 0) throw new ValidationError('--sink compares the database with the sink; it cannot be combined with --file');
         const result = options.file ? await verifyExportFile(options) : await withApp((app) => verifyDatabase(app, options));
         await report(stdout, result);
         process.exitCode = result.valid ? 0 : 1;

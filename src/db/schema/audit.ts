@@ -29,6 +29,12 @@ export const auditEvents = pgTable(
     createdAt: timestampMs('created_at').notNull(),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
+    /**
+     * `<key id>:<hex HMAC-SHA256>` over the event's hash under a key the database never sees (docs/audit.md): without
+     * the key nobody can write an event that verifies. Null only for rows written before the key existed, until
+     * start-up keys them (audit.mac.ts).
+     */
+    mac: text('mac'),
   },
   (table) => [
     index('audit_events_type_idx').on(table.eventType, table.seq),
@@ -37,11 +43,15 @@ export const auditEvents = pgTable(
   ],
 );
 
-/** One row (id = 1): the chain head. Appenders lock it, so the chain stays gap-free under concurrency. */
+/**
+ * One row (id = 1): the chain head. Appenders lock it, so the chain stays gap-free under concurrency. A trigger
+ * (src/db/sql) lets it only move forward. `created_at` is the head event's time: the next event is never earlier.
+ */
 export const auditChainHead = pgTable('audit_chain_head', {
   id: smallint('id').primaryKey(),
   seq: bigint('seq', { mode: 'number' }).notNull(),
   hash: text('hash').notNull(),
+  createdAt: timestampMs('created_at'),
 });
 
 /**

@@ -1,4 +1,5 @@
 import { computeEventHash, GENESIS_HASH } from '../../lib/crypto/hash-chain.js';
+import type { AuditMacKeyring } from './audit.mac.js';
 
 export { GENESIS_HASH };
 
@@ -24,6 +25,11 @@ export interface AuditEvent {
 
 export type HashedFields = Omit<AuditEvent, 'prev_hash' | 'hash'>;
 
+/** An event as the database holds it: the contract's fields plus the MAC beside them (never part of the hash). */
+export interface StoredAuditEvent extends AuditEvent {
+  mac: string | null;
+}
+
 /** The shared algorithm (src/lib/crypto/hash-chain.ts): only the eleven hashed fields count, others are ignored. */
 export function hashEvent(prevHash: string, event: HashedFields): string {
   return computeEventHash(prevHash, event);
@@ -33,6 +39,8 @@ export function hashEvent(prevHash: string, event: HashedFields): string {
 export interface ChainAnchor {
   seq: number;
   hash: string;
+  /** The anchor event's time, when known: the next event must not be earlier. */
+  created_at?: string;
 }
 
 export const GENESIS_ANCHOR: ChainAnchor = { seq: 0, hash: GENESIS_HASH };
@@ -60,9 +68,16 @@ export interface ChainVerification {
  * Streaming verifier: feed events in `seq` order (any batch size), then `finish()` with the witnesses the chain must
  * reach. It holds only the last hash, so a chain of any length verifies in constant memory.
  */
-export function createChainVerifier(anchor: ChainAnchor = GENESIS_ANCHOR, witnesses: readonly ChainWitness[] = []) {
+export interface ChainVerifierOptions {
+  /** Also require every event's MAC to verify under these keys (the database's events; exports carry no MAC). */
+  keyring?: AuditMacKeyring;
+}
+
+export function createChainVerifier(anchor: ChainAnchor = GENESIS_ANCHOR, witnesses: readonly ChainWitness[] = [], options: ChainVerifierOptions = {}) {
+  const { keyring } = options;
   let lastSeq = anchor.seq;
   let lastHash = anchor.hash;
+  let lastTime = anchor.created_at === undefined ? Number.NEGATIVE_INFINITY : Date.parse(anchor.created_at);
   let checked = 0;
   let firstInvalid: number | null = null;
   let reason: string | null = null;
@@ -81,7 +96,7 @@ export function createChainVerifier(anchor: ChainAnchor = GENESIS_ANCHOR, witnes
 
   return {
     /** False once the chain is broken; later events are ignored. */
-    push(event: AuditEvent): boolean {
+    push(event: AuditEvent | StoredAuditEvent): boolean {
       if (firstInvalid !== null) return false;
       const seq = lastSeq + 1;
       if (event.seq !== seq) {
@@ -109,8 +124,23 @@ export function createChainVerifier(anchor: ChainAnchor = GENESIS_ANCHOR, witnes
           return false;
         }
       }
+      if (keyring) {
+        const check = keyring.check(event.hash, 'mac' in event ? event.mac : null);
+        if (check !== 'valid') {
+          const why = { missing: 'carries no MAC', unknown_key: 'is keyed with a key that is not configured', invalid: 'has a MAC that does not verify' }[check];
+          fail(seq, `event ${seq} ${why} (written without the audit key: forged or altered)`);
+          return false;
+        }
+      }
+      // The recorder never writes an event earlier than its predecessor, so a step back in time is a forgery.
+      const time = Date.parse(event.created_at);
+      if (time < lastTime) {
+        fail(seq, `event ${seq} is dated before event ${lastSeq} (created_at goes backwards: backdated or reordered)`);
+        return false;
+      }
       lastSeq = seq;
       lastHash = event.hash;
+      lastTime = time;
       checked += 1;
       return true;
     },

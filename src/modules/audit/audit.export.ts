@@ -6,7 +6,8 @@ import type { Db } from '../../db/client.js';
 import { withTransaction } from '../../db/unit-of-work.js';
 import { ValidationError } from '../../lib/errors.js';
 import { SYSTEM_CONTEXT } from '../auth/permissions.js';
-import { createChainVerifier, GENESIS_ANCHOR, GENESIS_HASH, type AuditEvent, type ChainAnchor, type ChainWitness } from './audit.chain.js';
+import { createChainVerifier, GENESIS_ANCHOR, GENESIS_HASH, type AuditEvent, type ChainAnchor, type ChainWitness, type StoredAuditEvent } from './audit.chain.js';
+import type { AuditMacKeyring } from './audit.mac.js';
 import type { AuditRepository } from './audit.repository.js';
 import type { AuditRecorder } from './audit.service.js';
 import { verifyCheckpointSignature, type AuditSigner, type AuditVerifyingKey, type SignedArchiveStatement, type SignedCheckpoint } from './audit.signing.js';
@@ -157,12 +158,14 @@ export interface AuditExportDeps {
   repository: AuditRepository;
   recorder: Pick<AuditRecorder, 'record'>;
   signer: AuditSigner;
+  /** Archival verifies MACs too: an event written without the key is never archived (and so never deleted). */
+  keyring: AuditMacKeyring;
   now?: () => Date;
   batchSize?: number;
 }
 
 /** Exports (JSON Lines) and the retention procedure that moves an old prefix of the chain to archive files. */
-export function createAuditExporter({ db, repository, recorder, signer, now = () => new Date(), batchSize = 5_000 }: AuditExportDeps) {
+export function createAuditExporter({ db, repository, recorder, signer, keyring, now = () => new Date(), batchSize = 5_000 }: AuditExportDeps) {
   async function resolveRange(range: ExportRange): Promise<{ first: number; last: number } | null> {
     const head = await repository.head(db);
     if (range.from !== undefined || range.to !== undefined) {
@@ -182,6 +185,12 @@ export function createAuditExporter({ db, repository, recorder, signer, now = ()
   async function* events(first: number, last: number): AsyncGenerator<AuditEvent> {
     for (let after = first - 1; after < last; after = Math.min(after + batchSize, last)) {
       yield* await repository.chainRange(db, after, Math.min(after + batchSize, last));
+    }
+  }
+
+  async function* storedEvents(first: number, last: number): AsyncGenerator<StoredAuditEvent> {
+    for (let after = first - 1; after < last; after = Math.min(after + batchSize, last)) {
+      yield* await repository.storedChainRange(db, after, Math.min(after + batchSize, last));
     }
   }
 
@@ -233,14 +242,16 @@ export function createAuditExporter({ db, repository, recorder, signer, now = ()
       const stream = fs.createWriteStream(partial, { mode: 0o600 });
       const digest = createHash('sha256');
       const anchor: ChainAnchor = previous ? { seq: previous.toSeq, hash: previous.lastHash } : GENESIS_ANCHOR;
-      const verifier = createChainVerifier(anchor);
+      const verifier = createChainVerifier(anchor, [], { keyring });
       let count = 0;
       let firstPrevHash = previous?.lastHash ?? GENESIS_HASH;
       let lastHash = anchor.hash;
       try {
-        for await (const event of events(fromSeq, toSeq)) {
+        for await (const stored of storedEvents(fromSeq, toSeq)) {
           // Never archive (and so delete) anything that does not verify: the evidence would be lost.
-          if (!verifier.push(event)) break;
+          if (!verifier.push(stored)) break;
+          // The file holds the contract's fields, like an export (the MAC is verified here, with the key).
+          const { mac: _mac, ...event } = stored;
           if (count === 0) firstPrevHash = event.prev_hash;
           const line = `${JSON.stringify(event)}\n`;
           digest.update(line);

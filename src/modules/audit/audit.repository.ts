@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client.js';
 import { queryRows } from '../../db/client.js';
-import type { AuditEvent } from './audit.chain.js';
+import type { AuditEvent, StoredAuditEvent } from './audit.chain.js';
 import { auditArchives, auditChainHead, auditCheckpoints, auditEvents, auditReportChunks, auditReports } from '../../db/schema/audit.js';
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
@@ -21,7 +21,16 @@ export interface EventFilter {
 export interface ChainHead {
   seq: number;
   hash: string;
+  /** The head event's time (null before the first event, or for a head written by an older version). */
+  createdAt?: Date | null;
 }
+
+/** What an append wrote: the database transaction id lets a verifier ask later whether it committed. */
+export interface AppendOutcome {
+  xid: string;
+}
+
+export type TransactionStatus = 'committed' | 'aborted' | 'in progress' | 'unknown';
 
 export interface CountRow {
   key: string | null;
@@ -54,7 +63,7 @@ export function createAuditRepository() {
     /** Locks the chain head until the caller's transaction ends: appends are serialised, the chain stays gap-free. */
     async lockHead(tx: Tx): Promise<ChainHead> {
       const rows = await tx
-        .select({ seq: auditChainHead.seq, hash: auditChainHead.hash })
+        .select({ seq: auditChainHead.seq, hash: auditChainHead.hash, createdAt: auditChainHead.createdAt })
         .from(auditChainHead)
         .where(eq(auditChainHead.id, 1))
         .for('update');
@@ -64,9 +73,15 @@ export function createAuditRepository() {
     },
 
     /** Inserts the events and moves the head in one statement (one round trip less while the head is locked). */
-    async append(tx: Tx, rows: NewAuditEventRow[], seq: number, hash: string): Promise<void> {
+    async append(tx: Tx, rows: NewAuditEventRow[], next: ChainHead): Promise<AppendOutcome> {
       const inserted = tx.insert(auditEvents).values(rows);
-      await tx.execute(sql`with inserted as (${inserted.getSQL()}) update ${auditChainHead} set seq = ${seq}, hash = ${hash} where id = 1`);
+      const result = await queryRows<{ xid: string }>(
+        tx,
+        sql`with inserted as (${inserted.getSQL()})
+            update ${auditChainHead} set seq = ${next.seq}, hash = ${next.hash}, created_at = ${(next.createdAt ?? null)?.toISOString() ?? null}::timestamptz
+            where id = 1 returning pg_current_xact_id()::text as xid`,
+      );
+      return { xid: String(result[0]?.xid ?? '') };
     },
 
     /**
@@ -74,7 +89,7 @@ export function createAuditRepository() {
      * compare-and-set on the head row); false, with nothing written, when another append moved it first. The rows
      * travel as one JSON parameter, so the statement text is the same for any number of events.
      */
-    async appendIfHead(db: DbOrTx, rows: NewAuditEventRow[], expected: ChainHead, next: ChainHead): Promise<boolean> {
+    async appendIfHead(db: DbOrTx, rows: NewAuditEventRow[], expected: ChainHead, next: ChainHead): Promise<AppendOutcome | null> {
       const records = rows.map((row) => ({
         id: row.id,
         seq: row.seq,
@@ -89,31 +104,36 @@ export function createAuditRepository() {
         created_at: row.createdAt.toISOString(),
         prev_hash: row.prevHash,
         hash: row.hash,
+        mac: row.mac ?? null,
       }));
-      const result = await queryRows<{ moved: number }>(
+      const result = await queryRows<{ moved: number; xid: string }>(
         db,
         sql`
           WITH head AS (
-            UPDATE audit_chain_head SET seq = ${next.seq}::bigint, hash = ${next.hash}::text
+            UPDATE audit_chain_head SET seq = ${next.seq}::bigint, hash = ${next.hash}::text,
+                                        created_at = ${(next.createdAt ?? null)?.toISOString() ?? null}::timestamptz
             WHERE id = 1 AND seq = ${expected.seq}::bigint AND hash = ${expected.hash}::text
             RETURNING 1
           ), inserted AS (
             INSERT INTO audit_events (id, seq, event_type, user_id, session_id, resource_type, resource_id, details,
-                                      ip_address, user_agent, created_at, prev_hash, hash)
+                                      ip_address, user_agent, created_at, prev_hash, hash, mac)
             SELECT r.id, r.seq, r.event_type, r.user_id, r.session_id, r.resource_type, r.resource_id, r.details,
-                   r.ip_address, r.user_agent, r.created_at, r.prev_hash, r.hash
+                   r.ip_address, r.user_agent, r.created_at, r.prev_hash, r.hash, r.mac
             FROM jsonb_to_recordset(${JSON.stringify(records)}::jsonb) AS r(
               id uuid, seq bigint, event_type text, user_id uuid, session_id uuid, resource_type text, resource_id text,
-              details jsonb, ip_address text, user_agent text, created_at timestamptz, prev_hash text, hash text)
+              details jsonb, ip_address text, user_agent text, created_at timestamptz, prev_hash text, hash text, mac text)
             WHERE EXISTS (SELECT 1 FROM head)
           )
-          SELECT count(*)::int AS moved FROM head`,
+          SELECT count(*)::int AS moved, pg_current_xact_id()::text AS xid FROM head`,
       );
-      return Number(result[0]?.moved ?? 0) === 1;
+      return Number(result[0]?.moved ?? 0) === 1 ? { xid: String(result[0]!.xid) } : null;
     },
 
     async head(db: DbOrTx): Promise<ChainHead> {
-      const rows = await db.select({ seq: auditChainHead.seq, hash: auditChainHead.hash }).from(auditChainHead).where(eq(auditChainHead.id, 1));
+      const rows = await db
+        .select({ seq: auditChainHead.seq, hash: auditChainHead.hash, createdAt: auditChainHead.createdAt })
+        .from(auditChainHead)
+        .where(eq(auditChainHead.id, 1));
       const head = rows[0];
       if (!head) throw new Error('audit chain head is missing (migrations not applied?)');
       return head;
@@ -164,6 +184,50 @@ export function createAuditRepository() {
             from audit_events where seq > ${afterSeq} and seq <= ${throughSeq} order by seq`,
       );
       return rows.map((row) => ({ ...row, seq: Number(row.seq) }));
+    },
+
+    /** chainRange plus each event's MAC, for verification (exports and reports show the contract's fields only). */
+    async storedChainRange(db: DbOrTx, afterSeq: number, throughSeq: number): Promise<StoredAuditEvent[]> {
+      const rows = await queryRows<Omit<StoredAuditEvent, 'seq'> & { seq: unknown }>(
+        db,
+        sql`select id, seq, event_type, user_id, session_id, resource_type, resource_id, details, ip_address, user_agent,
+                   to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at, prev_hash, hash, mac
+            from audit_events where seq > ${afterSeq} and seq <= ${throughSeq} order by seq`,
+      );
+      return rows.map((row) => ({ ...row, seq: Number(row.seq) }));
+    },
+
+    /** The next events' hash and MAC in seq order (a range on the unique seq index), for keying older rows. */
+    async macsAfter(db: DbOrTx, afterSeq: number, limit: number): Promise<{ seq: number; hash: string; mac: string | null }[]> {
+      const rows = await queryRows<{ seq: unknown; hash: string; mac: string | null }>(
+        db,
+        sql`select seq, hash, mac from audit_events where seq > ${afterSeq} order by seq limit ${limit}`,
+      );
+      return rows.map((row) => ({ seq: Number(row.seq), hash: row.hash, mac: row.mac }));
+    },
+
+    /** Keys rows written before the key existed; the append-only trigger lets a MAC be set exactly once, on a row that had none. */
+    async setMacs(tx: Tx, macs: { seq: number; mac: string }[]): Promise<void> {
+      if (macs.length === 0) return;
+      await tx.execute(sql`
+        update audit_events e set mac = m.mac
+        from jsonb_to_recordset(${JSON.stringify(macs)}::jsonb) as m(seq bigint, mac text)
+        where e.seq = m.seq and e.mac is null`);
+    },
+
+    /** Whether the database transactions that wrote sink entries committed (pg_xact_status; 'unknown' once too old). */
+    async transactionStatus(db: DbOrTx, xids: string[]): Promise<Map<string, TransactionStatus>> {
+      const statuses = new Map<string, TransactionStatus>();
+      const valid = [...new Set(xids.filter((xid) => /^\d{1,20}$/.test(xid)))];
+      for (let i = 0; i < valid.length; i += 1000) {
+        const slice = valid.slice(i, i + 1000);
+        const rows = await queryRows<{ xid: string; status: string | null }>(
+          db,
+          sql`select x as xid, pg_xact_status(x::xid8) as status from jsonb_array_elements_text(${JSON.stringify(slice)}::jsonb) as x`,
+        );
+        for (const row of rows) statuses.set(row.xid, (row.status as TransactionStatus | null) ?? 'unknown');
+      }
+      return statuses;
     },
 
     async minSeq(db: DbOrTx): Promise<number | null> {
@@ -312,11 +376,16 @@ export function createAuditRepository() {
       await tx.insert(auditArchives).values(row);
     },
 
-    /** Removes an archived prefix; the append-only trigger lets exactly these rows go (see 010_audit_append_only.sql). */
+    /**
+     * Removes an archived prefix. No row-level rule lets a DELETE through (anything in the database, a setting or an
+     * archive record, could be forged with the same rights), so this takes what only the tables' owner has: it
+     * switches the append-only trigger off for its own transaction (DDL is transactional; the table is locked until
+     * commit, so nothing else sees it off). See 010_audit_append_only.sql and docs/audit.md.
+     */
     async deleteArchivedPrefix(tx: Tx, throughSeq: number): Promise<number> {
-      await tx.execute(sql`select set_config('cdsa.audit_archive_through', ${String(throughSeq)}, true)`);
+      await tx.execute(sql`alter table audit_events disable trigger audit_events_no_update_delete`);
       const deleted = await tx.delete(auditEvents).where(lte(auditEvents.seq, throughSeq)).returning({ seq: auditEvents.seq });
-      await tx.execute(sql`select set_config('cdsa.audit_archive_through', '', true)`);
+      await tx.execute(sql`alter table audit_events enable trigger audit_events_no_update_delete`);
       return deleted.length;
     },
 

@@ -2,32 +2,34 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Db, Tx } from '../../db/client.js';
 import { createChainVerifier, GENESIS_HASH } from './audit.chain.js';
+import { createAuditMacKeyring } from './audit.mac.js';
 import { createAuditFingerprinter } from './audit.privacy.js';
 import type { AuditRepository, NewAuditEventRow } from './audit.repository.js';
 import { createAuditRecorder, presentEvent } from './audit.service.js';
 
 /** A database of one chain head and a list of rows, with transactions that apply only when they succeed. */
 function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean } = {}) {
-  const state = { head: { seq: 0, hash: GENESIS_HASH }, rows: [] as NewAuditEventRow[], transactions: 0, locks: 0, compareAndSets: 0 };
+  const state = { head: { seq: 0, hash: GENESIS_HASH } as { seq: number; hash: string; createdAt?: Date | null }, rows: [] as NewAuditEventRow[], transactions: 0, locks: 0, compareAndSets: 0 };
   const tx = {} as Tx;
   const repository: Pick<AuditRepository, 'lockHead' | 'append' | 'appendIfHead'> = {
     async lockHead() {
       state.locks += 1;
       return { ...state.head };
     },
-    async append(_tx, rows, seq, hash) {
+    async append(_tx, rows, next) {
       if (options.failWhen?.(rows)) throw new Error('insert failed');
       state.rows.push(...rows);
-      state.head = { seq, hash };
+      state.head = { ...next };
+      return { xid: String(state.transactions) };
     },
     // Compare-and-set: writes only when the head is where the caller expects it.
     async appendIfHead(_db, rows, expected, next) {
       state.compareAndSets += 1;
-      if (state.head.seq !== expected.seq || state.head.hash !== expected.hash) return false;
+      if (state.head.seq !== expected.seq || state.head.hash !== expected.hash) return null;
       if (options.failWhen?.(rows)) throw new Error('insert failed');
       state.rows.push(...rows);
       state.head = { ...next };
-      return true;
+      return { xid: String(state.transactions) };
     },
   };
   let queue = Promise.resolve();
@@ -56,11 +58,12 @@ function fakeStore(options: { failWhen?: (rows: NewAuditEventRow[]) => boolean }
 }
 
 const fingerprinter = createAuditFingerprinter(randomBytes(32));
+const keyring = createAuditMacKeyring(`t1:${randomBytes(32).toString('base64')}`);
 
 describe('audit recorder', () => {
   it('groups concurrent standalone events into few transactions and keeps one valid chain', async () => {
     const { state, db, repository } = fakeStore();
-    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     const rows = await Promise.all(Array.from({ length: 60 }, (_, i) => recorder.recordStandalone({ eventType: 'LOGIN_FAILED', details: { i } })));
     expect(rows.map((row) => row.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(state.transactions).toBeLessThan(10);
@@ -71,7 +74,7 @@ describe('audit recorder', () => {
 
   it('writes standalone events recorded in the same synchronous run as one append', async () => {
     const { state, db, repository } = fakeStore();
-    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     const first = recorder.recordStandalone({ eventType: 'PII_REDACTED', details: { total: 1 } });
     const second = recorder.recordStandalone({ eventType: 'LLM_REQUEST', details: { step: 1 } });
     const rows = await Promise.all([first, second]);
@@ -85,8 +88,8 @@ describe('audit recorder', () => {
   it('appends at the head it last wrote without a lock, and falls back to the lock when another writer moved it', async () => {
     const { state, db, repository } = fakeStore();
     // Two recorders on one store: two instances of the service.
-    const a = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
-    const b = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const a = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
+    const b = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
     expect(state.locks).toBe(1);
     await a.recordStandalone({ eventType: 'LOGIN_FAILED' });
@@ -110,7 +113,7 @@ describe('audit recorder', () => {
 
   it('does not trust a head written by a transaction that rolled back', async () => {
     const { state, db, repository } = fakeStore();
-    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     await recorder.recordStandalone({ eventType: 'LOGIN_FAILED' });
     await expect(
       db.transaction(async (tx) => {
@@ -125,7 +128,7 @@ describe('audit recorder', () => {
 
   it('lets only the failing event of a group fail', async () => {
     const { state, db, repository } = fakeStore({ failWhen: (rows) => rows.some((row) => (row.details as { poison?: boolean }).poison === true) });
-    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) => recorder.recordStandalone({ eventType: 'LOGIN_FAILED', details: { i, poison: i === 4 } })),
     );
@@ -137,7 +140,7 @@ describe('audit recorder', () => {
 
   it('normalises ids and refuses what the database would store differently', async () => {
     const { db, repository } = fakeStore();
-    const recorder = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
     const row = await recorder.recordStandalone({ eventType: 'USER_UPDATED', userId: 'AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE', details: { password: 'x' } });
     expect(row.userId).toBe('aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee');
     expect(row.details).toEqual({ password: '[REDACTED]' });
@@ -147,8 +150,8 @@ describe('audit recorder', () => {
 
   it('offers prompt digests as configured and keyed fingerprints', async () => {
     const { db, repository } = fakeStore();
-    const hidden = createAuditRecorder({ db, repository, fingerprinter, logPrompts: false });
-    const shown = createAuditRecorder({ db, repository, fingerprinter, logPrompts: true });
+    const hidden = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false });
+    const shown = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: true });
     expect(hidden.promptDigest('hello')).toEqual({ prompt_length: 5, prompt_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(shown.promptDigest('hello')).toEqual({ prompt: 'hello' });
     expect(hidden.fingerprint('v')).toBe(fingerprinter.fingerprint('v'));

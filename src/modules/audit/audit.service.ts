@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Db, DbOrTx, Tx } from '../../db/client.js';
 import type { ValueFingerprinter } from '../../lib/crypto/hmac.js';
 import type { RequestContext } from '../auth/permissions.js';
-import { hashEvent, type AuditEvent } from './audit.chain.js';
+import { hashEvent, type AuditEvent, type StoredAuditEvent } from './audit.chain.js';
+import type { AuditMacKeyring } from './audit.mac.js';
+import type { AuditSinkSet } from './audit.sink.js';
 import { isAuditEventType, type AuditEventType } from './audit.events.js';
 import { promptDigest, type PromptDigest } from './audit.privacy.js';
 import type { AuditEventRow, AuditRepository, ChainHead } from './audit.repository.js';
@@ -54,6 +56,11 @@ function textOrNull(value: string | null | undefined, maxLength: number): string
   return text.length > maxLength ? text.slice(0, maxLength) : text;
 }
 
+/** The event as the database and the sinks hold it: the contract's fields and the MAC. */
+export function presentStoredEvent(row: AuditEventRow): StoredAuditEvent {
+  return { ...presentEvent(row), mac: row.mac ?? null };
+}
+
 /** Validates and normalises an input into the stored fields (everything but seq, time and hashes). */
 function prepare(input: AuditEventInput) {
   if (!isAuditEventType(input.eventType)) throw new TypeError(`unknown audit event type ${String(input.eventType)}`);
@@ -74,6 +81,10 @@ type PreparedInput = ReturnType<typeof prepare>;
 export interface AuditRecorderDeps {
   db: Db;
   repository: Pick<AuditRepository, 'lockHead' | 'append' | 'appendIfHead'>;
+  /** Keys every event's MAC (the key is never in the database). */
+  keyring: AuditMacKeyring;
+  /** Where every append is also written before it commits; none configured: the database only. */
+  sinks?: Pick<AuditSinkSet, 'configured' | 'write'>;
   fingerprinter: ValueFingerprinter;
   logPrompts: boolean;
   now?: () => Date;
@@ -83,6 +94,13 @@ export interface AuditRecorderDeps {
 
 /** How long after a missed compare-and-set appends go straight to the head lock. */
 const CONTENDED_MS = 1_000;
+
+/**
+ * How far ahead of this host's clock the head's time may be and still be followed (another instance's clock running
+ * a little fast). A head further ahead is not followed, so a forged head time cannot drag every later event into the
+ * future; the verifier then reports the step back.
+ */
+const MAX_CLOCK_LEAD_MS = 60_000;
 
 interface QueuedRecord {
   prepared: PreparedInput;
@@ -98,7 +116,7 @@ interface QueuedRecord {
  * of the transaction: the head stays locked for as short a time as possible, and no lock is taken after it (which
  * could deadlock against another appender).
  */
-export function createAuditRecorder({ db, repository, fingerprinter, logPrompts, now = () => new Date(), maxBatch = 500 }: AuditRecorderDeps) {
+export function createAuditRecorder({ db, repository, keyring, sinks, fingerprinter, logPrompts, now = () => new Date(), maxBatch = 500 }: AuditRecorderDeps) {
   // The head as this process last wrote it. Appends try it first with a compare-and-set (one statement, no lock
   // read); when another transaction or instance moved the head meanwhile, nothing is written and the append falls
   // back to locking the head and reading it.
@@ -108,16 +126,29 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
     let prevHash = head.hash;
     let seq = head.seq;
     const rows: AuditEventRow[] = [];
-    // One timestamp per append: on one host, time never goes backwards along the chain (a retry takes a new one).
-    const createdAt = now();
+    // One timestamp per append, never before the head's: time never goes backwards along the chain, whatever the
+    // hosts' clocks (a retry takes a new one).
+    const createdAt = eventTime(head);
     for (const input of prepared) {
       seq += 1;
       const base = { ...input, id: randomUUID(), seq, createdAt };
-      const hash = hashEvent(prevHash, presentEvent({ ...base, prevHash, hash: '' }));
-      rows.push({ ...base, prevHash, hash });
+      const hash = hashEvent(prevHash, presentEvent({ ...base, prevHash, hash: '', mac: null }));
+      rows.push({ ...base, prevHash, hash, mac: keyring.mac(hash) });
       prevHash = hash;
     }
-    return { rows, next: { seq, hash: prevHash } };
+    return { rows, next: { seq, hash: prevHash, createdAt } };
+  }
+
+  function eventTime(head: ChainHead): Date {
+    const current = now();
+    const previous = head.createdAt;
+    if (previous && previous.getTime() > current.getTime() && previous.getTime() - current.getTime() <= MAX_CLOCK_LEAD_MS) return previous;
+    return current;
+  }
+
+  /** Inside the appending transaction: if no sink accepts the events, this throws and the transaction rolls back. */
+  async function toSinks(rows: AuditEventRow[], xid: string): Promise<void> {
+    if (sinks?.configured) await sinks.write(rows.map(presentStoredEvent), xid);
   }
 
   // When a compare-and-set misses, appends lock the head for a while instead: under contention every miss would
@@ -129,11 +160,13 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
     const expected = knownHead;
     if (expected === undefined || now().getTime() - missedAt < CONTENDED_MS) return undefined;
     const { rows, next } = chain(expected, prepared);
-    if (!(await repository.appendIfHead(db, rows, expected, next))) {
+    const outcome = await repository.appendIfHead(db, rows, expected, next);
+    if (!outcome) {
       missedAt = now().getTime();
       return undefined;
     }
     knownHead = next;
+    await toSinks(rows, outcome.xid);
     return rows;
   }
 
@@ -142,13 +175,18 @@ export function createAuditRecorder({ db, repository, fingerprinter, logPrompts,
     if (fast) return fast;
     const head = await repository.lockHead(tx);
     const { rows, next } = chain(head, prepared);
-    await repository.append(tx, rows, next.seq, next.hash);
+    const outcome = await repository.append(tx, rows, next);
     knownHead = next;
+    await toSinks(rows, outcome.xid);
     return rows;
   }
 
-  /** A standalone group: the compare-and-set is one statement and needs no transaction around it. */
+  /**
+   * A standalone group. Without sinks the compare-and-set is one statement and needs no transaction around it; with
+   * sinks it runs in one, so that the group commits only once a sink has it.
+   */
   async function appendStandalone(prepared: PreparedInput[]): Promise<AuditEventRow[]> {
+    if (sinks?.configured) return db.transaction((tx) => append(tx, prepared));
     const fast = await appendAtKnownHead(db, prepared);
     return fast ?? db.transaction((tx) => append(tx, prepared));
   }

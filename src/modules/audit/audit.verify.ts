@@ -1,7 +1,9 @@
 import type { DbOrTx } from '../../db/client.js';
 import { ValidationError } from '../../lib/errors.js';
 import { createChainVerifier, GENESIS_ANCHOR, type ChainAnchor, type ChainWitness } from './audit.chain.js';
+import type { AuditMacKeyring } from './audit.mac.js';
 import type { AuditArchiveRow, AuditCheckpointRow, AuditRepository } from './audit.repository.js';
+import { createSinkComparator, readSinkFiles, type SinkComparison } from './audit.sink-verify.js';
 import { verifyArchiveSignature, verifyCheckpointSignature, type AuditVerifyingKey, type SignedArchiveStatement, type SignedCheckpoint } from './audit.signing.js';
 
 export interface VerifyOptions {
@@ -9,6 +11,11 @@ export interface VerifyOptions {
   toSeq?: number;
   /** Checkpoints kept outside the database (an exported file); verified against the trusted keys first. */
   checkpoints?: SignedCheckpoint[];
+  /**
+   * The audit sinks' files (every instance's), compared with the database in both directions. Read after the head,
+   * so every event up to the head is already in them.
+   */
+  sinkFiles?: string[];
 }
 
 export interface VerifyReport {
@@ -25,6 +32,8 @@ export interface VerifyReport {
   checkpoints_checked: number;
   /** Events up to this seq were moved to archive files (docs/audit.md, retention); 0 when none were. */
   archived_through: number;
+  /** The comparison with the audit sinks, when their files were given. */
+  sink: SinkComparison | null;
 }
 
 export function presentCheckpoint(row: AuditCheckpointRow): SignedCheckpoint {
@@ -50,6 +59,8 @@ export interface AuditVerifierDeps {
   repository: AuditRepository;
   /** Keys whose signatures are trusted: the current signing key, plus retired ones an operator supplies. */
   keys: readonly AuditVerifyingKey[];
+  /** The MAC keys: every event must carry a MAC that verifies under one of them. */
+  keyring: AuditMacKeyring;
   batchSize?: number;
 }
 
@@ -58,7 +69,7 @@ export interface AuditVerifierDeps {
  * checkpoint it can: those in the database and any supplied from outside. Checkpoints are read before the head, so
  * one signed meanwhile never looks like a truncated tail.
  */
-export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }: AuditVerifierDeps) {
+export function createAuditVerifier({ db, repository, keys, keyring, batchSize = 5_000 }: AuditVerifierDeps) {
   return {
     async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
       if (options.fromSeq !== undefined && options.toSeq !== undefined && options.fromSeq > options.toSeq) {
@@ -80,6 +91,7 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
         to_seq: toSeq,
         checkpoints_checked: 0,
         archived_through: archive?.toSeq ?? 0,
+        sink: null,
         ...result,
       });
 
@@ -95,7 +107,7 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
       } else {
         const before = await repository.findBySeq(db, fromSeq - 1);
         if (!before) return report({ valid: false, first_invalid_seq: fromSeq - 1, reason: `event ${fromSeq - 1}, where the range starts, is missing` });
-        anchor = { seq: before.seq, hash: before.hash };
+        anchor = { seq: before.seq, hash: before.hash, created_at: before.createdAt.toISOString() };
       }
 
       const witnesses: ChainWitness[] = [];
@@ -127,9 +139,10 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
         }
       }
 
-      const verifier = createChainVerifier(anchor, witnesses);
+      const verifier = createChainVerifier(anchor, witnesses, { keyring });
+      const sink = options.sinkFiles ? createSinkComparator(await readSinkFiles(options.sinkFiles), { afterSeq: anchor.seq, throughSeq: full ? null : toSeq }) : null;
       // Seq windows, not "the next N rows": a gap (a deleted event) must not end the walk early.
-      const fetch = (after: number) => repository.chainRange(db, after, Math.min(after + batchSize, toSeq));
+      const fetch = (after: number) => repository.storedChainRange(db, after, Math.min(after + batchSize, toSeq));
       let after = anchor.seq;
       // The next window is read while this one is hashed: the database and the CPU work at the same time.
       let next = after < toSeq ? fetch(after) : null;
@@ -137,12 +150,24 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
         const rows = await next;
         after = Math.min(after + batchSize, toSeq);
         next = after < toSeq ? fetch(after) : null;
-        if (!rows.every((event) => verifier.push(event))) {
+        if (!rows.every((event) => (sink?.observe(event), verifier.push(event)))) {
           next?.catch(() => undefined);
           break;
         }
       }
-      const result = verifier.finish();
+      const chain = verifier.finish();
+      if (sink && full) {
+        // Events appended since the head was read may already be in the sinks: they are not missing.
+        for (let after = head.seq, last = sink.maxSeq(); after < last; after = Math.min(after + batchSize, last)) {
+          for (const event of await repository.storedChainRange(db, after, Math.min(after + batchSize, last))) sink.observe(event, false);
+        }
+      }
+      const sinkResult = sink ? await sink.finish((xids) => repository.transactionStatus(db, xids)) : null;
+      // The earliest problem either check found.
+      const result =
+        sinkResult?.first_invalid_seq != null && (chain.first_invalid_seq === null || sinkResult.first_invalid_seq < chain.first_invalid_seq)
+          ? { ...chain, valid: false, first_invalid_seq: sinkResult.first_invalid_seq, reason: sinkResult.reason }
+          : chain;
       // Events the range was meant to cover but that are not there (checked only up to the requested end).
       if (result.valid && result.last_seq < toSeq) {
         return report({
@@ -151,6 +176,7 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
           first_invalid_seq: result.last_seq + 1,
           reason: `event ${result.last_seq + 1} is missing`,
           checkpoints_checked: witnesses.filter((w) => w.source !== 'chain head record' && w.seq <= result.last_seq).length,
+          sink: sinkResult,
         });
       }
       return report({
@@ -159,6 +185,7 @@ export function createAuditVerifier({ db, repository, keys, batchSize = 5_000 }:
         first_invalid_seq: result.first_invalid_seq,
         reason: result.reason,
         checkpoints_checked: witnesses.filter((w) => w.source !== 'chain head record' && w.seq <= result.last_seq).length,
+        sink: sinkResult,
       });
     },
   };

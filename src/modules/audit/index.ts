@@ -11,6 +11,9 @@ import { auditRoutes } from './audit.routes.js';
 import { createAuditRecorder, type AuditRecorder } from './audit.service.js';
 import { createAuditSigner, type AuditSigner, type AuditVerifyingKey } from './audit.signing.js';
 import { createAuditVerifier, type AuditVerifier } from './audit.verify.js';
+import { keyUnkeyedEvents } from './audit.keying.js';
+import { createAuditMacKeyring } from './audit.mac.js';
+import { createFileSink, createHttpSink, createSinkSet, type AuditSink } from './audit.sink.js';
 
 export type { AuditEventInput, AuditRecorder } from './audit.service.js';
 export { promptDigest, type PromptDigest } from './audit.privacy.js';
@@ -56,14 +59,22 @@ export const auditModule = fp(
   async (app) => {
     const db = app.infra.database.db;
     const repository = createAuditRepository();
+    const keyring = createAuditMacKeyring(app.secrets.auditHmacKeys);
+    const configuredSinks: AuditSink[] = [];
+    if (app.config.auditSinkFile) configuredSinks.push(createFileSink(app.config.auditSinkFile));
+    const { url, token, timeoutMs } = app.config.auditSink;
+    if (url) configuredSinks.push(createHttpSink({ url, token, timeoutMs }));
+    const sinks = createSinkSet(configuredSinks, app.log);
     const recorder = createAuditRecorder({
       db,
       repository,
+      keyring,
+      sinks,
       fingerprinter: createAuditFingerprinter(app.secrets.jwtSecretKey),
       logPrompts: app.config.auditLogPrompts,
     });
     const signer = createAuditSigner(app.secrets.auditSigningKeyPem);
-    const verifier = createAuditVerifier({ db, repository, keys: [signer.verifyingKey] });
+    const verifier = createAuditVerifier({ db, repository, keys: [signer.verifyingKey], keyring });
     const checkpoints = createCheckpointService({ db, repository, recorder, signer });
     const reports = createAuditReportService({
       db,
@@ -76,15 +87,20 @@ export const auditModule = fp(
       notify: notifierOf(app),
       logger: app.log,
     });
-    const exporter = createAuditExporter({ db, repository, recorder, signer });
+    const exporter = createAuditExporter({ db, repository, recorder, signer, keyring });
     const queries = createAuditQueryService({ db, repository });
 
     app.decorate('audit', recorder);
     const createVerifier = (extraKeys: readonly AuditVerifyingKey[]) =>
-      createAuditVerifier({ db, repository, keys: [signer.verifyingKey, ...extraKeys] });
+      createAuditVerifier({ db, repository, keys: [signer.verifyingKey, ...extraKeys], keyring });
     app.decorate('auditTrail', { queries, verifier, createVerifier, checkpoints, reports, exporter, signer });
 
     registerAuditJobs({ jobs: app.infra.jobs, reports, checkpoints, checkpointIntervalSeconds: app.config.auditCheckpointIntervalSeconds });
+    // Rows written before the chain had a MAC key get one, once (audit.keying.ts).
+    app.addHook('onReady', async () => {
+      const keyed = await keyUnkeyedEvents({ db, repository, keyring, recorder });
+      if (keyed.keyed > 0) app.log.warn(keyed, 'audit events written before the chain was keyed now carry a MAC (cut-over recorded as AUDIT_CHAIN_KEYED)');
+    });
     app.addHook('onReady', async () => {
       if (!app.config.processJobs) return;
       // Not fatal: the next instance start (or the next run of the series) schedules it again.
@@ -95,6 +111,9 @@ export const auditModule = fp(
     // Standalone events still queued are written before the database closes.
     app.addHook('preClose', async () => {
       await recorder.drain();
+    });
+    app.addHook('onClose', async () => {
+      await sinks.close();
     });
 
     await app.register(auditRoutes, { prefix: '/api/v1', queries, verifier, reports, checkpoints });
