@@ -16,7 +16,7 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 RUN groupadd --system cdsa && useradd --system --gid cdsa --home-dir /app --shell /usr/sbin/nologin cdsa \
-    && mkdir -p /data && chown cdsa:cdsa /data
+    && mkdir -p /data /audit && chown cdsa:cdsa /data /audit
 COPY --from=build --chown=cdsa:cdsa /app/node_modules ./node_modules
 COPY --from=build --chown=cdsa:cdsa /app/dist ./dist
 COPY --chown=cdsa:cdsa package.json ./

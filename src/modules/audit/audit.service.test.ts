@@ -156,4 +156,43 @@ describe('audit recorder', () => {
     expect(shown.promptDigest('hello')).toEqual({ prompt: 'hello' });
     expect(hidden.fingerprint('v')).toBe(fingerprinter.fingerprint('v'));
   });
+
+  it('never dates an event before the head, unless the head claims to be far in the future', async () => {
+    const { state, db, repository } = fakeStore();
+    const clock = { now: Date.UTC(2026, 10, 26, 9) };
+    const recorder = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false, now: () => new Date(clock.now) });
+    // Another instance, its clock 30 s ahead, wrote the head.
+    state.head = { seq: 0, hash: GENESIS_HASH, createdAt: new Date(clock.now + 30_000) };
+    const first = await recorder.recordStandalone({ eventType: 'LOGIN_FAILED' });
+    expect(first.createdAt.getTime()).toBe(clock.now + 30_000);
+    expect(keyring.check(first.hash, first.mac)).toBe('valid');
+    // A head dated an hour ahead (a forged head) is not followed: the verifier reports the step back instead.
+    state.head = { ...state.head, createdAt: new Date(clock.now + 3_600_000) };
+    const restarted = createAuditRecorder({ db, repository, keyring, fingerprinter, logPrompts: false, now: () => new Date(clock.now) });
+    await db.transaction(async (tx) => {
+      const row = await restarted.record(tx, { eventType: 'LOGIN_FAILED' });
+      expect(row.createdAt.getTime()).toBe(clock.now);
+    });
+  });
+
+  it('writes each append to the sinks before its transaction ends, and fails closed when they refuse it', async () => {
+    const { state, db, repository } = fakeStore();
+    const written: number[][] = [];
+    const sinks = {
+      configured: true,
+      refusing: false,
+      async write(events: readonly { seq: number }[]) {
+        if (this.refusing) throw new Error('no sink accepted the append');
+        written.push(events.map((event) => event.seq));
+      },
+    };
+    const recorder = createAuditRecorder({ db, repository, keyring, sinks, fingerprinter, logPrompts: false });
+    await Promise.all([recorder.recordStandalone({ eventType: 'LOGIN_FAILED' }), recorder.recordStandalone({ eventType: 'LOGIN_FAILED' })]);
+    expect(written).toEqual([[1, 2]]);
+    sinks.refusing = true;
+    await expect(recorder.recordStandalone({ eventType: 'LOGIN_FAILED' })).rejects.toThrow(/no sink/);
+    await expect(db.transaction((tx) => recorder.record(tx, { eventType: 'LOGIN_FAILED' }))).rejects.toThrow(/no sink/);
+    expect(state.rows).toHaveLength(2);
+    expect(state.head.seq).toBe(2);
+  });
 });

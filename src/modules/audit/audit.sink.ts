@@ -44,14 +44,11 @@ export class AuditSinkUnavailableError extends UpstreamError {
  * on a local filesystem). The directory is created owner-only; the file is never truncated or rewritten by CDSA.
  */
 export function createFileSink(file: string): AuditSink {
-  let handle: fs.promises.FileHandle | null = null;
-  // Appends in one process already reach the sink one at a time (each holds the chain head); the queue also keeps a
-  // failed write's reopen from racing the next write.
-  let queue: Promise<unknown> = Promise.resolve();
+  let fd: number | null = null;
 
-  async function open(first: StoredAuditEvent): Promise<{ handle: fs.promises.FileHandle; header: string }> {
-    await fs.promises.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    const opened = await fs.promises.open(file, 'a', 0o600);
+  function open(first: StoredAuditEvent): string {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fd = fs.openSync(file, 'a', 0o600);
     const line: SinkOpenedLine = {
       kind: 'sink_opened',
       after_seq: first.seq - 1,
@@ -60,43 +57,33 @@ export function createFileSink(file: string): AuditSink {
       host: os.hostname(),
       pid: process.pid,
     };
-    return { handle: opened, header: `${JSON.stringify(line)}\n` };
-  }
-
-  async function write(events: readonly StoredAuditEvent[], xid: string): Promise<void> {
-    if (events.length === 0) return;
-    let text = '';
-    if (!handle) {
-      const opened = await open(events[0]!);
-      handle = opened.handle;
-      text = opened.header;
-    }
-    for (const event of events) text += `${JSON.stringify({ kind: 'audit_event', ...event, xid } satisfies SinkEventLine)}\n`;
-    const bytes = Buffer.from(text, 'utf8');
-    try {
-      const { bytesWritten } = await handle.write(bytes);
-      if (bytesWritten !== bytes.length) throw new Error(`short write to ${file}`);
-    } catch (error) {
-      // Reopened (with a new header) on the next append, e.g. after the disk was full.
-      const failed = handle;
-      handle = null;
-      await failed.close().catch(() => undefined);
-      throw error;
-    }
+    return `${JSON.stringify(line)}\n`;
   }
 
   return {
     name: `file:${file}`,
-    write(events, xid) {
-      const result = queue.then(() => write(events, xid));
-      queue = result.catch(() => undefined);
-      return result;
+    // Synchronous on purpose: one small write into the page cache, made while the appending transaction (and the chain
+    // head) is held, costs less than a round trip through the thread pool, and nothing can interleave with it.
+    async write(events, xid) {
+      if (events.length === 0) return;
+      let text = fd === null ? open(events[0]!) : '';
+      for (const event of events) text += `${JSON.stringify({ kind: 'audit_event', ...event, xid } satisfies SinkEventLine)}\n`;
+      const bytes = Buffer.from(text, 'utf8');
+      try {
+        const written = fs.writeSync(fd!, bytes);
+        if (written !== bytes.length) throw new Error(`short write to ${file}`);
+      } catch (error) {
+        // Reopened (with a new header) on the next append, e.g. after the disk was full.
+        const failed = fd;
+        fd = null;
+        if (failed !== null) fs.closeSync(failed);
+        throw error;
+      }
     },
     async close() {
-      await queue;
-      const closing = handle;
-      handle = null;
-      await closing?.close();
+      const closing = fd;
+      fd = null;
+      if (closing !== null) fs.closeSync(closing);
     },
   };
 }
