@@ -69,6 +69,12 @@ async function openPostgres(options: OpenDatabaseOptions & { databaseUrl: string
   });
   // An idle client erroring (server restart) must not crash the process; the pool replaces it.
   pool.on('error', (error) => options.logger?.warn({ err: error.message }, 'database connection error'));
+  // The pool listens for errors on idle clients only. A checked-out client (a transaction, the migration lock) whose
+  // connection the server terminates emits 'error' with nobody listening, which would end the process; its pending
+  // query fails on its own and the caller answers 503, and the broken client is discarded when released.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => options.logger?.warn({ err: error.message }, 'database connection lost'));
+  });
 
   const deadline = Date.now() + (options.connectTimeoutSeconds ?? 30) * 1000;
   let delay = 250;

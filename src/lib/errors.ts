@@ -101,3 +101,11 @@ export class AcceptedPendingError extends AppError {
   readonly status = 202;
   readonly title = 'Accepted';
 }
+
+/** The database or Redis is unreachable: 503 naming it, with Retry-After (see lib/dependency-errors.ts). */
+export class DependencyUnavailableError extends UpstreamError {
+  constructor(dependency: string, message: string, retryAfterSeconds: number) {
+    super(dependency, message, true);
+    this.headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterSeconds)));
+  }
+}

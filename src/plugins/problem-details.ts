@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { asDependencyError, dependencyFailureMessage } from '../lib/dependency-errors.js';
 import { AppError, type FieldError } from '../lib/errors.js';
 
 export interface ProblemDetails {
@@ -68,7 +69,10 @@ const FASTIFY_CODE_STATUS: Record<string, { status: number; detail: string }> = 
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, detail: 'Content-Length does not match the body' },
 };
 
-/** The one place errors become HTTP responses (RFC 9457). Unknown errors are a generic 500; the cause is only logged. */
+/**
+ * The one place errors become HTTP responses (RFC 9457). An unreachable database or Redis is a 503 naming it; other
+ * unknown errors are a generic 500, the cause only logged.
+ */
 export const problemDetailsPlugin = fp(
   async (app) => {
     app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
@@ -93,6 +97,13 @@ export const problemDetailsPlugin = fp(
       }
       if (status >= 400 && status < 500) {
         return sendProblem(reply, problem(request, status, fastifyError.message));
+      }
+      // A dependency that went away (database restart, Redis outage) is not a bug: 503 naming it, with Retry-After.
+      const unavailable = asDependencyError(error);
+      if (unavailable) {
+        for (const [name, value] of Object.entries(unavailable.headers)) reply.header(name, value);
+        request.log.warn({ dependency: unavailable.dependency, err: dependencyFailureMessage(error) }, 'dependency unavailable');
+        return sendProblem(reply, problem(request, unavailable.status, unavailable.message, unavailable.extensions, unavailable.title));
       }
       request.log.error({ err: error }, 'unhandled error');
       return sendProblem(reply, problem(request, 500, 'An unexpected error occurred'));
