@@ -7,3 +7,4 @@ export * from './llm.js';
 export * from './chat.js';
 export * from './tools.js';
 export * from './approvals.js';
+export * from './instances.js';

@@ -65,7 +65,11 @@ export const tools = pgTable(
   ],
 );
 
-export const TOOL_EXECUTION_STATUSES = ['pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired'] as const;
+/**
+ * `interrupted`: the process running the call stopped before its outcome was stored, so whether it took effect is
+ * unknown (it is never re-run by itself; see modules/tools/recovery.ts).
+ */
+export const TOOL_EXECUTION_STATUSES = ['pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired', 'interrupted'] as const;
 export type ToolExecutionStatus = (typeof TOOL_EXECUTION_STATUSES)[number];
 
 export const TOOL_EXECUTION_SOURCES = ['api', 'chat'] as const;
@@ -99,6 +103,8 @@ export const toolExecutions = pgTable(
     error: text('error'),
     cached: boolean('cached').notNull().default(false),
     durationMs: integer('duration_ms'),
+    /** The service instance (service_instances.id) running the call while it is `running`. */
+    instanceId: uuid('instance_id'),
     createdAt: createdAt(),
     startedAt: timestampMs('started_at'),
     completedAt: timestampMs('completed_at'),
@@ -109,7 +115,7 @@ export const toolExecutions = pgTable(
     index('tool_executions_running_idx').on(table.startedAt).where(sql`${table.status} = 'running'`),
     check(
       'tool_executions_status_check',
-      sql`${table.status} in ('pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired')`,
+      sql`${table.status} in ('pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired', 'interrupted')`,
     ),
     check('tool_executions_source_check', sql`${table.source} in ('api', 'chat')`),
   ],

@@ -62,3 +62,20 @@ export const refreshTokens = pgTable(
   (table) => [uniqueIndex('refresh_tokens_hash_idx').on(table.tokenHash), index('refresh_tokens_session_idx').on(table.sessionId)],
 );
 
+
+/**
+ * Single-use stream tickets (`POST /auth/stream-ticket`), by the SHA-256 of the ticket. Kept in the database rather
+ * than Redis so that signing in to a stream keeps working while Redis is down; redeeming is one delete-returning.
+ */
+export const streamTickets = pgTable(
+  'stream_tickets',
+  {
+    ticketHash: text('ticket_hash').primaryKey(),
+    sessionId: uuid('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull(),
+    expiresAt: timestampMs('expires_at').notNull(),
+  },
+  (table) => [index('stream_tickets_expires_idx').on(table.expiresAt)],
+);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { unavailableDependency } from '../dependency-errors.js';
 
 /**
  * Small shared state with expiry: throttling counters, single-use tickets, revocation marks. In memory for one
@@ -108,5 +109,44 @@ export function createRedisKeyValueStore(redis: Redis, prefix: string): KeyValue
     async ttl(key) {
       return redis.ttl(k(key));
     },
+  };
+}
+
+/**
+ * A store that degrades instead of failing: while `primary` (Redis) is unreachable, every operation goes to `fallback`
+ * (this process's memory), and `onDegraded` is told once per outage. For state where a per-instance answer is better
+ * than none, such as failed-login counters; never for state that must be shared to be correct.
+ */
+export function createDegradingKeyValueStore(
+  primary: KeyValueStore,
+  fallback: KeyValueStore,
+  events: { onDegraded(error: unknown): void; onRestored(): void },
+): KeyValueStore {
+  let degraded = false;
+  const attempt = async <T>(operation: (store: KeyValueStore) => Promise<T>): Promise<T> => {
+    try {
+      const result = await operation(primary);
+      if (degraded) {
+        degraded = false;
+        events.onRestored();
+      }
+      return result;
+    } catch (error) {
+      if (unavailableDependency(error) !== 'redis') throw error;
+      if (!degraded) {
+        degraded = true;
+        events.onDegraded(error);
+      }
+      return operation(fallback);
+    }
+  };
+  return {
+    get: (key) => attempt((store) => store.get(key)),
+    set: (key, value, ttlSeconds) => attempt((store) => store.set(key, value, ttlSeconds)),
+    setIfAbsent: (key, value, ttlSeconds) => attempt((store) => store.setIfAbsent(key, value, ttlSeconds)),
+    take: (key) => attempt((store) => store.take(key)),
+    del: (key) => attempt((store) => store.del(key)),
+    increment: (key, windowSeconds) => attempt((store) => store.increment(key, windowSeconds)),
+    ttl: (key) => attempt((store) => store.ttl(key)),
   };
 }

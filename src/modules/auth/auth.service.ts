@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../../db/client.js';
 import { withTransaction } from '../../db/unit-of-work.js';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
-import type { KeyValueStore } from '../../lib/infra/kv.js';
 import type { AuditRecorder } from '../audit/audit.service.js';
 import type { UserRow, UsersRepository } from '../users/users.repository.js';
 import { presentUser, type UserView } from '../users/users.schemas.js';
@@ -40,11 +39,10 @@ export interface AuthServiceDeps {
   db: Db;
   users: Pick<UsersService, 'createUser'>;
   usersRepository: Pick<UsersRepository, 'findByLogin' | 'setPasswordHash'>;
-  sessionsRepository: Pick<SessionsRepository, 'open' | 'insertRefreshToken' | 'claimRefreshToken' | 'findWithUser' | 'touch'>;
+  sessionsRepository: Pick<SessionsRepository, 'open' | 'insertRefreshToken' | 'claimRefreshToken' | 'findWithUser' | 'touch' | 'insertStreamTicket' | 'takeStreamTicket'>;
   sessions: SessionService;
   tokens: TokenIssuer;
   throttle: LoginThrottle;
-  kv: KeyValueStore;
   audit: Pick<AuditRecorder, 'record' | 'recordStandalone'>;
   registrationMode: 'open' | 'closed';
   refreshTtlSeconds: number;
@@ -234,10 +232,18 @@ export function createAuthService(deps: AuthServiceDeps) {
       );
     },
 
-    /** A single-use, short-lived ticket bound to the caller's session, for a browser EventSource (`?ticket=`). */
+    /**
+     * A single-use, short-lived ticket bound to the caller's session, for a browser EventSource (`?ticket=`). Stored in
+     * the database, so browsers can open streams while Redis is down.
+     */
     async issueStreamTicket(actor: Actor): Promise<{ ticket: string; expires_in: number }> {
       const ticket = newOpaqueToken();
-      await deps.kv.set(`identity:stream-ticket:${sha256Hex(ticket)}`, JSON.stringify({ userId: actor.userId, sessionId: actor.sessionId }), STREAM_TICKET_TTL_SECONDS);
+      const at = now();
+      await deps.sessionsRepository.insertStreamTicket(
+        db,
+        { ticketHash: sha256Hex(ticket), sessionId: actor.sessionId, userId: actor.userId, expiresAt: new Date(at + STREAM_TICKET_TTL_SECONDS * 1000) },
+        new Date(at),
+      );
       return { ticket, expires_in: STREAM_TICKET_TTL_SECONDS };
     },
 
@@ -255,10 +261,9 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     /** Redeems a stream ticket (once); its session must still be live. */
     async authenticateStreamTicket(ticket: string): Promise<Actor> {
-      const raw = await deps.kv.take(`identity:stream-ticket:${sha256Hex(ticket)}`);
-      if (!raw) throw new UnauthorizedError('Invalid, used or expired stream ticket');
-      const { userId, sessionId } = JSON.parse(raw) as { userId: string; sessionId: string };
-      return authenticateSession(sessionId, userId);
+      const found = await deps.sessionsRepository.takeStreamTicket(db, sha256Hex(ticket), new Date(now()));
+      if (!found) throw new UnauthorizedError('Invalid, used or expired stream ticket');
+      return authenticateSession(found.sessionId, found.userId);
     },
 
     /** The caller's own user, from the session cache (the token was just checked against it). */

@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConfigError } from '../../config.js';
 import type { UnitOfWork } from '../../db/unit-of-work.js';
 import { ConflictError, UnauthorizedError, ValidationError } from '../../lib/errors.js';
+import { dependencyFailureMessage } from '../../lib/dependency-errors.js';
+import { createDegradingKeyValueStore, createMemoryKeyValueStore } from '../../lib/infra/kv.js';
 import { createUsersRepository } from '../users/users.repository.js';
 import { usersRoutes } from '../users/users.routes.js';
 import { createUsersService, type UsersService } from '../users/users.service.js';
@@ -65,8 +67,17 @@ export const identityModule = fp(
     const usersRepository = createUsersRepository();
     const sessionsRepository = createSessionsRepository();
     const sessions = createSessionService({ db, repository: sessionsRepository, pubsub: infra.pubsub, logger: app.log });
+    // Failed-login counters are shared through Redis; while it is down each instance counts on its own (a weaker
+    // limit, said in the log) rather than nobody being able to sign in.
+    const throttleStore = infra.redis
+      ? createDegradingKeyValueStore(infra.kv, createMemoryKeyValueStore(), {
+          onDegraded: (error) =>
+            app.log.warn({ err: dependencyFailureMessage(error) }, 'Redis is unavailable: login throttling counts failures per instance until it returns'),
+          onRestored: () => app.log.info('Redis is back: login throttling is shared by every instance again'),
+        })
+      : infra.kv;
     const throttle = createLoginThrottle({
-      kv: infra.kv,
+      kv: throttleStore,
       maxAccountFailures: config.loginMaxFailures,
       maxClientFailures: config.loginMaxClientFailures,
     });
@@ -95,7 +106,6 @@ export const identityModule = fp(
       sessions,
       tokens,
       throttle,
-      kv: infra.kv,
       audit: app.audit,
       registrationMode: config.registrationMode,
       refreshTtlSeconds: config.jwtRefreshTtl,

@@ -1,6 +1,6 @@
-import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
-import { refreshTokens, sessions, users } from '../../db/schema/users.js';
+import { refreshTokens, sessions, streamTickets, users } from '../../db/schema/users.js';
 import type { UserRow } from '../users/users.repository.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -28,6 +28,21 @@ export interface OpenSessionInput {
 
 export function createSessionsRepository() {
   return {
+    /** Stores a stream ticket; tickets that expired a while ago are cleared on the way (an indexed range delete). */
+    async insertStreamTicket(db: DbOrTx, ticket: { ticketHash: string; sessionId: string; userId: string; expiresAt: Date }, now: Date): Promise<void> {
+      await db.delete(streamTickets).where(lt(streamTickets.expiresAt, now));
+      await db.insert(streamTickets).values(ticket);
+    },
+
+    /** Redeems a stream ticket: deleted whether or not it is still valid, returned only when it was. */
+    async takeStreamTicket(db: DbOrTx, ticketHash: string, now: Date): Promise<{ sessionId: string; userId: string } | undefined> {
+      const [row] = await db
+        .delete(streamTickets)
+        .where(eq(streamTickets.ticketHash, ticketHash))
+        .returning({ sessionId: streamTickets.sessionId, userId: streamTickets.userId, expiresAt: streamTickets.expiresAt });
+      return row && row.expiresAt > now ? { sessionId: row.sessionId, userId: row.userId } : undefined;
+    },
+
     /**
      * A login's writes in one statement (one round trip while the audit chain is locked): the session, its first
      * refresh token, and the user's last_login_at. Foreign keys are checked at the end of the statement.

@@ -122,7 +122,7 @@ export const ExecutionSchema = Type.Object({
   tool_id: Uuid,
   tool_name: Type.String(),
   status: Type.Union(
-    ['pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired'].map((status) => Type.Literal(status)),
+    ['pending_approval', 'running', 'completed', 'failed', 'rejected', 'expired', 'interrupted'].map((status) => Type.Literal(status)),
   ),
   source: Type.Union([Type.Literal('api'), Type.Literal('chat')]),
   user_id: Uuid,
