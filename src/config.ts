@@ -47,6 +47,11 @@ export interface AppConfig {
   /** Whether `serve` also processes background jobs (the default); `cdsa worker` runs them alone. */
   processJobs: boolean;
   shutdownGraceMs: number;
+  /**
+   * Seconds after its last heartbeat that an instance counts as gone, and the tool calls it was running are resolved
+   * as interrupted by the instances still alive. Heartbeats go every fifth of it.
+   */
+  instanceLeaseSeconds: number;
   llm: {
     ollamaBaseUrl: string | undefined;
     openaiBaseUrl: string | undefined;
@@ -265,6 +270,7 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     trustProxy: bool(env, 'TRUST_PROXY', false),
     processJobs: bool(env, 'CDSA_PROCESS_JOBS', true),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    instanceLeaseSeconds: int(env, 'INSTANCE_LEASE_SECONDS', 10, 1, 3_600),
     llm: {
       ollamaBaseUrl: url(env, 'OLLAMA_BASE_URL', ['http:', 'https:'], 'http://localhost:11434'),
       openaiBaseUrl,

@@ -7,6 +7,11 @@ export interface SseOptions {
   heartbeatMs?: number;
   /** A client this far behind is dropped; it replays what it missed when it reconnects. */
   maxBufferedBytes?: number;
+  /**
+   * Called instead of closing the stream when the server shuts down (also at once when the stream opens after the
+   * shutdown began): the owner ends it with its own last event. Without it, the stream ends with `shutdown`.
+   */
+  onShutdown?: () => void;
 }
 
 export interface SseStream {
@@ -27,8 +32,13 @@ export interface SseStream {
 
 export interface SseRegistry {
   open(request: FastifyRequest, reply: FastifyReply, options?: SseOptions): SseStream;
-  /** Ends every open stream with a `shutdown` event (graceful shutdown). */
+  /**
+   * Graceful shutdown: every open stream, and any opened from now on, is ended, by its owner's `onShutdown` or with a
+   * `shutdown` event.
+   */
   closeAll(): void;
+  /** Ends whatever is still open with a `shutdown` event (the end of the grace period). */
+  closeRemaining(): void;
   size(): number;
 }
 
@@ -40,6 +50,13 @@ let streamCounter = 0;
  */
 export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
   const streams = new Set<SseStream>();
+  const shutdownHandlers = new Map<SseStream, () => void>();
+  let shuttingDown = false;
+  const endForShutdown = (stream: SseStream) => {
+    const handler = shutdownHandlers.get(stream);
+    if (handler) handler();
+    else stream.close({ event: 'shutdown', data: { reason: 'server shutting down' } });
+  };
   return {
     open(request, reply, options = {}) {
       const retryMs = options.retryMs ?? defaults.retryMs ?? 3_000;
@@ -71,6 +88,7 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
         closed = true;
         clearInterval(heartbeat);
         streams.delete(stream);
+        shutdownHandlers.delete(stream);
         controller.abort();
         for (const listener of listeners.splice(0)) listener();
       };
@@ -124,10 +142,18 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
         signal: controller.signal,
       };
       streams.add(stream);
+      if (options.onShutdown) shutdownHandlers.set(stream, options.onShutdown);
       write(`retry: ${retryMs}\n\n`);
+      // Opened after the shutdown began (its request was already running): tracked and ended like the others.
+      if (shuttingDown) queueMicrotask(() => endForShutdown(stream));
       return stream;
     },
     closeAll() {
+      shuttingDown = true;
+      for (const stream of [...streams]) endForShutdown(stream);
+    },
+    closeRemaining() {
+      shuttingDown = true;
       for (const stream of [...streams]) stream.close({ event: 'shutdown', data: { reason: 'server shutting down' } });
     },
     size() {

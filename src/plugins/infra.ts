@@ -7,6 +7,7 @@ import { createInProcessJobQueue, createBullJobQueue, type JobQueue } from '../l
 import { createMemoryKeyValueStore, createRedisKeyValueStore, type KeyValueStore } from '../lib/infra/kv.js';
 import { createMemoryPubSub, createRedisPubSub, type PubSub } from '../lib/infra/pubsub.js';
 import { createRedis, waitForRedis } from '../lib/infra/redis.js';
+import { createInstanceRegistry, type InstanceRegistry } from '../lib/infra/instances.js';
 import { createSseRegistry, type SseRegistry } from '../lib/sse.js';
 import { ensureDataDir, type ResolvedSecrets } from '../lib/secrets.js';
 
@@ -18,6 +19,19 @@ export interface Infrastructure {
   jobs: JobQueue;
   sse: SseRegistry;
   vectorSearch: 'available' | 'unavailable';
+  shutdown: ShutdownState;
+  /** This process's lease among the service's instances (crash recovery). */
+  instance: InstanceRegistry;
+}
+
+/**
+ * Graceful shutdown as the modules see it: `closing` from the moment it begins; `deadline` aborts when the grace
+ * period (SHUTDOWN_GRACE_MS) is over, so work still running then (a slow tool call) stops waiting and records that it
+ * was interrupted instead of being cut off by the process exit.
+ */
+export interface ShutdownState {
+  readonly closing: boolean;
+  readonly deadline: AbortSignal;
 }
 
 declare module 'fastify' {
@@ -96,14 +110,36 @@ export const infraPlugin = fp<InfraPluginOptions>(
     }
 
     const sse = createSseRegistry();
-    app.decorate('infra', { database, redis, kv, pubsub, jobs, sse, vectorSearch });
+    const deadline = new AbortController();
+    let closing = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const shutdown: ShutdownState = {
+      get closing() {
+        return closing;
+      },
+      deadline: deadline.signal,
+    };
+    const instance = createInstanceRegistry({ db: database.db, leaseMs: config.instanceLeaseSeconds * 1000, logger: app.log });
+    app.decorate('infra', { database, redis, kv, pubsub, jobs, sse, vectorSearch, shutdown, instance });
+    // Leased once every module is registered (their heartbeat tasks with it); released last, before the stores close.
+    app.addHook('onReady', async () => {
+      await instance.start();
+    });
 
     // Close order: streams first (they hold requests open), then jobs, then the stores they use.
     app.addHook('preClose', async () => {
+      closing = true;
+      graceTimer = setTimeout(() => deadline.abort(), config.shutdownGraceMs);
+      graceTimer.unref();
       sse.closeAll();
     });
     app.addHook('onClose', async () => {
+      clearTimeout(graceTimer);
+      if (!deadline.signal.aborted) deadline.abort();
+      sse.closeRemaining();
+      // Jobs first: a call a job is still running keeps this instance's lease until it is recorded.
       await jobs.close();
+      await instance.stop();
       await pubsub.close();
       for (const close of closers) await close();
       if (!options.database) await database.close();

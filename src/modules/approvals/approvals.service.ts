@@ -460,7 +460,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
      * Loads the approval a chat continuation names. Another user's approval, or another session's, does not exist;
      * a pending one is a conflict (unless it is overdue: then it expires now and the chat is told).
      */
-    async loadForContinuation(actor: Actor, id: string, sessionId: string): Promise<ApprovalRow> {
+    async loadForContinuation(actor: Actor, id: string, sessionId: string, options: { includeContinued?: boolean } = {}): Promise<ApprovalRow> {
       let row = await repository.findById(db, id);
       if (!row || row.requesterId !== actor.userId || row.sessionId !== sessionId) throw new NotFoundError('Approval');
       if (row.status === 'PENDING') {
@@ -469,7 +469,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         row = await repository.findById(db, id);
         if (!row || row.status === 'PENDING') throw new ConflictError('The approval has not been decided yet');
       }
-      if (row.continuedAt !== null) throw new ConflictError('This approval has already been continued');
+      if (row.continuedAt !== null && !options.includeContinued) throw new ConflictError('This approval has already been continued');
       return row;
     },
 

@@ -47,9 +47,9 @@ export const approvalsModule = fp(
     const sweep = () => {
       sweeping ??= (async () => {
         try {
+          // Calls cut off by a crash are resolved on every instance's heartbeat (module-tools), not here.
           const result = await service.sweep();
-          const stale = await app.tools.engine.failStaleRunning();
-          if (result.expired + result.requeued + stale > 0) app.log.info({ ...result, stale_executions: stale }, 'approval sweep');
+          if (result.expired + result.requeued > 0) app.log.info(result, 'approval sweep');
         } catch (error) {
           app.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'approval sweep failed');
         } finally {

@@ -26,6 +26,8 @@ export type ChatToolOutcome =
   | { status: 'completed'; execution_id: string; result: unknown; cached: boolean }
   /** Unknown tool, arguments that fail the schema, a role too low, or the tool itself failed: reported to the model. */
   | { status: 'failed'; execution_id: string | null; error: string }
+  /** The call was cut off (shutdown, or its instance died) before its outcome was recorded: it may have taken effect. */
+  | { status: 'interrupted'; execution_id: string; error: string }
   | { status: 'pending_approval'; execution_id: string; approval_id: string };
 
 export type ResumedOutcome =
@@ -51,8 +53,11 @@ export interface ChatToolRuntime {
   executeFromChat(actor: Actor, call: ChatToolCall, context: ChatToolContext): Promise<ChatToolOutcome>;
   /**
    * After the decision: claims the approval for this session exactly once (safe across instances), runs the approved
-   * call once, or reports the rejection/expiry. Throws ConflictError while still pending or when already continued,
+   * call once, or reports the rejection/expiry. With `resultNotStored` (the chat holds no result for the call), an
+   * approval already claimed by a continuation that never stored one (its instance died) is answered with the call's
+   * recorded outcome, `interrupted` when none was recorded; it never runs again.
+   * Throws ConflictError while still pending, while the claimed call is still running, or when already continued;
    * NotFoundError for another user's approval or another session.
    */
-  resumeApproval(actor: Actor, approvalId: string, context: ChatToolContext): Promise<ResumedToolCall>;
+  resumeApproval(actor: Actor, approvalId: string, context: ChatToolContext, options?: { resultNotStored?: boolean }): Promise<ResumedToolCall>;
 }

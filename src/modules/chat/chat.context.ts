@@ -15,7 +15,8 @@ export interface StoredToolCall {
 
 /** What a tool message holds: the outcome the model is told about. */
 export interface ToolResultPayload {
-  status: 'completed' | 'failed' | 'rejected' | 'expired';
+  /** `interrupted`: the call may or may not have taken effect (its outcome was never recorded). */
+  status: 'completed' | 'failed' | 'rejected' | 'expired' | 'interrupted';
   result?: unknown;
   error?: string;
 }

@@ -166,6 +166,11 @@ export function createChatRepository() {
       return row!;
     },
 
+    /** Locks a message row until the transaction ends (continuations of one assistant message store results one at a time). */
+    async lockMessage(db: DbOrTx, id: string): Promise<void> {
+      await db.select({ id: chatMessages.id }).from(chatMessages).where(eq(chatMessages.id, id)).for('update');
+    },
+
     async updateMessage(db: DbOrTx, id: string, update: MessageUpdate): Promise<void> {
       if (update.status === undefined && update.toolCalls === undefined) return;
       await db.update(chatMessages).set(update).where(eq(chatMessages.id, id));

@@ -21,8 +21,10 @@ const tags = ['chat'];
 export interface ChatRoutesOptions {
   chat: ChatService;
   rateLimit: { max: number; periodSeconds: number };
-  /** Turns still running, so shutdown can let them store what they have. */
+  /** Requests still running (never rejects), so shutdown can let them store what they have. */
   track(turn: Promise<unknown>): void;
+  /** An open chat stream and how to end it at once with `done interrupted`; returns the function that forgets it. */
+  trackStream(end: () => void): () => void;
 }
 
 const eventStream = {
@@ -48,11 +50,18 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
     keyGenerator: (request: FastifyRequest) => `chat:${request.actor?.userId ?? request.ip}`,
   };
 
-  /** Opens the stream only now: every refusal before this point was an ordinary problem response. */
+  /**
+   * Opens the stream only now: every refusal before this point was an ordinary problem response. When the server shuts
+   * down, the turn is stopped (what it streamed is stored as interrupted) and the stream still ends with `done`.
+   */
   async function stream(request: FastifyRequest, reply: FastifyReply, turn: PreparedTurn): Promise<void> {
-    const sse = app.infra.sse.open(request, reply);
+    const shutdown = new AbortController();
+    const sse = app.infra.sse.open(request, reply, { onShutdown: () => shutdown.abort() });
+    const endInterrupted = () => sse.close({ event: 'done', data: { status: 'interrupted' } });
+    const untrack = options.trackStream(endInterrupted);
     const sink: ChatEventSink = {
-      signal: sse.signal,
+      // The client leaving and the server shutting down both stop the turn.
+      signal: AbortSignal.any([sse.signal, shutdown.signal]),
       send: (event, data) => {
         sse.send(event, data);
       },
@@ -60,17 +69,27 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
         sse.send('error', toProblem(request, error));
       },
     };
-    const running = turn.run(sink).catch((error: unknown) => {
+    try {
+      const status = await turn.run(sink);
+      if (status === 'interrupted') endInterrupted();
+    } catch (error) {
       if (sse.closed) {
         request.log.error({ err: error }, 'chat turn failed after the client left');
-        return;
+      } else {
+        sink.fail(error);
+        sse.send('done', { status: 'error' });
       }
-      sink.fail(error);
-      sse.send('done', { status: 'error' });
-    });
-    options.track(running);
-    await running;
-    sse.close();
+    } finally {
+      untrack();
+      sse.close();
+    }
+  }
+
+  /** The whole request is tracked, not only its stream: a continuation may still be running its tool call. */
+  async function respond(request: FastifyRequest, reply: FastifyReply, prepare: () => Promise<PreparedTurn>): Promise<void> {
+    const work = prepare().then((turn) => stream(request, reply, turn));
+    options.track(work.catch(() => undefined));
+    await work;
   }
 
   app.post(
@@ -87,8 +106,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
       },
     },
     async (request, reply) => {
-      const turn = await chat.startTurn(app.requireActor(request), request.body, request.requestContext);
-      await stream(request, reply, turn);
+      await respond(request, reply, () => chat.startTurn(app.requireActor(request), request.body, request.requestContext));
     },
   );
 
@@ -110,8 +128,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
       },
     },
     async (request, reply) => {
-      const turn = await chat.continueTurn(app.requireActor(request), request.body, request.requestContext);
-      await stream(request, reply, turn);
+      await respond(request, reply, () => chat.continueTurn(app.requireActor(request), request.body, request.requestContext));
     },
   );
 

@@ -144,6 +144,8 @@ function toolResultPayload(outcome: Exclude<ResumedOutcome, { status: 'pending_a
       return { status: 'rejected', error: `An approver rejected this call${outcome.reason ? `: ${outcome.reason}` : ''}` };
     case 'expired':
       return { status: 'expired', error: 'The approval expired before anyone decided' };
+    case 'interrupted':
+      return { status: 'interrupted', error: `The call was interrupted: ${outcome.error}` };
   }
 }
 
@@ -307,6 +309,8 @@ export function createChatService(deps: ChatServiceDeps) {
     let outgoing: { system: string; tools: ChatToolDefinition[] } | undefined;
 
     for (let step = 1; step <= maxSteps; step += 1) {
+      // Stopped before this model call (the client left, or the server is shutting down): nothing to call or store.
+      if (sink.signal.aborted) return 'interrupted';
       // The window of stored messages that fits, decrypted only once chosen.
       const entries =
         step === 1 && state.firstContext ? state.firstContext : (await repository.listMessages(db, session.id)).map(rowEntry);
@@ -688,7 +692,8 @@ export function createChatService(deps: ChatServiceDeps) {
       const model = await llm.resolveModel(undefined, session.model);
       await loadTokenizer();
 
-      const resumed = await runtime.resumeApproval(actor, input.approval_id, { sessionId: session.id, requestContext: context });
+      // No result is stored for these calls (checked above): a continuation cut off by a crash is picked up here.
+      const resumed = await runtime.resumeApproval(actor, input.approval_id, { sessionId: session.id, requestContext: context }, { resultNotStored: true });
       if (resumed.outcome.status === 'pending_approval') {
         throw new ConflictError('The approved call is waiting for another approval');
       }
@@ -699,6 +704,10 @@ export function createChatService(deps: ChatServiceDeps) {
       const stored = await withTransaction(
         db,
         async (uow) => {
+          // Two continuations may both have an outcome to store (one recovered after a crash): the first one stores it.
+          await repository.lockMessage(uow.tx, owner.id);
+          const storedMeanwhile = await repository.answeredToolCalls(uow.tx, session.id, unanswered.map((c) => c.tool_call_id));
+          if (storedMeanwhile.size > 0) throw new ConflictError('This approval has already been continued');
           let last: ChatMessageRow | undefined;
           for (const c of unanswered) last = await storeToolResult(session.id, c, payload, uow.tx);
           if (!stillWaiting) await repository.updateMessage(uow.tx, owner.id, { status: 'completed' });

@@ -20,8 +20,11 @@ declare module 'fastify' {
   }
 }
 
-/** How long shutdown waits for running turns to store what they streamed (their streams are already closed). */
-const SHUTDOWN_WAIT_MS = 5_000;
+/**
+ * How long, past the grace period, shutdown waits for running turns: at the end of the grace period their tool calls
+ * stop waiting (recorded as interrupted), and storing that takes moments.
+ */
+const AFTER_GRACE_WAIT_MS = 2_000;
 
 /**
  * Chat sessions and streaming turns. Content is encrypted with the vault's field encryption (columns registered for key
@@ -76,14 +79,19 @@ export const chatModule = fp(
     });
 
     const running = new Set<Promise<unknown>>();
+    const openStreams = new Set<() => void>();
+    // Runs after the infrastructure's preClose, which has asked every open stream to stop its turn.
     app.addHook('preClose', async () => {
-      if (running.size === 0) return;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
-      });
-      await Promise.race([Promise.allSettled([...running]), timeout]);
-      clearTimeout(timer);
+      if (running.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, app.config.shutdownGraceMs + AFTER_GRACE_WAIT_MS);
+        });
+        await Promise.race([Promise.allSettled([...running]), timeout]);
+        clearTimeout(timer);
+      }
+      // A turn that could not finish in time: its stream still ends with `done`, as the contract promises.
+      for (const end of [...openStreams]) end();
     });
 
     await app.register(chatRoutes, {
@@ -93,6 +101,10 @@ export const chatModule = fp(
       track: (turn) => {
         running.add(turn);
         void turn.finally(() => running.delete(turn));
+      },
+      trackStream: (end) => {
+        openStreams.add(end);
+        return () => openStreams.delete(end);
       },
     });
   },

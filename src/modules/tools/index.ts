@@ -71,7 +71,14 @@ export const toolsModule = fp(
       approvals: () => app.getDecorator<ApprovalGate>('approvals'),
       requesterAllowed: async (userId, role) => (await app.users.activeUserIds(ROLES.filter((candidate) => roleAtLeast(candidate, role)))).includes(userId),
       notifier: () => app.notifications,
+      instance: app.infra.instance,
+      shutdownDeadline: app.infra.shutdown.deadline,
       logger: app.log,
+    });
+    // Every heartbeat: calls left running by instances that are gone are resolved (within seconds of their lease).
+    app.infra.instance.onTick(async () => {
+      const recovered = await engine.recoverInterrupted();
+      if (recovered > 0) app.log.warn({ executions: recovered }, 'tool calls of a gone instance resolved as interrupted');
     });
 
     app.fieldCipher.registerEncryptedColumn({

@@ -31,8 +31,16 @@ import { callWebhook } from './webhook.js';
 import { isUniqueViolation } from './db-errors.js';
 
 const EXECUTION_RESOURCE = 'tool_execution';
-/** A call still `running` this long after it started was cut off by a crash (the longest deadline is 2 minutes). */
-const STALE_RUNNING_MS = 10 * 60_000;
+/**
+ * A call `running` with no instance recorded (from before instances held leases) this long after it started was cut
+ * off by a crash: the longest deadline is 2 minutes.
+ */
+const UNOWNED_STALE_MS = 10 * 60_000;
+/** What the requester and the model are told of a call whose outcome was never recorded. */
+export const INTERRUPTED_BY_CRASH =
+  'the service instance running this call stopped before its outcome was recorded: it may or may not have taken effect. It is not retried automatically; check before calling it again';
+export const INTERRUPTED_BY_SHUTDOWN =
+  'the service shut down before the call answered: it may or may not have taken effect. It is not retried automatically; check before calling it again';
 const ERROR_MAX_LENGTH = 500;
 
 /** The one approval chain operation set the engine needs. */
@@ -70,6 +78,10 @@ export interface ToolEngineDeps {
   /** Whether a user is still active with a role of at least `role` (an approved call runs only for such a requester). */
   requesterAllowed: (userId: string, role: Role) => Promise<boolean>;
   notifier: () => ToolEngineNotifier | undefined;
+  /** This process's lease: running calls are recorded with its id, and it judges when another instance is gone. */
+  instance: { id: string; leaseMs: number; mayJudgeOthers(): boolean };
+  /** Aborts at the end of the shutdown grace period: a call still running then is recorded as interrupted. */
+  shutdownDeadline?: AbortSignal;
   logger?: ToolEngineLogger;
   now?: () => Date;
 }
@@ -104,9 +116,12 @@ export class ToolExecutionFailedError extends UpstreamError {
     readonly toolName: string,
     readonly executionId: string,
     readonly reason: string,
+    /** The outcome is unknown (the call was cut off), not a failure. */
+    readonly interrupted = false,
   ) {
-    super(`tool:${toolName}`, `The tool "${toolName}" failed: ${reason}`);
+    super(`tool:${toolName}`, interrupted ? `The call of "${toolName}" was interrupted: ${reason}` : `The tool "${toolName}" failed: ${reason}`, interrupted);
     this.extensions.execution_id = executionId;
+    if (interrupted) this.extensions.execution_status = 'interrupted';
   }
 }
 
@@ -338,6 +353,17 @@ export function createToolEngine(deps: ToolEngineDeps) {
     // Every secret the run used is scrubbed (raw and encoded) from whatever leaves it: result, error, log.
     const used: string[] = [];
     const scrubber = () => createSecretScrubber(used);
+    // Shutting down and out of grace: stop waiting. Whatever the call did is unknown, and recorded as such.
+    let onShutdown: (() => void) | undefined;
+    const shutdown = new Promise<never>((_, reject) => {
+      onShutdown = () => {
+        controller.abort();
+        reject(new ToolRunError('interrupted', INTERRUPTED_BY_SHUTDOWN));
+      };
+      if (deps.shutdownDeadline?.aborted) onShutdown();
+      else deps.shutdownDeadline?.addEventListener('abort', onShutdown, { once: true });
+    });
+    shutdown.catch(() => undefined);
     try {
       const secretFor = async (name: string): Promise<string> => {
         const value = await useSecret(name, userId, tool.name);
@@ -361,7 +387,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
           outputSchema: tool.outputSchema,
         });
       }
-      const result = scrubber().deep(await Promise.race([work, deadline]));
+      const result = scrubber().deep(await Promise.race([work, deadline, shutdown]));
       if (tool.outputSchema !== null) {
         const errors = validator.validate(tool, 'output', tool.outputSchema, result);
         if (errors.length > 0) {
@@ -377,6 +403,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
       return { ok: false, failure: { code: 'internal_error', message: 'the tool failed unexpectedly' }, durationMs: elapsed() };
     } finally {
       clearTimeout(timer);
+      if (onShutdown) deps.shutdownDeadline?.removeEventListener('abort', onShutdown);
       controller.abort();
     }
   }
@@ -402,13 +429,18 @@ export function createToolEngine(deps: ToolEngineDeps) {
     if (!outcome.ok) {
       details.error_code = outcome.failure.code;
       details.error = truncate(outcome.failure.message);
+      if (isInterrupted(outcome)) details.outcome = 'unknown';
     }
     return callEvent(outcome.ok ? 'TOOL_CALL_COMPLETED' : 'TOOL_CALL_FAILED', actor, context, executionId, details);
   }
 
+  function isInterrupted(outcome: RunOutcome): boolean {
+    return !outcome.ok && outcome.failure.code === 'interrupted';
+  }
+
   function outcomeColumns(executionId: string, outcome: RunOutcome) {
     return {
-      status: outcome.ok ? ('completed' as const) : ('failed' as const),
+      status: outcome.ok ? ('completed' as const) : isInterrupted(outcome) ? ('interrupted' as const) : ('failed' as const),
       encryptedResult: outcome.ok ? fieldCipher.encrypt(JSON.stringify(outcome.result), executionResultAad(executionId)) : null,
       error: outcome.ok ? null : truncate(outcome.failure.message),
       durationMs: outcome.durationMs,
@@ -428,7 +460,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
     await withTransaction(
       db,
       async (uow) => {
-        const finished = await repository.finishExecution(uow.tx, execution.id, outcomeColumns(execution.id, outcome));
+        const finished = await repository.finishExecution(uow.tx, execution.id, outcomeColumns(execution.id, outcome), deps.instance.id);
         if (!finished) throw new ConflictError('The execution was no longer running');
         if (also) await also(uow);
         await audit.record(uow.tx, endEvent(tool, execution.id, execution.approvalId, actor, context, outcome));
@@ -443,7 +475,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   }
 
   function completedOrThrow(tool: ToolRow, executionId: string, outcome: RunOutcome): ExecuteResult {
-    if (!outcome.ok) throw new ToolExecutionFailedError(tool.name, executionId, outcome.failure.message);
+    if (!outcome.ok) throw new ToolExecutionFailedError(tool.name, executionId, outcome.failure.message, isInterrupted(outcome));
     return { execution_id: executionId, status: 'completed', result: outcome.result, cached: false };
   }
 
@@ -479,6 +511,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
         await repository.insertExecution(uow.tx, {
           ...executionColumns(executionId, tool, actor, args, digest, options),
           status: 'running',
+          instanceId: deps.instance.id,
           createdAt: now(),
           startedAt: now(),
         });
@@ -603,7 +636,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
       async (uow): Promise<Prepared | undefined> => {
         const approval = await gate.claim(uow, approvalId, { ...filter, statuses: ['APPROVED'] });
         if (!approval) return undefined;
-        const execution = await repository.claimPendingExecution(uow.tx, approval.executionId, now());
+        const execution = await repository.claimPendingExecution(uow.tx, approval.executionId, now(), deps.instance.id);
         if (!execution) return undefined;
         let failure: Failure | undefined;
         let args: Record<string, unknown> = {};
@@ -680,13 +713,17 @@ export function createToolEngine(deps: ToolEngineDeps) {
     await finish(tool, { id: execution.id, userId: approval.requesterId, approvalId: approval.id }, requester, SYSTEM_CONTEXT, outcome, async (uow) => {
       if (notifyRequester) await notifyInUow(uow, resultNotice(approval, execution.id, outcome.ok ? 'completed' : 'failed', outcome.ok ? null : outcome.failure.message));
     });
-    if (!outcome.ok) return { status: 'failed', execution_id: execution.id, error: outcome.failure.message };
+    if (!outcome.ok) {
+      return { status: isInterrupted(outcome) ? 'interrupted' : 'failed', execution_id: execution.id, error: outcome.failure.message };
+    }
     return { status: 'completed', execution_id: execution.id, result: outcome.result, cached: false };
   }
 
   /** Turns what the pipeline refuses into a failure the model can read; infrastructure errors still throw. */
   function failedOutcome(error: unknown, toolName: string): ChatToolOutcome {
-    if (error instanceof ToolExecutionFailedError) return { status: 'failed', execution_id: error.executionId, error: error.reason };
+    if (error instanceof ToolExecutionFailedError) {
+      return { status: error.interrupted ? 'interrupted' : 'failed', execution_id: error.executionId, error: error.reason };
+    }
     if (error instanceof NotFoundError) return { status: 'failed', execution_id: null, error: `There is no tool named "${toolName}" available to you.` };
     if (error instanceof ValidationError) {
       return { status: 'failed', execution_id: null, error: `The arguments are invalid: ${describeFieldErrors(error.errors)}` };
@@ -711,6 +748,30 @@ export function createToolEngine(deps: ToolEngineDeps) {
       },
       deps.logger,
     );
+  }
+
+  /**
+   * The outcome of an approved call whose continuation was claimed earlier but never stored in the chat (the instance
+   * serving it died): what the execution records, `interrupted` once recovery resolved it. The chat checks it was not
+   * answered yet; this never runs anything.
+   */
+  async function recordedOutcome(approval: ApprovalRow): Promise<ChatToolOutcome> {
+    if (approval.status !== 'APPROVED') throw new ConflictError('This approval has already been continued');
+    const execution = await repository.findExecution(db, approval.executionId);
+    if (!execution) throw new ConflictError('This approval has already been continued');
+    switch (execution.status) {
+      case 'completed':
+        return { status: 'completed', execution_id: execution.id, result: decryptResult(execution), cached: false };
+      case 'failed':
+        return { status: 'failed', execution_id: execution.id, error: execution.error ?? 'the tool failed' };
+      case 'interrupted':
+        return { status: 'interrupted', execution_id: execution.id, error: execution.error ?? INTERRUPTED_BY_CRASH };
+      default: {
+        const retry = new ConflictError('The approved call is still running; its outcome is not known yet, retry shortly');
+        retry.headers['Retry-After'] = String(Math.max(1, Math.ceil(deps.instance.leaseMs / 1000)));
+        throw retry;
+      }
+    }
   }
 
   const chatTools: ChatToolRuntime = {
@@ -742,11 +803,12 @@ export function createToolEngine(deps: ToolEngineDeps) {
       }
     },
 
-    async resumeApproval(actor, approvalId, context): Promise<ResumedToolCall> {
+    async resumeApproval(actor, approvalId, context, options = {}): Promise<ResumedToolCall> {
       const gate = deps.approvals();
-      const approval = await gate.loadForContinuation(actor, approvalId, context.sessionId);
+      const approval = await gate.loadForContinuation(actor, approvalId, context.sessionId, { includeContinued: options.resultNotStored === true });
       const args = gate.decryptArgs(approval);
       const call = { toolCallId: approval.toolCallId ?? approval.id, toolName: approval.toolName, args };
+      if (approval.continuedAt !== null) return { ...call, outcome: await recordedOutcome(approval) };
       if (approval.status === 'APPROVED') {
         const prepared = await claimApproved(approval.id, { sessionId: context.sessionId, requesterId: actor.userId });
         if (!prepared) throw new ConflictError('This approval has already been continued');
@@ -829,12 +891,23 @@ export function createToolEngine(deps: ToolEngineDeps) {
       return presentExecution(row);
     },
 
-    /** Crash recovery: calls left running by a dead process are marked failed (they are never re-run). */
-    async failStaleRunning(): Promise<number> {
-      return withTransaction(
+    /**
+     * Crash recovery, on every instance's heartbeat: calls left running by an instance that is gone are resolved as
+     * `interrupted` (never re-run), audited, and their requesters told. Returns how many.
+     */
+    async recoverInterrupted(): Promise<number> {
+      const judgeOthers = deps.instance.mayJudgeOthers();
+      const recovered = await withTransaction(
         db,
         async (uow) => {
-          const rows = await repository.failStaleRunning(uow.tx, new Date(now().getTime() - STALE_RUNNING_MS), now());
+          const rows = await repository.interruptOrphaned(uow.tx, {
+            selfId: deps.instance.id,
+            leaseMs: deps.instance.leaseMs,
+            judgeOthers,
+            unownedStartedBefore: new Date(now().getTime() - UNOWNED_STALE_MS),
+            error: INTERRUPTED_BY_CRASH,
+            now: now(),
+          });
           await audit.recordMany(
             uow.tx,
             rows.map((row) =>
@@ -844,16 +917,34 @@ export function createToolEngine(deps: ToolEngineDeps) {
                 tool_version: row.toolVersion,
                 approval_id: row.approvalId,
                 error_code: 'interrupted',
-                error: row.error,
+                error: INTERRUPTED_BY_CRASH,
+                outcome: 'unknown',
+                instance_id: row.instanceId,
                 cached: false,
               }),
             ),
           );
+          for (const row of rows) await notifyInUow(uow, interruptedNotice(row));
           return rows.length;
         },
         deps.logger,
       );
+      // Leases of instances gone long ago are of no more use once their calls are resolved.
+      if (judgeOthers) await repository.forgetGoneInstances(db, deps.instance.leaseMs * 10);
+      return recovered;
     },
+  };
+}
+
+function interruptedNotice(row: ToolExecutionRow): NotifyInput {
+  const link = executionLink(row.toolId, row.id);
+  return {
+    userId: row.userId,
+    type: 'LONG_RUNNING_TASK_COMPLETED',
+    title: `Tool run interrupted: ${row.toolName}`,
+    message: `Your call of "${row.toolName}" was interrupted: ${INTERRUPTED_BY_CRASH}. Details: ${link}`,
+    priority: 'high',
+    data: { approval_id: row.approvalId, execution_id: row.id, tool_id: row.toolId, tool_name: row.toolName, status: 'interrupted', link, session_id: row.sessionId },
   };
 }
 

@@ -1,6 +1,7 @@
-import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { toolExecutions, tools, type ToolExecutionStatus } from '../../db/schema/tools.js';
+import { serviceInstances } from '../../db/schema/instances.js';
 import type { Role } from '../auth/permissions.js';
 
 export type ToolRow = typeof tools.$inferSelect;
@@ -28,7 +29,7 @@ export type ToolPatch = Partial<
 >;
 
 export interface ExecutionOutcomePatch {
-  status: Extract<ToolExecutionStatus, 'completed' | 'failed'>;
+  status: Extract<ToolExecutionStatus, 'completed' | 'failed' | 'interrupted'>;
   encryptedResult: string | null;
   error: string | null;
   durationMs: number | null;
@@ -113,21 +114,29 @@ export function createToolsRepository() {
      * The one transition that lets an approved call run: `pending_approval` → `running`, as a conditional update.
      * Whoever gets the row runs the call; everyone else (another instance, a retried job) gets undefined.
      */
-    async claimPendingExecution(db: DbOrTx, id: string, now: Date): Promise<ToolExecutionRow | undefined> {
+    async claimPendingExecution(db: DbOrTx, id: string, now: Date, instanceId: string): Promise<ToolExecutionRow | undefined> {
       const [row] = await db
         .update(toolExecutions)
-        .set({ status: 'running', startedAt: now })
+        .set({ status: 'running', startedAt: now, instanceId })
         .where(and(eq(toolExecutions.id, id), eq(toolExecutions.status, 'pending_approval')))
         .returning();
       return row;
     },
 
-    /** Records how a running call ended; only a running call can end. */
-    async finishExecution(db: DbOrTx, id: string, patch: ExecutionOutcomePatch): Promise<boolean> {
+    /**
+     * Records how a running call ended; only a running call can end. The instance that ran it may also replace an
+     * `interrupted` it was given while it looked gone (it was cut off from the database, not dead): the real outcome
+     * is better than "unknown".
+     */
+    async finishExecution(db: DbOrTx, id: string, patch: ExecutionOutcomePatch, instanceId?: string): Promise<boolean> {
+      const finishable =
+        instanceId === undefined
+          ? eq(toolExecutions.status, 'running')
+          : or(eq(toolExecutions.status, 'running'), and(eq(toolExecutions.status, 'interrupted'), eq(toolExecutions.instanceId, instanceId)));
       const rows = await db
         .update(toolExecutions)
         .set(patch)
-        .where(and(eq(toolExecutions.id, id), eq(toolExecutions.status, 'running')))
+        .where(and(eq(toolExecutions.id, id), finishable))
         .returning({ id: toolExecutions.id });
       return rows.length > 0;
     },
@@ -148,13 +157,32 @@ export function createToolsRepository() {
       return row;
     },
 
-    /** Calls left `running` by a process that died mid-call are marked failed (they may or may not have run). */
-    async failStaleRunning(db: DbOrTx, startedBefore: Date, now: Date): Promise<ToolExecutionRow[]> {
+    /**
+     * Calls left `running` by an instance that is gone are resolved as `interrupted` (they may or may not have taken
+     * effect; they are never re-run). Gone: an instance other than `selfId` whose lease in service_instances is older
+     * than `leaseMs` by the database's clock, or absent; only when `judgeOthers`. A call with no instance (recorded
+     * before instances had leases) counts as gone once it started before `unownedStartedBefore`.
+     */
+    async interruptOrphaned(
+      db: DbOrTx,
+      input: { selfId: string; leaseMs: number; judgeOthers: boolean; unownedStartedBefore: Date; error: string; now: Date },
+    ): Promise<ToolExecutionRow[]> {
+      const unowned = and(isNull(toolExecutions.instanceId), lt(toolExecutions.startedAt, input.unownedStartedBefore));
+      const ownerGone = and(
+        isNotNull(toolExecutions.instanceId),
+        ne(toolExecutions.instanceId, input.selfId),
+        sql`not exists (select 1 from ${serviceInstances} where ${serviceInstances.id} = ${toolExecutions.instanceId} and ${serviceInstances.heartbeatAt} > now() - make_interval(secs => ${input.leaseMs / 1000}))`,
+      );
       return db
         .update(toolExecutions)
-        .set({ status: 'failed', error: 'interrupted: the service stopped while the call was running', completedAt: now })
-        .where(and(eq(toolExecutions.status, 'running'), lt(toolExecutions.startedAt, startedBefore)))
+        .set({ status: 'interrupted', error: input.error, completedAt: input.now })
+        .where(and(eq(toolExecutions.status, 'running'), input.judgeOthers ? or(unowned, ownerGone) : unowned))
         .returning();
+    },
+
+    /** Leases of instances gone long ago (nothing of theirs is left running once they were recovered). */
+    async forgetGoneInstances(db: DbOrTx, olderThanMs: number): Promise<void> {
+      await db.delete(serviceInstances).where(sql`${serviceInstances.heartbeatAt} < now() - make_interval(secs => ${olderThanMs / 1000})`);
     },
 
     /** A tool's executions, newest first; only `userId`'s when given. */
