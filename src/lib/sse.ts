@@ -144,8 +144,9 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
       streams.add(stream);
       if (options.onShutdown) shutdownHandlers.set(stream, options.onShutdown);
       write(`retry: ${retryMs}\n\n`);
-      // Opened after the shutdown began (its request was already running): tracked and ended like the others.
-      if (shuttingDown) queueMicrotask(() => endForShutdown(stream));
+      // Opened after the shutdown began (its request was already running): ended like the others, at once, so its
+      // owner never starts work it would have to cut off.
+      if (shuttingDown) endForShutdown(stream);
       return stream;
     },
     closeAll() {

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { multiInstance } from '../helpers/app.js';
+import { readSse, type SseReader } from '../helpers/sse.js';
 import { freePort, startProcess, waitForHttp, type RunningServer } from '../helpers/process.js';
 import { hasPostgresBinaries, hasRedisServer } from '../helpers/services.js';
 import { strongPassword, uniqueUsername } from '../helpers/users.js';
@@ -21,11 +23,13 @@ export interface Service extends RunningServer {
 const started: Service[] = [];
 
 /**
- * The real server process (src/server.ts, as `npm start` runs it) on the given database and Redis. Instances given the
- * same `secretsDir` share the development secrets generated there (as instances of one deployment share theirs).
+ * The real server process (src/server.ts, as `npm start` runs it) on the given database and Redis. An instance started
+ * with `sameSecretsAs` gets a copy of that one's generated development secrets (as instances of one deployment share
+ * theirs), in a DATA_DIR of its own.
  */
-export async function startService(env: Record<string, string>, secretsDir?: string): Promise<Service> {
-  const dataDir = secretsDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-rel-'));
+export async function startService(env: Record<string, string>, sameSecretsAs?: Service): Promise<Service> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-rel-'));
+  if (sameSecretsAs) fs.copyFileSync(path.join(sameSecretsAs.dataDir, 'dev-secrets.json'), path.join(dataDir, 'dev-secrets.json'));
   const port = await freePort();
   const server = startProcess(['src/server.ts'], {
     PORT: String(port),
@@ -112,3 +116,34 @@ export async function login(base: string, username: string, password: string): P
   if (response.status !== 200) throw new Error(`login: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body as { access_token: string; user: unknown };
 }
+
+/** A user of the given role, created by an admin through the API and signed in. */
+export async function createStaff(base: string, adminToken: string, role: 'MANAGER' | 'ADMIN' | 'ANALYST'): Promise<Client> {
+  const username = uniqueUsername(role.toLowerCase());
+  const password = strongPassword();
+  const created = await call(base, 'POST', '/api/v1/users', { token: adminToken, body: { username, email: `${username}@example.test`, password, role } });
+  if (created.status !== 201) throw new Error(`create user: ${created.status} ${JSON.stringify(created.body)}`);
+  const session = await login(base, username, password);
+  return { token: session.access_token, userId: (session.user as { id: string }).id, username, password };
+}
+
+export type ChatEvents = SseReader<Record<string, unknown>>;
+
+/** POSTs to a chat route and reads the event stream as it arrives. */
+export function postSse(base: string, route: string, body: unknown, token: string): Promise<ChatEvents> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      `${base}${route}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(payload) },
+      },
+      (response) => resolve(readSse<Record<string, unknown>>(response)),
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+export const eventNames = (stream: ChatEvents): string[] => stream.events.map((event) => event.event);

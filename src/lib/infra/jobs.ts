@@ -1,4 +1,6 @@
 import type { ConnectionOptions, Worker } from 'bullmq';
+import { DEPENDENCY_RETRY_AFTER_SECONDS } from '../dependency-errors.js';
+import { DependencyUnavailableError } from '../errors.js';
 
 export interface JobOptions {
   /** Run no earlier than this many milliseconds from now (approval expiry uses it). */
@@ -107,6 +109,9 @@ export function createInProcessJobQueue(logger?: { error: (obj: object, msg: str
   };
 }
 
+/** How long an enqueue waits for Redis. */
+const ENQUEUE_TIMEOUT_MS = 5_000;
+
 export async function createBullJobQueue(options: {
   connection: ConnectionOptions;
   prefix: string;
@@ -129,7 +134,17 @@ export async function createBullJobQueue(options: {
       handlers.set(name, handler as JobHandler<unknown>);
     },
     async enqueue(name, data, jobOptions = {}) {
-      await queue.add(name, data, {
+      // While Redis is down BullMQ's connection queues the command until it returns: a request enqueueing a job is
+      // answered with 503 naming Redis after a bound instead of waiting for it. The add may still land later (job
+      // ids make that harmless), and the sweeps re-enqueue what was lost.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new DependencyUnavailableError('redis', 'Redis is unavailable right now; retry in a few seconds', DEPENDENCY_RETRY_AFTER_SECONDS)),
+          ENQUEUE_TIMEOUT_MS,
+        );
+      });
+      const adding = queue.add(name, data, {
         jobId: jobOptions.jobId,
         delay: jobOptions.delayMs,
         attempts: jobOptions.attempts ?? DEFAULT_ATTEMPTS,
@@ -137,6 +152,12 @@ export async function createBullJobQueue(options: {
         removeOnComplete: { age: 3_600, count: 10_000 },
         removeOnFail: { age: 7 * 86_400 },
       });
+      adding.catch(() => undefined);
+      try {
+        await Promise.race([adding, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     async start() {
       if (worker) return;

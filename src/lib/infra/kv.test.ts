@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryKeyValueStore, createRedisKeyValueStore, type KeyValueStore } from './kv.js';
+import { createDegradingKeyValueStore, createMemoryKeyValueStore, createRedisKeyValueStore, type KeyValueStore } from './kv.js';
 import { createRedis, waitForRedis } from './redis.js';
 
 const redis = process.env.REDIS_URL ? createRedis(process.env.REDIS_URL) : undefined;
@@ -46,5 +46,31 @@ describe('memory store expiry', () => {
     expect(await store.get('k')).toBe('v');
     now += 2_000;
     expect(await store.get('k')).toBeNull();
+  });
+});
+
+describe('degrading key-value store', () => {
+  it('uses the fallback while Redis is unreachable, says so once, and still refuses other errors', async () => {
+    const down = createRedis('redis://127.0.0.1:9', { lazyConnect: true, retryStrategy: () => null });
+    down.on('error', () => undefined);
+    const degraded: unknown[] = [];
+    const store = createDegradingKeyValueStore(createRedisKeyValueStore(down, 'cdsa-test-down'), createMemoryKeyValueStore(), {
+      onDegraded: (error) => degraded.push(error),
+      onRestored: () => undefined,
+    });
+    try {
+      expect(await store.increment('failures', 60)).toMatchObject({ count: 1 });
+      expect(await store.increment('failures', 60)).toMatchObject({ count: 2 });
+      expect(await store.get('failures')).toBe('2');
+      expect(degraded).toHaveLength(1);
+      const broken = createDegradingKeyValueStore(
+        { ...createMemoryKeyValueStore(), get: async () => Promise.reject(new Error('a bug')) },
+        createMemoryKeyValueStore(),
+        { onDegraded: () => undefined, onRestored: () => undefined },
+      );
+      await expect(broken.get('x')).rejects.toThrow('a bug');
+    } finally {
+      down.disconnect();
+    }
   });
 });
