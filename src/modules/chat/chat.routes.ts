@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { asDependencyError, dependencyFailureMessage } from '../../lib/dependency-errors.js';
 import { AppError } from '../../lib/errors.js';
 import { problem } from '../../plugins/problem-details.js';
 import { LlmProviderError } from '../llm/providers/index.js';
@@ -36,6 +37,11 @@ function toProblem(request: FastifyRequest, error: unknown) {
   if (error instanceof AppError) {
     const extensions = error instanceof LlmProviderError ? { ...error.extensions, code: error.code } : error.extensions;
     return problem(request, error.status, error.message, extensions, error.title);
+  }
+  const unavailable = asDependencyError(error);
+  if (unavailable) {
+    request.log.warn({ dependency: unavailable.dependency, err: dependencyFailureMessage(error) }, 'dependency unavailable during a chat turn');
+    return problem(request, unavailable.status, unavailable.message, unavailable.extensions, unavailable.title);
   }
   request.log.error({ err: error }, 'chat turn failed');
   return problem(request, 500, 'An unexpected error occurred');
