@@ -101,6 +101,13 @@ describe('JWT access token attacks', () => {
     expect((await me(await forge({ claims: { iat: now() - 900, exp: now() - 5 } }))).statusCode).toBe(200);
   });
 
+  it('a token issued in the future (iat beyond the clock skew) is refused', async () => {
+    const tenYears = 10 * 365 * 86_400;
+    expect((await me(await forge({ claims: { iat: now() + tenYears, exp: now() + tenYears + 900 } }))).statusCode).toBe(401);
+    expect((await me(await forge({ claims: { iat: now() + 600, exp: now() + 900 } }))).statusCode).toBe(401);
+    expect((await me(await forge({ claims: { iat: now() + 10, exp: now() + 900 } }))).statusCode).toBe(200);
+  });
+
   it('a token without exp is refused', async () => {
     expect((await me(await forge({ omit: ['exp'] }))).statusCode).toBe(401);
   });

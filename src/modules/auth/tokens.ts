@@ -87,10 +87,13 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
         requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'role'],
         currentDate: new Date(now()),
       });
-      const { sub, sid, role, jti, exp } = payload;
+      const { sub, sid, role, jti, exp, iat } = payload;
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !isRole(role) || typeof exp !== 'number') {
         throw new InvalidTokenError('malformed claims');
       }
+      // jose checks only that iat is a number. A token "issued" in the future was not issued by a clock within the
+      // skew of ours: refuse it, like one whose nbf lies ahead.
+      if (typeof iat !== 'number' || iat > now() / 1000 + CLOCK_SKEW_SECONDS) throw new InvalidTokenError('iat in the future');
       return { userId: sub, sessionId: sid, role, jti, expiresAt: exp };
     } catch (error) {
       if (error instanceof InvalidTokenError) throw error;
