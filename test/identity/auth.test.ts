@@ -207,6 +207,25 @@ describe('per-client throttling', () => {
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
     expect((await attempt(frank.user.username, frank.password, '192.0.2.8')).statusCode).toBe(200);
   });
+
+  it('counts concurrent attempts before the password is checked: no more checks than the limit get through', async () => {
+    const attempts = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        t.app.inject({ method: 'POST', url: `${API}/auth/login`, payload: { username: uniqueUsername('burst'), password: 'Wrong-password-123' }, remoteAddress: '192.0.2.9' }),
+      ),
+    );
+    const statuses = attempts.map((response) => response.statusCode).sort();
+    expect(statuses).toEqual([...Array(4).fill(401), ...Array(8).fill(429)]);
+  });
+
+  it('successful logins do not use up the client allowance', async () => {
+    const gina = await createUser(t);
+    const attempt = (password: string) =>
+      t.app.inject({ method: 'POST', url: `${API}/auth/login`, payload: { username: gina.user.username, password }, remoteAddress: '192.0.2.10' });
+    for (let i = 0; i < 6; i += 1) expect((await attempt(gina.password)).statusCode).toBe(200);
+    for (let i = 0; i < 4; i += 1) expect((await attempt('Wrong-password-123')).statusCode).toBe(401);
+    expect((await attempt(gina.password)).statusCode).toBe(429);
+  });
 });
 
 describe('tokens and sessions', () => {

@@ -27,6 +27,19 @@ describe.each(stores)('%s key-value store', (_name, store) => {
     expect(await store!.get('claim')).toBe('a');
   });
 
+  it.runIf(Boolean(store))('decrement gives one back, never goes below zero and never creates a counter', async () => {
+    await store!.increment('refund', 900);
+    await store!.increment('refund', 900);
+    await store!.decrement('refund');
+    expect(await store!.get('refund')).toBe('1');
+    expect(await store!.ttl('refund')).toBeGreaterThan(0);
+    await store!.decrement('refund');
+    await store!.decrement('refund');
+    expect(await store!.get('refund')).toBe('0');
+    await store!.decrement('absent-counter');
+    expect(await store!.get('absent-counter')).toBeNull();
+  });
+
   it.runIf(Boolean(store))('increment counts within a window and reports the time left', async () => {
     const first = await store!.increment('counter', 900);
     const second = await store!.increment('counter', 900);

@@ -15,6 +15,8 @@ export interface KeyValueStore {
   del(key: string): Promise<void>;
   /** Increments a counter; the first increment starts its expiry window. Returns the count and seconds left. */
   increment(key: string, windowSeconds: number): Promise<{ count: number; ttlSeconds: number }>;
+  /** Takes one back from a counter that exists (never below zero), keeping its expiry. */
+  decrement(key: string): Promise<void>;
   ttl(key: string): Promise<number>;
 }
 
@@ -72,12 +74,18 @@ export function createMemoryKeyValueStore(now: () => number = Date.now): KeyValu
       entry.value = String(Number(entry.value) + 1);
       return { count: Number(entry.value), ttlSeconds: Math.max(1, Math.ceil((entry.expiresAt - now()) / 1000)) };
     },
+    async decrement(key) {
+      const entry = live(key);
+      if (entry) entry.value = String(Math.max(0, Number(entry.value) - 1));
+    },
     async ttl(key) {
       const entry = live(key);
       return entry ? Math.max(0, Math.ceil((entry.expiresAt - now()) / 1000)) : -2;
     },
   };
 }
+
+const DECREMENT_EXISTING = `if redis.call('GET', KEYS[1]) and tonumber(redis.call('GET', KEYS[1])) > 0 then return redis.call('DECR', KEYS[1]) end return 0`;
 
 export function createRedisKeyValueStore(redis: Redis, prefix: string): KeyValueStore {
   const k = (key: string) => `${prefix}:kv:${key}`;
@@ -105,6 +113,10 @@ export function createRedisKeyValueStore(redis: Redis, prefix: string): KeyValue
         .ttl(k(key))
         .exec()) as [[null, number], [null, number], [null, number]];
       return { count, ttlSeconds: ttl > 0 ? ttl : windowSeconds };
+    },
+    async decrement(key) {
+      // One script, so the counter is neither recreated without an expiry nor taken below zero by a race.
+      await redis.eval(DECREMENT_EXISTING, 1, k(key));
     },
     async ttl(key) {
       return redis.ttl(k(key));

@@ -111,7 +111,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     async login(input: { username: string; password: string }, context: RequestContext): Promise<LoginResult> {
       const identifier = input.username.trim();
       try {
-        await throttle.assertClientAllowed(context.ipAddress ?? 'unknown');
+        await throttle.beginClientAttempt(context.ipAddress);
       } catch (error) {
         if (error instanceof LoginThrottledError) await recordLoginFailure('throttled_client', undefined, identifier, context);
         throw error;
@@ -126,11 +126,11 @@ export function createAuthService(deps: AuthServiceDeps) {
       }
       const passwordOk = await verifyPassword(user?.passwordHash ?? (await dummyHash), input.password);
       if (!user || !passwordOk || !user.isActive) {
-        await throttle.recordClientFailure(context.ipAddress);
         await recordLoginFailure(!user ? 'unknown_user' : !passwordOk ? 'bad_password' : 'inactive_user', user, identifier, context);
         throw new UnauthorizedError(LOGIN_FAILED_MESSAGE);
       }
       await throttle.recordSuccess(account);
+      await throttle.clientSucceeded(context.ipAddress);
 
       const loggedInAt = new Date(now());
       const sessionId = randomUUID();

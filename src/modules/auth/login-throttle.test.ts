@@ -30,13 +30,18 @@ describe('login throttle', () => {
     await expect(throttle.beginAccountAttempt('user:a')).resolves.toBeUndefined();
   });
 
-  it('counts client failures across accounts', async () => {
+  it('counts client attempts across accounts; a success gives its attempt back', async () => {
     const { throttle } = setup();
-    for (let i = 0; i < 5; i += 1) {
-      await throttle.assertClientAllowed('10.0.0.1');
-      await throttle.recordClientFailure('10.0.0.1');
-    }
-    await expect(throttle.assertClientAllowed('10.0.0.1')).rejects.toMatchObject({ scope: 'client', status: 429 });
-    await expect(throttle.assertClientAllowed('10.0.0.2')).resolves.toBeUndefined();
+    await throttle.beginClientAttempt('10.0.0.1');
+    await throttle.clientSucceeded('10.0.0.1');
+    for (let i = 0; i < 5; i += 1) await throttle.beginClientAttempt('10.0.0.1');
+    await expect(throttle.beginClientAttempt('10.0.0.1')).rejects.toMatchObject({ scope: 'client', status: 429 });
+    await expect(throttle.beginClientAttempt('10.0.0.2')).resolves.toBeUndefined();
+  });
+
+  it('lets no more concurrent client attempts through than the limit', async () => {
+    const { throttle } = setup();
+    const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => throttle.beginClientAttempt('10.0.0.3')));
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(5);
   });
 });

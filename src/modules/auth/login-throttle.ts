@@ -33,18 +33,19 @@ export function createLoginThrottle(options: LoginThrottleOptions) {
   const accountKey = (account: string) => `identity:login-failures:account:${sha256Hex(account)}`;
   const clientKey = (client: string) => `identity:login-failures:client:${client}`;
 
-  async function refuseIfOver(key: string, max: number, scope: ThrottleScope): Promise<void> {
-    const count = Number((await kv.get(key)) ?? '0');
-    if (count >= max) {
-      const ttl = await kv.ttl(key);
-      throw new LoginThrottledError(scope, ttl > 0 ? ttl : windowSeconds);
-    }
-  }
-
   return {
-    /** Before any password check: 429 when the client or the account has used up its failures. */
-    async assertClientAllowed(client: string): Promise<void> {
-      await refuseIfOver(clientKey(client), options.maxClientFailures, 'client');
+    /**
+     * Before any password check, the client's attempt is counted (atomic increment), so concurrent guesses cannot
+     * all pass a count read before any of them failed; a success gives the attempt back (`clientSucceeded`), so what
+     * accumulates are the failures. `null` (no address known) is not counted.
+     */
+    async beginClientAttempt(client: string | null): Promise<void> {
+      if (!client) return;
+      const { count, ttlSeconds } = await kv.increment(clientKey(client), windowSeconds);
+      if (count > options.maxClientFailures) throw new LoginThrottledError('client', ttlSeconds);
+    },
+    async clientSucceeded(client: string | null): Promise<void> {
+      if (client) await kv.decrement(clientKey(client));
     },
     /**
      * Counts the attempt before the password is checked (atomic increment), so concurrent guesses cannot slip past
@@ -53,9 +54,6 @@ export function createLoginThrottle(options: LoginThrottleOptions) {
     async beginAccountAttempt(account: string): Promise<void> {
       const { count, ttlSeconds } = await kv.increment(accountKey(account), windowSeconds);
       if (count > options.maxAccountFailures) throw new LoginThrottledError('account', ttlSeconds);
-    },
-    async recordClientFailure(client: string | null): Promise<void> {
-      if (client) await kv.increment(clientKey(client), windowSeconds);
     },
     /** A successful login clears the account's failures (not the client's: one good password must not buy more guesses elsewhere). */
     async recordSuccess(account: string): Promise<void> {
