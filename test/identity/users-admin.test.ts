@@ -142,6 +142,32 @@ describe('user administration', () => {
   });
 });
 
+describe('the last administrator', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const patch = (headers: Record<string, string>, id: string, payload: Record<string, unknown>) =>
+    t.app.inject({ method: 'PATCH', url: `${API}/users/${id}`, headers, payload });
+  const activeAdmins = async () =>
+    (await queryRows<{ id: string }>(t.app.infra.database.db, sql`select id from users where role = 'ADMIN' and is_active`)).map((row) => row.id);
+
+  it.each([
+    ['demote', { role: 'ANALYST' }],
+    ['deactivate', { is_active: false }],
+  ])('two admins who %s each other at the same moment leave one admin: the second change is refused', async (_verb, change) => {
+    for (const id of await activeAdmins()) await t.app.infra.database.db.execute(sql`update users set role = 'MANAGER' where id = ${id}`);
+    const [a, b] = [await createUser(t, { role: 'ADMIN' }), await createUser(t, { role: 'ADMIN' })];
+    const [byA, byB] = await Promise.all([patch(a.headers, b.user.id, change), patch(b.headers, a.user.id, change)]);
+    expect([byA.statusCode, byB.statusCode].sort()).toEqual([200, 403]);
+    expect(await activeAdmins()).toHaveLength(1);
+  });
+});
+
 describe('own profile', () => {
   let t: TestApp;
   beforeAll(async () => {

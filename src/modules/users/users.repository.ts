@@ -69,6 +69,21 @@ export function createUsersRepository() {
       return row;
     },
 
+    /**
+     * Locks the rows of every active administrator until the transaction ends and returns their ids (in id order, so
+     * concurrent callers lock in the same order). Changes that take an administrator away serialise on this, so each
+     * sees the others' outcome.
+     */
+    async lockActiveAdmins(db: DbOrTx): Promise<string[]> {
+      const rows = await db
+        .select({ id: users.id })
+        .from(users)
+        .where(and(eq(users.role, 'ADMIN'), eq(users.isActive, true)))
+        .orderBy(asc(users.id))
+        .for('update');
+      return rows.map((row) => row.id);
+    },
+
     async emailTakenByOther(db: DbOrTx, email: string, userId: string): Promise<boolean> {
       const [row] = await db
         .select({ id: users.id })

@@ -154,8 +154,9 @@ export function createUsersService(deps: UsersServiceDeps) {
 
     /**
      * Role and active status. Deactivation ends every session at once; a role change applies to the user's live
-     * tokens at once (authorization reads the current role). Admins cannot demote or deactivate themselves, so the
-     * last administrator cannot lock everyone out.
+     * tokens at once (authorization reads the current role). Admins cannot demote or deactivate themselves, and
+     * changes that take an administrator away lock the administrators' rows, so even concurrent ones always leave one
+     * active administrator.
      */
     async update(actor: Actor, id: string, input: UpdateUserInput, context: RequestContext): Promise<UserView> {
       const current = await findForAdmin(actor, id);
@@ -166,9 +167,17 @@ export function createUsersService(deps: UsersServiceDeps) {
       if (input.role !== undefined && input.role !== current.role) patch.role = input.role;
       if (input.isActive !== undefined && input.isActive !== current.isActive) patch.isActive = input.isActive;
       if (Object.keys(patch).length === 0) return presentUser(current);
+      const takesAnAdminAway = current.role === 'ADMIN' && current.isActive && ((patch.role !== undefined && patch.role !== 'ADMIN') || patch.isActive === false);
       return withTransaction(
         db,
         async (uow) => {
+          if (takesAnAdminAway) {
+            // Two admins demoting each other at once would each pass the check above and leave nobody: with the
+            // admins' rows locked, the later change sees the earlier one and is refused if its author lost the role.
+            const admins = await repository.lockActiveAdmins(uow.tx);
+            if (!admins.includes(actor.userId)) throw new ForbiddenError('This action needs the users:manage permission');
+            if (admins.filter((adminId) => adminId !== id).length === 0) throw new ConflictError('The last active administrator cannot be demoted or deactivated');
+          }
           const row = await repository.update(uow.tx, id, patch);
           if (!row) throw new NotFoundError('User');
           const changes: Record<string, { from: unknown; to: unknown }> = {};
