@@ -100,6 +100,19 @@ describe('compliance reports', { timeout: 90_000 }, () => {
     );
   });
 
+  it('is read with the permission the reader holds now: an admin demoted since requesting it no longer gets it', async () => {
+    await t.app.infra.jobs.start();
+    const former = await createUser(t, { role: 'ADMIN' });
+    const accepted = await request(former, 'json');
+    expect(accepted.statusCode).toBe(202);
+    const { report_id: id } = accepted.json();
+    await whenReady(id);
+    expect((await read(former, id)).statusCode).toBe(200);
+    const demoted = await t.app.inject({ method: 'PATCH', url: `/api/v1/users/${former.user.id}`, headers: otherAdmin.headers, payload: { role: 'ANALYST' } });
+    expect(demoted.statusCode).toBe(200);
+    expect((await read(former, id)).statusCode).toBe(404);
+  });
+
   it('renders a real PDF', async () => {
     const { report_id: id } = (await request(admin, 'pdf')).json();
     const ready = await whenReady(id);

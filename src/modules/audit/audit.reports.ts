@@ -4,7 +4,7 @@ import type { AuditReportFormat, AuditReportStatus } from '../../db/schema/audit
 import { withTransaction } from '../../db/unit-of-work.js';
 import type { JobQueue } from '../../lib/infra/jobs.js';
 import { NotFoundError, ValidationError } from '../../lib/errors.js';
-import { SYSTEM_CONTEXT, type Actor } from '../auth/permissions.js';
+import { hasPermission, SYSTEM_CONTEXT, type Actor } from '../auth/permissions.js';
 import type { CheckpointService } from './audit.checkpoints.js';
 import { parsePeriod } from './audit.query.js';
 import { createChunkSink, csvHeader, csvRow, renderPdf, type ReportSummary } from './audit.report-render.js';
@@ -243,10 +243,13 @@ export function createAuditReportService(deps: AuditReportDeps) {
       return { report_id: report.id };
     },
 
-    /** The requester's own report (any admin may read every report); anyone else's is "not found". */
+    /**
+     * A report holds the whole trail, so reading one takes audit:report as the reader holds it now (the actor's
+     * current role), not as they held it when they asked: a requester demoted since gets "not found" like anyone else.
+     */
     async read(actor: Actor, id: string): Promise<ReportReadResult> {
       const report = await repository.findReport(db, id.toLowerCase());
-      if (!report || (report.requestedBy !== actor.userId && actor.role !== 'ADMIN')) throw new NotFoundError('Report');
+      if (!report || !hasPermission(actor.role, 'audit:report')) throw new NotFoundError('Report');
       const view = presentReport(report);
       if (report.status !== 'ready') return { state: report.status, view };
       const chunks = async function* () {
