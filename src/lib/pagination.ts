@@ -5,19 +5,58 @@ export function encodeCursor(key: Record<string, string | number>): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
 }
 
-export function decodeCursor<T extends Record<string, string | number>>(cursor: string | undefined, fields: (keyof T)[]): T | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (parsed && typeof parsed === 'object' && fields.every((field) => field in (parsed as object))) {
-      return parsed as T;
-    }
-  } catch {
-    // fall through to the validation error
+/**
+ * What each field of a cursor must be. A cursor comes back from the client, so it is untrusted input: every value is
+ * checked to be something the column it is compared with accepts (a forged one must be a 4xx, never a database error).
+ * `timestamp` is an ISO-8601 UTC string exactly as `toISOString()` writes it (years 1000–9999); `integer` fits PostgreSQL's
+ * `integer`, `bigint` is any safe integer; `string` is short and free of control characters.
+ */
+export type CursorFieldKind = 'string' | 'uuid' | 'timestamp' | 'integer' | 'bigint';
+type CursorValue<K extends CursorFieldKind> = K extends 'integer' | 'bigint' ? number : string;
+export type CursorOf<S extends Record<string, CursorFieldKind>> = { [F in keyof S]: CursorValue<S[F]> };
+
+const MAX_STRING_FIELD = 512;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ISO_UTC = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function fits(kind: CursorFieldKind, value: unknown): boolean {
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string' && value.length <= MAX_STRING_FIELD && !CONTROL.test(value);
+    case 'uuid':
+      return typeof value === 'string' && UUID.test(value);
+    case 'timestamp':
+      // The round trip refuses what Date would quietly roll over (31 February) and the database would not.
+      return typeof value === 'string' && ISO_UTC.test(value) && !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;
+    case 'integer':
+      return Number.isInteger(value) && (value as number) >= -(2 ** 31) && (value as number) < 2 ** 31;
+    case 'bigint':
+      return Number.isSafeInteger(value);
   }
-  throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
 }
 
+export function invalidCursor(): ValidationError {
+  return new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
+}
+
+/** The cursor's fields, each checked against its kind; undefined when there is no cursor, a 422 when it is not one of ours. */
+export function decodeCursor<S extends Record<string, CursorFieldKind>>(cursor: string | undefined, shape: S): CursorOf<S> | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalidCursor();
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalidCursor();
+  const fields = parsed as Record<string, unknown>;
+  for (const [field, kind] of Object.entries(shape)) {
+    if (!Object.hasOwn(fields, field) || !fits(kind, fields[field])) throw invalidCursor();
+  }
+  return Object.fromEntries(Object.keys(shape).map((field) => [field, fields[field]])) as CursorOf<S>;
+}
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 

@@ -13,6 +13,8 @@ export interface RouteAccess {
   public: boolean;
   requires: Permission | undefined;
   acceptsStreamTicket: boolean;
+  /** Names of the query parameters its schema declares (e.g. `cursor` on every list). */
+  queryParameters: string[];
 }
 
 declare module 'fastify' {
@@ -64,6 +66,7 @@ export const authPlugin = fp(
           public: route.config?.public === true,
           requires: route.config?.requires,
           acceptsStreamTicket: route.config?.acceptsStreamTicket === true,
+          queryParameters: Object.keys((route.schema?.querystring as { properties?: object } | undefined)?.properties ?? {}),
         });
       }
     });

@@ -120,11 +120,8 @@ function decidableApproverRoles(role: Role): Role[] {
 }
 
 function pageKey(cursor: string | undefined): PageKey | undefined {
-  const key = decodeCursor<{ t: string; id: string }>(cursor, ['t', 'id']);
-  if (!key) return undefined;
-  const requestedAt = new Date(String(key.t));
-  if (!Number.isFinite(requestedAt.getTime())) return undefined;
-  return { requestedAt, id: String(key.id) };
+  const key = decodeCursor(cursor, { t: 'timestamp', id: 'uuid' });
+  return key && { requestedAt: new Date(key.t), id: key.id };
 }
 
 /**

@@ -1,7 +1,6 @@
 import type { Db } from '../../db/client.js';
 import { withTransaction } from '../../db/unit-of-work.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor } from '../../lib/pagination.js';
-import { ValidationError } from '../../lib/errors.js';
 import { SYSTEM_CONTEXT, type Actor, type RequestContext } from '../auth/permissions.js';
 import type { AuditRepository } from './audit.repository.js';
 import type { AuditRecorder } from './audit.service.js';
@@ -83,11 +82,8 @@ export function createCheckpointService({ db, repository, recorder, signer, now 
 
     async list(query: { limit?: number; cursor?: string }): Promise<CheckpointExport> {
       const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-      const cursor = decodeCursor<{ seq: number; time: string }>(query.cursor, ['seq', 'time']);
-      const before = cursor ? { seq: Number(cursor.seq), time: new Date(cursor.time) } : undefined;
-      if (before && (!Number.isSafeInteger(before.seq) || Number.isNaN(before.time.getTime()))) {
-        throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
-      }
+      const cursor = decodeCursor(query.cursor, { seq: 'bigint', time: 'timestamp' });
+      const before = cursor ? { seq: cursor.seq, time: new Date(cursor.time) } : undefined;
       const rows = await repository.listCheckpoints(db, before, limit + 1);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];

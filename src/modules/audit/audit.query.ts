@@ -110,10 +110,7 @@ export function createAuditQueryService({ db, repository }: AuditQueryDeps) {
     async listEvents(actor: Actor, query: ListEventsQuery): Promise<Page<AuditEvent>> {
       const filter = scopedFilter(actor, query);
       const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-      const cursor = decodeCursor<{ seq: number }>(query.cursor, ['seq']);
-      if (cursor && (typeof cursor.seq !== 'number' || !Number.isSafeInteger(cursor.seq))) {
-        throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
-      }
+      const cursor = decodeCursor(query.cursor, { seq: 'bigint' });
       if (filter === null) return { items: [], next_cursor: null };
       const rows = await repository.list(db, filter, cursor?.seq, limit + 1);
       return toPage(rows, limit, (row) => ({ seq: row.seq }), presentEvent);

@@ -735,17 +735,8 @@ export function createChatService(deps: ChatServiceDeps) {
     async listSessions(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<SessionView>> {
       requireChat(actor);
       const limit = clampLimit(query.limit);
-      const after = decodeCursor<{ u: string; id: string }>(query.cursor, ['u', 'id']);
-      const afterDate = after === undefined ? undefined : new Date(String(after.u));
-      if (afterDate && Number.isNaN(afterDate.getTime())) {
-        throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
-      }
-      const rows = await repository.listSessions(
-        db,
-        actor.userId,
-        limit + 1,
-        afterDate === undefined ? undefined : { updatedAt: afterDate, id: String(after!.id) },
-      );
+      const after = decodeCursor(query.cursor, { u: 'timestamp', id: 'uuid' });
+      const rows = await repository.listSessions(db, actor.userId, limit + 1, after && { updatedAt: new Date(after.u), id: after.id });
       return toPage(rows, limit, (row) => ({ u: row.updatedAt.toISOString(), id: row.id }), presentSession);
     },
 

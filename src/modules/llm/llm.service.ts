@@ -350,7 +350,7 @@ export function createLlmService(deps: LlmServiceDeps) {
     async listModels(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<LlmModelView>> {
       requirePermission(actor, 'llm:read');
       const limit = clampLimit(query.limit);
-      const after = decodeCursor<{ id: string }>(query.cursor, ['id']);
+      const after = decodeCursor(query.cursor, { id: 'string' });
       const models = await allModels();
       const start = after === undefined ? 0 : models.findIndex((model) => model.id > String(after.id));
       const page = start < 0 ? [] : models.slice(start, start + limit);

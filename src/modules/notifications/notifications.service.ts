@@ -219,10 +219,7 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
     /** The caller's live notifications, newest first. */
     async list(actor: Actor, query: ListNotificationsQuery = {}): Promise<Page<Notification>> {
       const limit = Math.min(Math.max(query.limit ?? DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE);
-      const cursor = decodeCursor<{ seq: number }>(query.cursor, ['seq']);
-      if (cursor !== undefined && !Number.isSafeInteger(cursor.seq)) {
-        throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
-      }
+      const cursor = decodeCursor(query.cursor, { seq: 'bigint' });
       const rows = await repository.list(db, actor.userId, {
         unreadOnly: query.unreadOnly ?? false,
         beforeSeq: cursor?.seq,

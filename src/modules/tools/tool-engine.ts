@@ -876,9 +876,8 @@ export function createToolEngine(deps: ToolEngineDeps) {
     async listExecutions(actor: Actor, ref: ToolRef, query: { limit?: number; cursor?: string }): Promise<Page<ExecutionView>> {
       const tool = await registry.requireLive(ref);
       const limit = clampLimit(query.limit);
-      const key = decodeCursor<{ t: string; id: string }>(query.cursor, ['t', 'id']);
-      const before = key ? { createdAt: new Date(String(key.t)), id: String(key.id) } : undefined;
-      if (before && !Number.isFinite(before.createdAt.getTime())) throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
+      const key = decodeCursor(query.cursor, { t: 'timestamp', id: 'uuid' });
+      const before = key && { createdAt: new Date(key.t), id: key.id };
       const rows = await repository.listExecutions(db, { toolId: tool.id, userId: canSeeAllExecutions(actor) ? null : actor.userId, before, limit: limit + 1 });
       return toPage(rows, limit, (row) => ({ t: row.createdAt.toISOString(), id: row.id }), presentExecution);
     },

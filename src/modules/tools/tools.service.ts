@@ -386,12 +386,12 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     /** Tools the actor may use (enabled, role high enough); admins see every tool, disabled ones included. */
     async list(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<ToolView>> {
       const limit = clampLimit(query.limit);
-      const after = decodeCursor<{ name: string }>(query.cursor, ['name']);
+      const after = decodeCursor(query.cursor, { name: 'string' });
       const isAdmin = hasPermission(actor.role, 'tools:manage');
       const rows = await repository.listLive(db, {
         roles: isAdmin ? null : rolesUpTo(actor.role),
         includeDisabled: isAdmin,
-        afterName: after === undefined ? undefined : String(after.name),
+        afterName: after?.name,
         limit: limit + 1,
       });
       return toPage(rows, limit, (row) => ({ name: row.name }), presentTool);

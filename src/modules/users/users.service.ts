@@ -126,11 +126,8 @@ export function createUsersService(deps: UsersServiceDeps) {
       query: { role?: Role; isActive?: boolean; search?: string; limit: number; cursor?: string },
     ): Promise<Page<UserView>> {
       requireUsersManage(actor);
-      const cursor = decodeCursor<{ c: string; i: string }>(query.cursor, ['c', 'i']);
+      const cursor = decodeCursor(query.cursor, { c: 'timestamp', i: 'uuid' });
       const after = cursor ? { createdAt: new Date(cursor.c), id: cursor.i } : undefined;
-      if (after && Number.isNaN(after.createdAt.getTime())) {
-        throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
-      }
       const rows = await repository.list(db, {
         role: query.role,
         isActive: query.isActive,

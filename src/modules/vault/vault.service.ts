@@ -343,8 +343,8 @@ export function createVaultService(deps: VaultServiceDeps) {
     async list(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<SecretView>> {
       requirePermission(actor, 'vault:list');
       const limit = clampLimit(query.limit);
-      const after = decodeCursor<{ name: string }>(query.cursor, ['name']);
-      const rows = await repository.listLive(db, limit + 1, after === undefined ? undefined : String(after.name));
+      const after = decodeCursor(query.cursor, { name: 'string' });
+      const rows = await repository.listLive(db, limit + 1, after?.name);
       return toPage(rows, limit, (row) => ({ name: row.name }), presentSecret);
     },
 
@@ -446,8 +446,8 @@ export function createVaultService(deps: VaultServiceDeps) {
       requirePermission(actor, 'vault:list');
       const secret = await requireLive(db, id);
       const limit = clampLimit(query.limit);
-      const before = decodeCursor<{ version: number }>(query.cursor, ['version']);
-      const rows = await repository.listVersions(db, secret.id, limit + 1, before === undefined ? undefined : Number(before.version));
+      const before = decodeCursor(query.cursor, { version: 'integer' });
+      const rows = await repository.listVersions(db, secret.id, limit + 1, before?.version);
       return toPage(rows, limit, (row) => ({ version: row.version }), (row) => presentVersion(row, secret.currentVersion));
     },
 
