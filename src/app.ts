@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import type { AppConfig } from './config.js';
 import type { Database } from './db/client.js';
+import { serializeErrorForLog } from './lib/log-errors.js';
 import type { ResolvedSecrets } from './lib/secrets.js';
 import { authPlugin } from './plugins/auth.js';
 import { infraPlugin } from './plugins/infra.js';
@@ -51,6 +52,8 @@ export function loggerOptions(config: AppConfig): FastifyServerOptions['logger']
     level: config.logLevel,
     redact: { paths: LOG_REDACT_PATHS, censor: '[REDACTED]' },
     serializers: {
+      // Statements, never their bound parameters (src/lib/log-errors.ts).
+      err: serializeErrorForLog,
       // The path only: query strings can carry single-use stream tickets.
       req: (request: { method: string; url: string; id: string }) => ({
         method: request.method,

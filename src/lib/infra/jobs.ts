@@ -173,7 +173,7 @@ export async function createBullJobQueue(options: {
       worker.on('error', (error) => options.logger?.warn({ err: error.message }, 'job worker error'));
       worker.on('failed', (job, error) => {
         if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-          options.logger?.error({ job: job.name, job_id: job.id, err: error.message }, 'job failed for good');
+          options.logger?.error({ job: job.name, job_id: job.id, err: error }, 'job failed for good');
         }
       });
     },
