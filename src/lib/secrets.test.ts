@@ -31,6 +31,21 @@ describe('loadSecrets', () => {
     expect(first.auditHmacKeys).toMatch(/^m1:[A-Za-z0-9+/]{43}=$/);
   });
 
+  it('starts in development with every secret set explicitly and a fresh DATA_DIR, writing no secrets file', () => {
+    const dataDir = path.join(tempDir(), 'fresh');
+    const keyFile = path.join(tempDir(), 'audit.pem');
+    fs.writeFileSync(keyFile, generateAuditSigningKeyPem());
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      JWT_SECRET_KEY: 'Zq8v!pL2#xR7mN4@tY1wK9sD3fG6hJ0c',
+      ENCRYPTION_KEYS: generateEncryptionKeys(),
+      AUDIT_SIGNING_KEY_FILE: keyFile,
+    });
+    const secrets = loadSecrets(config);
+    expect(secrets.generated).toEqual({ jwt: false, encryption: false, auditSigning: false });
+    expect(fs.existsSync(path.join(dataDir, 'dev-secrets.json'))).toBe(false);
+  });
+
   it('refuses to start in production without explicit secrets', () => {
     const config = loadConfig({ CDSA_ENV: 'production', DATA_DIR: tempDir() });
     expect(() => loadSecrets(config)).toThrowError(/JWT_SECRET_KEY/);

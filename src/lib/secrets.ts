@@ -135,7 +135,8 @@ export function loadSecrets(config: AppConfig): ResolvedSecrets {
   if (JSON.stringify(next) !== JSON.stringify(stored)) {
     fs.writeFileSync(file, JSON.stringify(next, null, 2), { mode: 0o600 });
   }
-  fs.chmodSync(file, 0o600);
+  // Tighten a file that was there before; with every secret given explicitly there may be none at all.
+  if (fs.existsSync(file)) fs.chmodSync(file, 0o600);
 
   return {
     jwtSecretKey: envJwt ? validateJwtSecret(envJwt) : Buffer.from(next.jwt_secret_key!, 'utf8'),
