@@ -125,6 +125,8 @@ describe('compliance reports', { timeout: 90_000 }, () => {
   });
 
   it('writes CSV with one row per event, safe to open in a spreadsheet', async () => {
+    const agent = "x;=cmd|' /C calc'!A0";
+    await t.app.audit.recordStandalone({ eventType: 'USER_QUERY', userId: analyst.user.id, details: {}, context: { ipAddress: '192.0.2.1', userAgent: agent, requestId: 'csv' } });
     const { report_id: id } = (await request(admin, 'csv')).json();
     const ready = await whenReady(id);
     expect(ready.headers['content-type']).toBe('text/csv; charset=utf-8');
@@ -138,6 +140,11 @@ describe('compliance reports', { timeout: 90_000 }, () => {
     const formula = lines.find((line) => line.includes('HYPERLINK'));
     expect(formula).toBeDefined();
     expect(formula).not.toMatch(/,=HYPERLINK/);
+    // Every field quoted; a formula after a `;` (a separator in many locales) defused too.
+    const withAgent = lines.find((line) => line.includes('cmd|'));
+    expect(withAgent).toContain(`"x;'=cmd|' /C calc'!A0"`);
+    expect(withAgent).not.toMatch(/[,;]=/);
+    expect(lines.slice(1).every((line) => line.startsWith('"'))).toBe(true);
   });
 
   it('streams a report over many events in chunks rather than one value', async () => {

@@ -53,15 +53,31 @@ export const CSV_COLUMNS = [
   'hash',
 ] as const;
 
+/** Where a spreadsheet may start a new cell: the separators of every locale's CSV import, and line breaks. */
+const CELL_SEPARATORS = new Set([',', ';', '\t', '|', '\r', '\n']);
+/** What makes a cell a formula when it starts with it (OWASP CSV injection). */
+const FORMULA_STARTERS = new Set(['=', '+', '-', '@', '\t', '\r']);
+
+/** An apostrophe before every formula starter that begins the text or follows a separator. */
+function defuseFormulas(text: string): string {
+  let out = '';
+  let cellStart = true;
+  for (const char of text) {
+    if (cellStart && FORMULA_STARTERS.has(char)) out += "'";
+    out += char;
+    cellStart = CELL_SEPARATORS.has(char);
+  }
+  return out;
+}
+
 /**
- * One RFC 4180 field. Text a spreadsheet would run as a formula (leading = + - @, tab, CR) gets a leading
- * apostrophe (OWASP CSV injection); the JSON Lines export, not the CSV, is the verifiable copy.
+ * One RFC 4180 field, always quoted. A spreadsheet that splits on another separator than the comma (`;` in many
+ * locales) cuts a field wherever one appears, so a formula starter is defused not only at the start of the text but
+ * after every separator too (`x;=cmd` becomes `x;'=cmd`). The JSON Lines export, not the CSV, is the verifiable copy.
  */
 export function csvField(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  let text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  const text = value === null || value === undefined ? '' : typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return `"${defuseFormulas(text).replace(/"/g, '""')}"`;
 }
 
 export function csvHeader(): string {
