@@ -5,10 +5,12 @@ import type { AppConfig } from './config.js';
 import type { Database } from './db/client.js';
 import { serializeErrorForLog } from './lib/log-errors.js';
 import type { ResolvedSecrets } from './lib/secrets.js';
+import { TEXT_FORMATS } from './lib/text-formats.js';
 import { authPlugin } from './plugins/auth.js';
 import { infraPlugin } from './plugins/infra.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { requestHygienePlugin } from './plugins/request-hygiene.js';
 import { securityPlugin } from './plugins/security.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { registerModules } from './modules/index.js';
@@ -88,8 +90,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         coerceTypes: 'array',
         useDefaults: true,
         allErrors: true,
+        // What text may contain: `SingleLineText()` / `MultiLineText()` in the schemas.
+        formats: TEXT_FORMATS,
       },
     },
+    // The response serializer meets the same schemas (a tool's implementation is echoed back).
+    serializerOpts: { ajv: { formats: TEXT_FORMATS } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON only: text/plain bodies are refused with 415 rather than parsed as strings.
@@ -100,6 +106,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   await app.register(problemDetailsPlugin);
+  await app.register(requestHygienePlugin);
   await app.register(infraPlugin, { config, secrets: options.secrets, database: options.database });
   await app.register(metricsPlugin);
   await app.register(securityPlugin);

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { MultiLineText } from '../../lib/text-formats.js';
 import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { REASON_MAX_LENGTH } from './approvals.service.js';
 
@@ -22,7 +23,7 @@ export const ListApprovalsQuery = Type.Object(
 export const DecideBody = Type.Object(
   {
     decision: Decision,
-    reason: Type.Optional(Type.Union([Type.String({ maxLength: REASON_MAX_LENGTH }), Type.Null()])),
+    reason: Type.Optional(Type.Union([MultiLineText({ maxLength: REASON_MAX_LENGTH }), Type.Null()])),
   },
   { additionalProperties: false },
 );

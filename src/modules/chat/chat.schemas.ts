@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MultiLineText } from '../../lib/text-formats.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
 
 /** Longest chat message in characters; the model's context window may allow less (422 then too). */
@@ -6,7 +7,7 @@ export const MAX_MESSAGE_LENGTH = 100_000;
 
 export const StreamBody = Type.Object(
   {
-    message: Type.String({ minLength: 1, maxLength: MAX_MESSAGE_LENGTH, pattern: '\\S' }),
+    message: MultiLineText({ minLength: 1, maxLength: MAX_MESSAGE_LENGTH, pattern: '\\S' }),
     session_id: Type.Optional(Type.String({ format: 'uuid', description: 'Continue this session; omit to start one' })),
     model: Type.Optional(
       Type.String({ minLength: 3, maxLength: 300, pattern: '^[a-z]+/\\S', description: '`provider/model`; default: the session\'s, then the configured one' }),

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { SingleLineText } from '../../lib/text-formats.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { PROVIDER_NAMES } from './providers/index.js';
 
@@ -56,7 +57,7 @@ export const ModelPathParams = Type.Object({ '*': Type.String({ description: 'Th
 export const SaveModelBody = Type.Object(
   {
     id: ModelId,
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    name: Type.Optional(SingleLineText({ minLength: 1, maxLength: 200 })),
     context_window: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()])),
     is_enabled: Type.Optional(Type.Boolean()),
     config: Type.Optional(ModelConfigSchema),
@@ -114,6 +115,6 @@ export const LlmStatusSchema = Type.Record(Type.String(), ProviderStatusSchema, 
 export const ProviderParams = Type.Object({ provider: ProviderName }, { additionalProperties: false });
 
 export const ProviderKeyBody = Type.Object(
-  { api_key: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { api_key: SingleLineText({ minLength: 1, maxLength: 4096 }) },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MultiLineText, SingleLineText } from '../../lib/text-formats.js';
 import { ROLES } from '../auth/permissions.js';
 import {
   DELIVERY_METHODS,
@@ -65,8 +66,8 @@ export const PreferencesResponse = Type.Object({ preferences: Type.Array(Prefere
 export const BroadcastBody = Type.Object(
   {
     type: NotificationTypeSchema,
-    title: Type.String({ minLength: 1, maxLength: TITLE_MAX_LENGTH }),
-    message: Type.String({ maxLength: MESSAGE_MAX_LENGTH }),
+    title: SingleLineText({ minLength: 1, maxLength: TITLE_MAX_LENGTH }),
+    message: MultiLineText({ maxLength: MESSAGE_MAX_LENGTH }),
     priority: Type.Optional(PrioritySchema),
     target_roles: Type.Optional(
       Type.Array(literals(ROLES), {

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { MultiLineText, SingleLineText } from '../../lib/text-formats.js';
 import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT } from './egress.js';
 import { MAX_APPROVALS_REQUIRED, MAX_CACHE_TTL_SECONDS, TOOL_DESCRIPTION_MAX_LENGTH, TOOL_NAME_PATTERN } from './tools.service.js';
@@ -14,16 +15,16 @@ const NullableJsonSchema = Type.Union([JsonSchemaDocument, Type.Null()]);
 export const ImplementationSchema = Type.Object(
   {
     type: Type.Union([Type.Literal('builtin'), Type.Literal('webhook')]),
-    builtin: Type.Optional(Type.String({ maxLength: 64, description: 'builtin: redact_text, http_request, …' })),
-    url: Type.Optional(Type.String({ maxLength: 2048, description: 'webhook: called with POST; its host must be in TOOL_HTTP_ALLOWLIST' })),
+    builtin: Type.Optional(SingleLineText({ maxLength: 64, description: 'builtin: redact_text, http_request, …' })),
+    url: Type.Optional(SingleLineText({ maxLength: 2048, description: 'webhook: called with POST; its host must be in TOOL_HTTP_ALLOWLIST' })),
     secret_name: Type.Optional(
-      Type.String({ maxLength: 128, description: 'a vault secret: the webhook HMAC key, or the http_request auth header value' }),
+      SingleLineText({ maxLength: 128, description: 'a vault secret: the webhook HMAC key, or the http_request auth header value' }),
     ),
     headers: Type.Optional(
-      Type.Record(Type.String(), Type.String({ maxLength: 2048 }), { description: 'webhook: static, non-secret request headers' }),
+      Type.Record(Type.String(), SingleLineText({ maxLength: 2048 }), { description: 'webhook: static, non-secret request headers' }),
     ),
-    auth_header: Type.Optional(Type.String({ maxLength: 64, description: 'http_request: header carrying the secret (default Authorization)' })),
-    auth_scheme: Type.Optional(Type.String({ maxLength: 32, description: 'http_request: prefix of the secret (default Bearer; empty for none)' })),
+    auth_header: Type.Optional(SingleLineText({ maxLength: 64, description: 'http_request: header carrying the secret (default Authorization)' })),
+    auth_scheme: Type.Optional(SingleLineText({ maxLength: 32, description: 'http_request: prefix of the secret (default Bearer; empty for none)' })),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: MAX_EGRESS_TIMEOUT_MS })),
     max_response_bytes: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESPONSE_BYTES_LIMIT })),
   },
@@ -32,7 +33,7 @@ export const ImplementationSchema = Type.Object(
 
 const toolFields = {
   name: Type.String({ pattern: TOOL_NAME_PATTERN, description: 'unique; what the model calls it' }),
-  description: Type.String({ maxLength: TOOL_DESCRIPTION_MAX_LENGTH }),
+  description: MultiLineText({ maxLength: TOOL_DESCRIPTION_MAX_LENGTH }),
   input_schema: Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema (type object) of the arguments; a built-in’s own by default' }),
   output_schema: Type.Union([JsonSchemaDocument, Type.Null()], { description: 'results must match it; a built-in’s own by default' }),
   required_role: Role,

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { SingleLineText } from '../../lib/text-formats.js';
 import { ROLES } from '../../db/schema/users.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { PASSWORD_MAX_LENGTH } from '../auth/passwords.js';
@@ -58,7 +59,7 @@ export const UsernameSchema = Type.String({
   description: 'letters, digits, `_`, `.`, `-`; starts with a letter or digit',
 });
 export const EmailSchema = Type.String({ format: 'email', maxLength: 254 });
-export const FullNameSchema = Type.String({ minLength: 1, maxLength: 200 });
+export const FullNameSchema = SingleLineText({ minLength: 1, maxLength: 200 });
 /** Length limits here give early 422s; the service applies the full password rules. */
 export const PasswordSchema = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH });
 
@@ -68,7 +69,7 @@ export const ListUsersQuery = Type.Object(
   {
     role: Type.Optional(RoleSchema),
     is_active: Type.Optional(Type.Boolean()),
-    q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'substring of username, e-mail or full name' })),
+    q: Type.Optional(SingleLineText({ minLength: 1, maxLength: 200, description: 'substring of username, e-mail or full name' })),
     limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
     cursor: Type.Optional(Type.String({ maxLength: 500 })),
   },

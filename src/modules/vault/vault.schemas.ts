@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { MultiLineText } from '../../lib/text-formats.js';
 import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { SECRET_DESCRIPTION_MAX_LENGTH, SECRET_NAME_PATTERN, SECRET_VALUE_MAX_LENGTH } from './vault.service.js';
 
@@ -13,7 +14,7 @@ export const SecretNameSchema = Type.String({
   description: 'unique among live secrets; letters, digits, ".", "_" and "-"',
 });
 const SecretValueSchema = Type.String({ minLength: 1, maxLength: SECRET_VALUE_MAX_LENGTH, description: 'stored encrypted, never logged' });
-const DescriptionSchema = Type.Union([Type.String({ maxLength: SECRET_DESCRIPTION_MAX_LENGTH }), Type.Null()]);
+const DescriptionSchema = Type.Union([MultiLineText({ maxLength: SECRET_DESCRIPTION_MAX_LENGTH }), Type.Null()]);
 
 export const CreateSecretBody = Type.Object(
   { name: SecretNameSchema, value: SecretValueSchema, description: Type.Optional(DescriptionSchema) },
