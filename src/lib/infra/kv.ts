@@ -159,6 +159,7 @@ export function createDegradingKeyValueStore(
     take: (key) => attempt((store) => store.take(key)),
     del: (key) => attempt((store) => store.del(key)),
     increment: (key, windowSeconds) => attempt((store) => store.increment(key, windowSeconds)),
+    decrement: (key) => attempt((store) => store.decrement(key)),
     ttl: (key) => attempt((store) => store.ttl(key)),
   };
 }
