@@ -40,9 +40,10 @@ describe('loadSecrets', () => {
       JWT_SECRET_KEY: 'Zq8v!pL2#xR7mN4@tY1wK9sD3fG6hJ0c',
       ENCRYPTION_KEYS: generateEncryptionKeys(),
       AUDIT_SIGNING_KEY_FILE: keyFile,
+      AUDIT_HMAC_KEYS: generateAuditHmacKeys(),
     });
     const secrets = loadSecrets(config);
-    expect(secrets.generated).toEqual({ jwt: false, encryption: false, auditSigning: false });
+    expect(secrets.generated).toEqual({ jwt: false, encryption: false, auditSigning: false, auditHmac: false });
     expect(fs.existsSync(path.join(dataDir, 'dev-secrets.json'))).toBe(false);
   });
 
