@@ -14,6 +14,23 @@ export default tseslint.config(
     },
   },
   {
+    // One wiring idiom: modules reach later-registered neighbours through neighbour() (src/modules/wiring.ts).
+    files: ['src/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name=/^(getDecorator|hasDecorator)$/]",
+          message: 'Reach another module with neighbour(app, name) from src/modules/wiring.ts.',
+        },
+        {
+          selector: "CallExpression[callee.object.name='Reflect'][callee.property.name='get']",
+          message: 'Reach another module with neighbour(app, name) from src/modules/wiring.ts.',
+        },
+      ],
+    },
+  },
+  {
     files: ['bench/**', 'src/cli/**', 'bin/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },

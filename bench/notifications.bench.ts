@@ -303,11 +303,11 @@ async function prepareUsers(t: TestApp, count: number): Promise<{ userIds: strin
 
 function benchAuthenticator(app: FastifyInstance, userIds: string[]): void {
   const known = new Set(userIds);
-  app.setAuthenticator(async (request) => {
+  app.identity.authenticate = async (request) => {
     const userId = String(request.headers[BENCH_USER_HEADER] ?? '');
     if (!known.has(userId)) throw new Error('unknown bench user');
     return { userId, username: `bench:${userId}`, role: 'ANALYST', sessionId: userId };
-  });
+  };
 }
 
 async function listen(app: FastifyInstance): Promise<string> {

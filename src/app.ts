@@ -107,11 +107,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   await app.register(problemDetailsPlugin);
   await app.register(requestHygienePlugin);
+  // First of the route-adding plugins: every route after it must be public or inside an authenticated subtree.
+  await app.register(authPlugin);
   await app.register(infraPlugin, { config, secrets: options.secrets, database: options.database });
   await app.register(metricsPlugin);
   await app.register(securityPlugin);
   await app.register(swaggerPlugin);
-  await app.register(authPlugin);
   await registerModules(app);
   return app;
 }

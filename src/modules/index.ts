@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { apiV1Routes, registerApiV1 } from '../http/api-v1.js';
 import { approvalsModule } from './approvals/index.js';
 import { auditModule } from './audit/index.js';
 import { identityModule } from './auth/index.js';
@@ -10,11 +11,19 @@ import { toolsModule } from './tools/index.js';
 import { vaultModule } from './vault/index.js';
 
 /**
- * Each domain module is a Fastify plugin that creates its service, decorates the app with it (for the modules that
- * depend on it) and registers its routes under /api/v1. Order follows the dependencies.
+ * The wiring, in one visible order. Each domain module is a Fastify plugin that creates its service, decorates the
+ * app with it (typed through `declare module 'fastify'` in its index.ts), and adds its routes to `app.apiV1`.
+ *
+ * A module uses the modules above it directly (`app.audit`; its plugin `dependencies` make a wrong order fail at
+ * start-up). The edges that point down the list go through `neighbour(app, name)` (./wiring.ts), checked when the
+ * app is ready: audit, identity, vault, tools and approvals → notifications; llm and tools → vault (getters by
+ * their services' choice); tools → approvals; chat → chatTools.
+ *
+ * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers.
  */
 export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(healthRoutes);
+  await app.register(apiV1Routes);
   await app.register(auditModule);
   await app.register(identityModule);
   await app.register(notificationsModule);
@@ -23,4 +32,5 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(chatModule);
   await app.register(toolsModule);
   await app.register(approvalsModule);
+  await registerApiV1(app);
 }

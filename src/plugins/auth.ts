@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
 import { hasPermission, type Actor, type Permission, type RequestContext } from '../modules/auth/permissions.js';
 
-/** Resolves the caller of a request from its credentials; provided by the identity module. */
+/** Resolves the caller of a request from its credentials, or throws UnauthorizedError. */
 export type RequestAuthenticator = (request: FastifyRequest) => Promise<Actor>;
 
 /** How one route is protected, as declared in its `config`: the security tests walk this table. */
@@ -15,23 +15,26 @@ export interface RouteAccess {
   acceptsStreamTicket: boolean;
   /** Names of the query parameters its schema declares (e.g. `cursor` on every list). */
   queryParameters: string[];
+  /** The authenticated subtree the route belongs to (`api-v1`); absent for public routes outside one. */
+  subtree: string | undefined;
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** No credentials needed (login, register, health). */
     public?: boolean;
-    /** The permission this route needs (CONTRACT §4); checked here, in one place. */
+    /** The permission this route needs (README, roles and permissions); checked by the route's subtree. */
     requires?: Permission;
     /** A GET stream that a browser opens with `?ticket=` instead of a header. */
     acceptsStreamTicket?: boolean;
+    /** Set by the authenticated subtree that owns the route; never by the route itself. */
+    authenticatedBy?: string;
   }
   interface FastifyRequest {
     actor: Actor | null;
     requestContext: RequestContext;
   }
   interface FastifyInstance {
-    setAuthenticator(authenticator: RequestAuthenticator): void;
     /** The authenticated actor of a request on a non-public route. */
     requireActor(request: FastifyRequest): Actor;
     /** Every route registered after this plugin, with its declared access (HEAD twins of GET routes left out). */
@@ -39,38 +42,52 @@ declare module 'fastify' {
   }
 }
 
+interface RouteRecord {
+  method: string;
+  route: {
+    url: string;
+    config?: { public?: boolean; requires?: Permission; acceptsStreamTicket?: boolean; authenticatedBy?: string };
+    schema?: { querystring?: unknown };
+  };
+}
+
 /**
- * Authentication and function-level authorization for the API subtree. Routes are private unless marked public;
- * object-level checks (is this the caller's object?) belong to the services.
+ * Request identity and the start-up rule that makes an unauthenticated route impossible by accident: every route must
+ * either say `config.public` or be registered inside an authenticated subtree (see `authenticatedSubtree`). The check
+ * runs when the app is ready, so a route registered anywhere else stops start-up.
  */
 export const authPlugin = fp(
   async (app) => {
-    let authenticator: RequestAuthenticator = async () => {
-      throw new UnauthorizedError();
-    };
-    app.decorate('setAuthenticator', (next: RequestAuthenticator) => {
-      authenticator = next;
-    });
     app.decorate('requireActor', (request: FastifyRequest) => {
       if (!request.actor) throw new UnauthorizedError();
       return request.actor;
     });
-    const routeTable: RouteAccess[] = [];
+    // The route options object is kept, not copied: the subtree's own onRoute hook runs after this one and marks it.
+    const routes: RouteRecord[] = [];
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const method of methods) {
-        if (method === 'HEAD') continue;
-        routeTable.push({
-          method,
-          url: route.url,
-          public: route.config?.public === true,
-          requires: route.config?.requires,
-          acceptsStreamTicket: route.config?.acceptsStreamTicket === true,
-          queryParameters: Object.keys((route.schema?.querystring as { properties?: object } | undefined)?.properties ?? {}),
-        });
+        if (method !== 'HEAD') routes.push({ method, route });
       }
     });
-    app.decorate('routeAccessTable', () => routeTable);
+    const table = (): RouteAccess[] =>
+      routes.map(({ method, route }) => ({
+        method,
+        url: route.url,
+        public: route.config?.public === true,
+        requires: route.config?.requires,
+        acceptsStreamTicket: route.config?.acceptsStreamTicket === true,
+        queryParameters: Object.keys((route.schema?.querystring as { properties?: object } | undefined)?.properties ?? {}),
+        subtree: route.config?.authenticatedBy,
+      }));
+    app.decorate('routeAccessTable', table);
+    app.addHook('onReady', async () => {
+      const unguarded = table().filter((route) => !route.public && !route.subtree);
+      if (unguarded.length > 0) {
+        const names = unguarded.map((route) => `${route.method} ${route.url}`).join(', ');
+        throw new Error(`routes outside every authenticated subtree and not marked public: ${names}`);
+      }
+    });
     app.decorateRequest('actor', null);
     app.decorateRequest('requestContext', {
       getter(this: FastifyRequest) {
@@ -82,16 +99,42 @@ export const authPlugin = fp(
         };
       },
     });
+  },
+  { name: 'auth' },
+);
 
-    app.addHook('onRequest', async (request) => {
+/** A route plugin and its options, registered inside a subtree once every module has contributed its routes. */
+export type RouteRegistration = (subtree: Parameters<FastifyPluginAsync>[0]) => Promise<unknown>;
+
+export interface AuthenticatedSubtreeOptions {
+  /** Names the subtree in the route table and in start-up errors. */
+  name: string;
+  /** Resolved per request, so a test or benchmark may swap the authenticator after start-up. */
+  authenticate: RequestAuthenticator;
+  /** Sent on every response of the subtree, errors included (its Content-Security-Policy first of all). */
+  headers: Readonly<Record<string, string>>;
+  routes: readonly RouteRegistration[];
+}
+
+/**
+ * An HTTP subtree (`/api/v1` now; `/v1`, `/mcp` or a console later) as one encapsulated plugin that owns its
+ * authentication, its permission check and its headers. Routes are private unless marked public; object-level checks
+ * (is this the caller's object?) belong to the services.
+ */
+export function authenticatedSubtree(options: AuthenticatedSubtreeOptions): FastifyPluginAsync {
+  return async (subtree) => {
+    subtree.addHook('onRoute', (route) => {
+      route.config = { ...route.config, authenticatedBy: options.name };
+    });
+    subtree.addHook('onRequest', async (request, reply) => {
+      void reply.headers(options.headers);
       const config = request.routeOptions.config;
-      // Unknown routes (404) and public ones skip authentication.
-      if (!request.routeOptions.url || config.public || !request.routeOptions.url.startsWith('/api/')) return;
-      request.actor = await authenticator(request);
+      if (config.public) return;
+      request.actor = await options.authenticate(request);
       if (config.requires && !hasPermission(request.actor.role, config.requires)) {
         throw new ForbiddenError(`This action needs the ${config.requires} permission`);
       }
     });
-  },
-  { name: 'auth' },
-);
+    for (const register of options.routes) await register(subtree);
+  };
+}

@@ -21,6 +21,10 @@ export const securityPlugin = fp(
       if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
     });
 
+    // CORS preflights carry no credentials by design; the catch-all OPTIONS route @fastify/cors adds is public.
+    app.addHook('onRoute', (route) => {
+      if (route.method === 'OPTIONS' && route.url === '*') route.config = { ...route.config, public: true };
+    });
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : config.corsOrigins.length > 0 ? config.corsOrigins : false,
       credentials: false,
@@ -43,5 +47,5 @@ export const securityPlugin = fp(
         new RateLimitedError(`Rate limit exceeded: ${context.max} requests per ${context.after}`, context.ttl / 1000),
     });
   },
-  { name: 'security', dependencies: ['infra'] },
+  { name: 'security', dependencies: ['infra', 'auth'] },
 );

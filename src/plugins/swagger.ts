@@ -26,8 +26,14 @@ export const swaggerPlugin = fp(
         return { schema: transformed, url };
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: true } });
+    // The documentation is public: a subtree of its own, with swagger-ui's CSP for its page.
+    await app.register(async (docs) => {
+      docs.addHook('onRoute', (route) => {
+        route.config = { ...route.config, public: true };
+      });
+      await docs.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: true } });
+    });
     app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
   },
-  { name: 'swagger', dependencies: ['infra'] },
+  { name: 'swagger', dependencies: ['infra', 'auth'] },
 );

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
+import { authenticatedSubtree } from '../../src/plugins/auth.js';
 import { openTestDatabase, testSecrets, type TestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/users.js';
 
@@ -21,15 +22,28 @@ describe('stream tickets on a ticket-accepting route', () => {
     const config = loadConfig({ CDSA_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_REQUESTS: '100000', AUTH_RATE_LIMIT_REQUESTS: '100000' }, '0.0.0-test');
     const secrets = testSecrets();
     app = await buildApp({ config, secrets, database });
-    app.get(
-      '/api/v1/test-stream',
-      {
-        config: { acceptsStreamTicket: true },
-        schema: { querystring: Type.Object({ since: Type.Optional(Type.String()) }, { additionalProperties: false }) },
-      },
-      async (request) => ({ user_id: app.requireActor(request).userId, query: request.query }),
+    // A subtree of its own, authenticated by the identity module as /api/v1 is.
+    await app.register(
+      authenticatedSubtree({
+        name: 'ticket-test',
+        authenticate: (request) => app.identity.authenticate(request),
+        headers: {},
+        routes: [
+          async (subtree) => {
+            subtree.get(
+              '/test-stream',
+              {
+                config: { acceptsStreamTicket: true },
+                schema: { querystring: Type.Object({ since: Type.Optional(Type.String()) }, { additionalProperties: false }) },
+              },
+              async (request) => ({ user_id: app.requireActor(request).userId, query: request.query }),
+            );
+            subtree.post('/test-stream', { config: { acceptsStreamTicket: true } }, async () => ({ ok: true }));
+          },
+        ],
+      }),
+      { prefix: '/api/v1' },
     );
-    app.post('/api/v1/test-stream', { config: { acceptsStreamTicket: true } }, async () => ({ ok: true }));
     await app.ready();
     t = { app, config, secrets, databaseUrl: undefined, close: async () => undefined };
   });

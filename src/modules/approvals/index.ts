@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { registerApprovalJobs } from './approvals.jobs.js';
 import { createApprovalsRepository } from './approvals.repository.js';
 import { approvalRoutes } from './approvals.routes.js';
+import { neighbour } from '../wiring.js';
 import { approvalArgsAad, createApprovalService, type ApprovalService } from './approvals.service.js';
 
 export { APPROVAL_EXECUTE_JOB, APPROVAL_EXPIRE_JOB, type ApprovalService, type ApprovalView } from './approvals.service.js';
@@ -27,7 +28,7 @@ export const approvalsModule = fp(
       audit: app.audit,
       fieldCipher: app.fieldCipher,
       jobs: app.infra.jobs,
-      notifier: () => app.notifications,
+      notifier: neighbour(app, 'notifications'),
       activeUserIds: (roles) => app.users.activeUserIds(roles),
       lifecycle: app.tools.engine.lifecycle,
       ttlSeconds: app.config.approvalTtlSeconds,
@@ -69,7 +70,7 @@ export const approvalsModule = fp(
       await sweeping;
     });
 
-    await app.register(approvalRoutes, { prefix: '/api/v1', approvals: service });
+    app.apiV1.routes(approvalRoutes, { approvals: service });
   },
   { name: 'module-approvals', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault', 'module-tools'] },
 );

@@ -8,6 +8,7 @@ import { createAuditQueryService, type AuditQueryService } from './audit.query.j
 import { createAuditReportService, type AuditReportService, type ReportNotification } from './audit.reports.js';
 import { createAuditRepository } from './audit.repository.js';
 import { auditRoutes } from './audit.routes.js';
+import { neighbour } from '../wiring.js';
 import { createAuditRecorder, type AuditRecorder } from './audit.service.js';
 import { createAuditSigner, type AuditSigner, type AuditVerifyingKey } from './audit.signing.js';
 import { createAuditVerifier, type AuditVerifier } from './audit.verify.js';
@@ -38,20 +39,11 @@ declare module 'fastify' {
   }
 }
 
-interface Notifier {
-  notify(notification: ReportNotification): Promise<unknown>;
-}
-
-function isNotifier(value: unknown): value is Notifier {
-  return typeof value === 'object' && value !== null && typeof (value as Partial<Notifier>).notify === 'function';
-}
-
 /** The notifications module registers after this one, so it is looked up when a report completes, not now. */
 function notifierOf(app: FastifyInstance) {
+  const notifications = neighbour(app, 'notifications');
   return async (notification: ReportNotification): Promise<void> => {
-    if (!app.hasDecorator('notifications')) return;
-    const notifications: unknown = Reflect.get(app, 'notifications');
-    if (isNotifier(notifications)) await notifications.notify(notification);
+    await notifications().notify(notification);
   };
 }
 
@@ -116,7 +108,7 @@ export const auditModule = fp(
       await sinks.close();
     });
 
-    await app.register(auditRoutes, { prefix: '/api/v1', queries, verifier, reports, checkpoints });
+    app.apiV1.routes(auditRoutes, { queries, verifier, reports, checkpoints });
   },
   { name: 'module-audit', dependencies: ['infra', 'auth'] },
 );

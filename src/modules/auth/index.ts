@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConfigError } from '../../config.js';
-import type { UnitOfWork } from '../../db/unit-of-work.js';
 import { ConflictError, UnauthorizedError, ValidationError } from '../../lib/errors.js';
 import { dependencyFailureMessage } from '../../lib/dependency-errors.js';
 import { createDegradingKeyValueStore, createMemoryKeyValueStore } from '../../lib/infra/kv.js';
@@ -15,6 +14,7 @@ import type { Actor } from './permissions.js';
 import { createSessionsRepository } from './sessions.repository.js';
 import { createSessionService, type RevocationEvent } from './sessions.service.js';
 import { createTokenIssuer } from './tokens.js';
+import { neighbour } from '../wiring.js';
 
 export type { RevocationEvent } from './sessions.service.js';
 
@@ -37,25 +37,13 @@ declare module 'fastify' {
   }
 }
 
-interface SecurityNotifier {
-  notify(
-    input: { userId: string; type: 'SECURITY_ALERT'; title: string; message: string; priority: 'high'; data: Record<string, unknown> },
-    uow?: UnitOfWork,
-  ): Promise<unknown>;
-}
-
-function isSecurityNotifier(value: unknown): value is SecurityNotifier {
-  return typeof value === 'object' && value !== null && typeof (value as { notify?: unknown }).notify === 'function';
-}
-
-/** The notifications module registers after this one; look it up when an alert is due. */
-function securityAlertSender(app: FastifyInstance): SecurityAlertSender | undefined {
-  if (!app.hasDecorator('notifications')) return undefined;
-  const notifications: unknown = Reflect.get(app, 'notifications');
-  if (!isSecurityNotifier(notifications)) return undefined;
-  return async (input) => {
-    await notifications.notify({ ...input, type: 'SECURITY_ALERT', priority: 'high' });
+/** The notifications module registers after this one; it is looked up when an alert is due. */
+function securityAlertSender(app: FastifyInstance): () => SecurityAlertSender {
+  const notifications = neighbour(app, 'notifications');
+  const send: SecurityAlertSender = async (input) => {
+    await notifications().notify({ ...input, type: 'SECURITY_ALERT', priority: 'high' });
   };
+  return () => send;
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -110,7 +98,7 @@ export const identityModule = fp(
       registrationMode: config.registrationMode,
       refreshTtlSeconds: config.jwtRefreshTtl,
       sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
-      securityAlert: () => securityAlertSender(app),
+      securityAlert: securityAlertSender(app),
       logger: app.log,
     });
 
@@ -159,10 +147,9 @@ export const identityModule = fp(
 
     app.decorate('identity', { auth, onRevoked: sessions.onRevoked, authenticate });
     app.decorate('users', users);
-    app.setAuthenticator(authenticate);
 
-    await app.register(authRoutes, { prefix: '/api/v1', auth, users });
-    await app.register(usersRoutes, { prefix: '/api/v1', users });
+    app.apiV1.routes(authRoutes, { auth, users });
+    app.apiV1.routes(usersRoutes, { users });
   },
   { name: 'module-identity', dependencies: ['infra', 'auth', 'module-audit'] },
 );

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { ChatToolRuntime } from './chat-tools.js';
+import { neighbour } from '../wiring.js';
 import { createChatRepository } from './chat.repository.js';
 import { loadTokenizer } from './chat.tokens.js';
 import { chatRoutes } from './chat.routes.js';
@@ -28,7 +28,7 @@ const AFTER_GRACE_WAIT_MS = 2_000;
 
 /**
  * Chat sessions and streaming turns. Content is encrypted with the vault's field encryption (columns registered for key
- * rotation); tools are offered when the tools module decorates `app.chatTools`.
+ * rotation); tools are offered through the tools module's `app.chatTools`, which registers later.
  */
 export const chatModule = fp(
   async (app) => {
@@ -64,7 +64,7 @@ export const chatModule = fp(
       audit: app.audit,
       llm: app.llm,
       cipher,
-      tools: () => (app.hasDecorator('chatTools') ? app.getDecorator<ChatToolRuntime>('chatTools') : undefined),
+      tools: neighbour(app, 'chatTools'),
       redactCloudPrompts: app.config.llm.redactCloudPrompts,
       logger: app.log,
     });
@@ -94,8 +94,7 @@ export const chatModule = fp(
       for (const end of [...openStreams]) end();
     });
 
-    await app.register(chatRoutes, {
-      prefix: '/api/v1',
+    app.apiV1.routes(chatRoutes, {
       chat,
       rateLimit: app.config.llm.chatRateLimit,
       track: (turn) => {

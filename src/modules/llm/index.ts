@@ -17,13 +17,14 @@ declare module 'fastify' {
 export const llmModule = fp(
   async (app) => {
     routeSdkWarnings((message) => app.log.warn(message));
+    const credentials = app.systemCredentials.forComponent('llm', 'llm:configure');
     const llm = createLlmService({
       db: app.infra.database.db,
       repository: createLlmRepository(),
       audit: app.audit,
       config: app.config.llm,
       // Only the gateway's own namespace (`llm.*`) of the system credentials, never users' secrets.
-      credentials: () => (app.hasDecorator('systemCredentials') ? app.systemCredentials.forComponent('llm', 'llm:configure') : undefined),
+      credentials: () => credentials,
       pubsub: app.infra.pubsub,
       logger: app.log,
     });
@@ -37,7 +38,7 @@ export const llmModule = fp(
       await unsubscribe?.();
     });
 
-    await app.register(llmRoutes, { prefix: '/api/v1', llm });
+    app.apiV1.routes(llmRoutes, { llm });
   },
-  { name: 'module-llm', dependencies: ['infra', 'auth', 'module-audit'] },
+  { name: 'module-llm', dependencies: ['infra', 'auth', 'module-audit', 'module-vault'] },
 );

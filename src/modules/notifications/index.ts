@@ -41,12 +41,10 @@ export const notificationsModule = fp(
       );
     });
 
-    if (app.hasDecorator('identity')) {
-      const off = app.identity.onRevoked((event) => {
-        hub.revoke(event);
-      });
-      app.addHook('onClose', async () => off());
-    }
+    const off = app.identity.onRevoked((event) => {
+      hub.revoke(event);
+    });
+    app.addHook('onClose', async () => off());
 
     if (redis) {
       // Wake-ups published while Redis was away are gone; the database still has the notifications.
@@ -71,7 +69,7 @@ export const notificationsModule = fp(
     }
 
     app.addHook('onClose', async () => hub.close());
-    await app.register(notificationRoutes, { prefix: '/api/v1' });
+    app.apiV1.routes(notificationRoutes, {});
   },
-  { name: 'module-notifications', dependencies: ['infra', 'module-audit'] },
+  { name: 'module-notifications', dependencies: ['infra', 'module-audit', 'module-identity'] },
 );

@@ -3,7 +3,8 @@ import { roleAtLeast, ROLES } from '../auth/permissions.js';
 import type { ChatToolRuntime } from '../chat/chat-tools.js';
 import { createBuiltinRegistry, type BuiltinTool } from './builtins/index.js';
 import { createAllowlist } from './egress.js';
-import { createToolEngine, executionArgsAad, executionResultAad, type ApprovalGate, type ToolEngine } from './tool-engine.js';
+import { createToolEngine, executionArgsAad, executionResultAad, type ToolEngine } from './tool-engine.js';
+import { neighbour } from '../wiring.js';
 import { createToolSchemaValidator } from './tool-schemas.js';
 import { createToolsRepository } from './tools.repository.js';
 import { toolRoutes } from './tools.routes.js';
@@ -50,7 +51,7 @@ export const toolsModule = fp(
       validator,
       builtins,
       allowlist,
-      notifier: () => app.notifications,
+      notifier: neighbour(app, 'notifications'),
       announceChange: () => app.infra.pubsub.publish(TOOLS_CHANGED_CHANNEL, 'changed'),
       definitionCacheTtlMs: DEFINITION_CACHE_TTL_MS,
       logger: app.log,
@@ -67,10 +68,10 @@ export const toolsModule = fp(
       validator,
       builtins,
       allowlist,
-      secrets: () => app.vault,
-      approvals: () => app.getDecorator<ApprovalGate>('approvals'),
+      secrets: neighbour(app, 'vault'),
+      approvals: neighbour(app, 'approvals'),
       requesterAllowed: async (userId, role) => (await app.users.activeUserIds(ROLES.filter((candidate) => roleAtLeast(candidate, role)))).includes(userId),
-      notifier: () => app.notifications,
+      notifier: neighbour(app, 'notifications'),
       instance: app.infra.instance,
       shutdownDeadline: app.infra.shutdown.deadline,
       logger: app.log,
@@ -102,7 +103,7 @@ export const toolsModule = fp(
       if (seeded.length > 0) app.log.info({ tools: seeded }, 'built-in tools registered');
     });
 
-    await app.register(toolRoutes, { prefix: '/api/v1', registry, engine });
+    app.apiV1.routes(toolRoutes, { registry, engine });
   },
   { name: 'module-tools', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault'] },
 );

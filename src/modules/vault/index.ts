@@ -5,7 +5,8 @@ import { createVaultRepository } from './vault.repository.js';
 import { vaultRoutes } from './vault.routes.js';
 import { createSystemCredentials, SYSTEM_CREDENTIALS_COLUMN, type SystemCredentials } from './system-credentials.js';
 import { createSystemCredentialsRepository } from './system-credentials.repository.js';
-import { createVaultService, type VaultNotifier, type VaultService } from './vault.service.js';
+import { createVaultService, type VaultService } from './vault.service.js';
+import { neighbour } from '../wiring.js';
 
 export { EncryptedDataError, type EncryptedColumn, type EncryptedColumnRow, type FieldEncryptionService } from './field-cipher.js';
 export { KeyRotationIncompleteError, type KeyRotationResult, type VaultService } from './vault.service.js';
@@ -36,8 +37,7 @@ export const vaultModule = fp(
       audit: app.audit,
       fieldCipher,
       fingerprinter: app.audit,
-      // Notifications are optional for the vault: admins are told when the module is there.
-      notifier: () => (app.hasDecorator('notifications') ? app.getDecorator<VaultNotifier>('notifications') : undefined),
+      notifier: neighbour(app, 'notifications'),
       retentionMs: app.config.vaultRetentionDays * DAY_MS,
       logger: app.log,
     });
@@ -62,7 +62,7 @@ export const vaultModule = fp(
       await purge.start();
     });
 
-    await app.register(vaultRoutes, { prefix: '/api/v1', vault });
+    app.apiV1.routes(vaultRoutes, { vault });
   },
   { name: 'module-vault', dependencies: ['infra', 'module-audit'] },
 );
