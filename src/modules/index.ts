@@ -16,8 +16,8 @@ import { vaultModule } from './vault/index.js';
  *
  * A module uses the modules above it directly (`app.audit`; its plugin `dependencies` make a wrong order fail at
  * start-up). The edges that point down the list go through `neighbour(app, name)` (./wiring.ts), checked when the
- * app is ready: audit, identity, vault, tools and approvals → notifications; llm and tools → vault (getters by
- * their services' choice); tools → approvals; chat → chatTools.
+ * app is ready: audit, identity, vault, tools and approvals → notifications; tools → vault (a getter by its
+ * service's choice); tools → approvals; chat → chatTools.
  *
  * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers.
  */

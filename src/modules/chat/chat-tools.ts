@@ -3,7 +3,7 @@ import type { Actor, RequestContext } from '../auth/permissions.js';
 
 /**
  * The seam between chat and the tool engine. The tools module implements it and decorates `app.chatTools`; chat
- * uses it when present (`app.hasDecorator('chatTools')`) and offers no tools otherwise.
+ * reaches it through `neighbour(app, 'chatTools')` (the tools module registers after chat).
  */
 export interface ChatToolDefinition {
   name: string;
