@@ -40,16 +40,51 @@ export function sendProblem(reply: FastifyReply, body: ProblemDetails): FastifyR
 
 interface AjvIssue {
   instancePath: string;
+  schemaPath?: string;
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
 }
 
+/** The values a `const` or `enum` issue allows; undefined for any other keyword. */
+function allowedValues(issue: AjvIssue): unknown[] | undefined {
+  if (issue.keyword === 'const') return [issue.params.allowedValue];
+  if (issue.keyword === 'enum' && Array.isArray(issue.params.allowedValues)) return issue.params.allowedValues;
+  return undefined;
+}
+
+/**
+ * A union of literals (TypeBox's `Union([Literal('A'), Literal('B')])`, an `anyOf` of consts) fails with one
+ * "must be equal to constant" per branch and an "anyOf" issue: those become one issue naming the allowed values.
+ */
+function collapseChoices(issues: AjvIssue[]): AjvIssue[] {
+  const merged = new Map<AjvIssue, AjvIssue>();
+  const branchesOfMerged = new Set<AjvIssue>();
+  for (const issue of issues) {
+    if (issue.keyword !== 'anyOf' || !issue.schemaPath) continue;
+    const prefix = `${issue.schemaPath}/`;
+    const branches = issues.filter((other) => other.instancePath === issue.instancePath && other.schemaPath?.startsWith(prefix));
+    const values = branches.map(allowedValues);
+    if (branches.length === 0 || values.some((value) => value === undefined)) continue;
+    for (const branch of branches) branchesOfMerged.add(branch);
+    merged.set(issue, { ...issue, keyword: 'enum', params: { allowedValues: values.flat() } });
+  }
+  return issues.filter((issue) => !branchesOfMerged.has(issue)).map((issue) => merged.get(issue) ?? issue);
+}
+
+function describe(issue: AjvIssue): string {
+  const values = allowedValues(issue);
+  if (values) return `must be one of ${values.map((value) => (typeof value === 'string' ? value : JSON.stringify(value))).join(', ')}`;
+  if (issue.keyword === 'minLength' && typeof issue.params.limit === 'number') return `must be at least ${issue.params.limit} characters long`;
+  if (issue.keyword === 'maxLength' && typeof issue.params.limit === 'number') return `must be at most ${issue.params.limit} characters long`;
+  return issue.message ?? 'is invalid';
+}
+
 /** Ajv issues → JSON pointers into the request body/query/params, e.g. `/password` or `/role` for a forbidden field. */
 export function validationErrors(issues: AjvIssue[], context: string | undefined): FieldError[] {
-  return issues.map((issue) => {
+  return collapseChoices(issues).map((issue) => {
     let pointer = issue.instancePath || '';
-    let detail = issue.message ?? 'is invalid';
+    let detail = describe(issue);
     if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
       pointer = `${pointer}/${issue.params.additionalProperty}`;
       detail = 'is not an allowed field';

@@ -1,10 +1,12 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { completeOpenApiDocument, type RouteDocMeta } from './openapi-document.js';
 
 /** OpenAPI 3.1 generated from the same TypeBox schemas that validate and serialise each route. */
 export const swaggerPlugin = fp(
   async (app) => {
+    const routeMeta = new Map<string, RouteDocMeta>();
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -20,11 +22,20 @@ export const swaggerPlugin = fp(
         security: [{ bearerAuth: [] }],
       },
       transform: ({ schema, url, route }) => {
-        // Public routes need no token; say so in the document.
+        const config = (route.config ?? {}) as { public?: boolean; requires?: RouteDocMeta['requires'] };
         const transformed = { ...(schema ?? {}) } as Record<string, unknown>;
-        if (route.config && (route.config as { public?: boolean }).public) transformed.security = [];
+        // Public routes need no token; say so in the document.
+        if (config.public) transformed.security = [];
+        const path = url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+        for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+          routeMeta.set(`${method} ${path}`, { public: config.public === true, requires: config.requires });
+        }
         return { schema: transformed, url };
       },
+      transformObject: (documentObject) =>
+        'openapiObject' in documentObject
+          ? (completeOpenApiDocument(documentObject.openapiObject as Record<string, unknown>, routeMeta) as typeof documentObject.openapiObject)
+          : documentObject.swaggerObject,
     });
     // The documentation is public: a subtree of its own, with swagger-ui's CSP for its page.
     await app.register(async (docs) => {

@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { EmailSchema, FullNameSchema, PasswordSchema, UserSchema, UsernameSchema } from '../users/users.schemas.js';
+import { EmailSchema, FullNameSchema, NewPasswordSchema, PasswordSchema, UserSchema, UsernameSchema } from '../users/users.schemas.js';
 
 export const RegisterBody = Type.Object(
   {
     username: UsernameSchema,
     email: EmailSchema,
-    password: PasswordSchema,
+    password: NewPasswordSchema,
     full_name: Type.Optional(FullNameSchema),
   },
   { additionalProperties: false },
@@ -49,7 +49,7 @@ export const UpdateMeBody = Type.Object(
     full_name: Type.Optional(Type.Union([FullNameSchema, Type.Null()])),
     email: Type.Optional(EmailSchema),
     current_password: Type.Optional(PasswordSchema),
-    new_password: Type.Optional(PasswordSchema),
+    new_password: Type.Optional(NewPasswordSchema),
   },
   { additionalProperties: false },
 );

@@ -110,7 +110,7 @@ export const SessionDetailSchema = Type.Object(
 );
 
 export const CHAT_STREAM_DESCRIPTION = [
-  'A `text/event-stream` (CONTRACT §6). Everything that can be refused is checked before the stream opens, and answered',
+  'A `text/event-stream`. Everything that can be refused is checked before the stream opens, and answered',
   'as an ordinary problem response: 401, 404 (another user\'s or no such session), 409 (the session waits for an',
   'approval), 422 (invalid body, unusable model, message too long for the model), 429 (rate limit or daily token',
   'budget, with Retry-After). Then, in order:',

@@ -6,7 +6,8 @@ import {
   LlmModelPage,
   LlmModelSchema,
   LlmStatusSchema,
-  ModelPathParams,
+  ModelIdParams,
+  ModelRestOfPathParams,
   ModelTestResultSchema,
   ProviderKeyBody,
   ProviderParams,
@@ -18,7 +19,7 @@ import type { LlmService } from './llm.service.js';
 const tags = ['llm'];
 const TEST_SUFFIX = '/test';
 
-/** Wildcard routes receive the rest of the path; `%2F` arrives decoded, so both spellings of an id work. */
+/** The rest-of-path spelling of a model id (`openai/gpt-4o-mini`). */
 function modelIdFromPath(rest: string): string {
   return rest.replace(/^\/+/, '');
 }
@@ -42,20 +43,18 @@ export const llmRoutes: FastifyPluginAsyncTypebox<{ llm: LlmService }> = async (
   );
 
   app.get(
-    '/llm/models/*',
+    '/llm/models/:id',
     {
       config: { requires: 'llm:read' },
       schema: {
         tags,
         summary: 'One model',
-        description:
-          'The model id contains `/`: write it as the rest of the path (`/llm/models/openai/gpt-4o-mini`) or URL-encoded ' +
-          '(`/llm/models/openai%2Fgpt-4o-mini`).',
-        params: ModelPathParams,
+        description: 'The id contains `/`: send it URL-encoded as one path segment (`/llm/models/openai%2Fgpt-4o-mini`).',
+        params: ModelIdParams,
         response: { 200: LlmModelSchema },
       },
     },
-    async (request) => llm.getModel(app.requireActor(request), modelIdFromPath(request.params['*'])),
+    async (request) => llm.getModel(app.requireActor(request), request.params.id),
   );
 
   app.post(
@@ -77,19 +76,33 @@ export const llmRoutes: FastifyPluginAsyncTypebox<{ llm: LlmService }> = async (
   );
 
   app.post(
-    '/llm/models/*',
+    '/llm/models/:id/test',
     {
       config: { requires: 'llm:configure' },
       schema: {
         tags,
-        summary: 'Test a model: POST /llm/models/{id}/test',
+        summary: 'Test a model with a one-line prompt',
         description:
-          'Sends a one-line prompt through the real client and measures the time to the first token and to the end. ' +
-          'The id is written as in GET /llm/models/{id}, followed by `/test`.',
-        params: ModelPathParams,
+          'Sends a one-line prompt through the real provider client and measures the time to the first token and to the ' +
+          'end. No body. The id is URL-encoded as in GET /llm/models/{id}. A provider that fails answers 200 with `ok: false` ' +
+          'and the reason in `detail`; an unknown model is a 404.',
+        params: ModelIdParams,
         response: { 200: ModelTestResultSchema },
       },
     },
+    async (request) => llm.testModel(app.requireActor(request), request.params.id),
+  );
+
+  // The same two operations with the id written as the rest of the path (`/llm/models/openai/gpt-4o-mini[/test]`),
+  // which path-parameter-based clients cannot express: accepted, not documented.
+  app.get(
+    '/llm/models/*',
+    { config: { requires: 'llm:read' }, schema: { hide: true, params: ModelRestOfPathParams, response: { 200: LlmModelSchema } } },
+    async (request) => llm.getModel(app.requireActor(request), modelIdFromPath(request.params['*'])),
+  );
+  app.post(
+    '/llm/models/*',
+    { config: { requires: 'llm:configure' }, schema: { hide: true, params: ModelRestOfPathParams, response: { 200: ModelTestResultSchema } } },
     async (request) => {
       const rest = modelIdFromPath(request.params['*']);
       if (!rest.endsWith(TEST_SUFFIX)) throw new NotFoundError('Route');

@@ -51,8 +51,18 @@ export const ListModelsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** Model ids contain `/`: the rest of the path is the id (`/llm/models/openai/gpt-4o-mini`, or `openai%2Fgpt-4o-mini`). */
-export const ModelPathParams = Type.Object({ '*': Type.String({ description: 'The model id, `provider/model`' }) });
+/** Model ids contain `/`: one path parameter, URL-encoded (`/llm/models/ollama%2Fllama3.1%3A8b`). */
+export const ModelIdParams = Type.Object({
+  id: Type.String({
+    minLength: 1,
+    maxLength: 300,
+    description: 'The model id, `provider/model`, URL-encoded as one path segment (`/` as `%2F`)',
+    examples: ['ollama/llama3.1:8b'],
+  }),
+});
+
+/** The same id written as the rest of the path (`/llm/models/openai/gpt-4o-mini`); kept for clients that do so. */
+export const ModelRestOfPathParams = Type.Object({ '*': Type.String() });
 
 export const SaveModelBody = Type.Object(
   {

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { SingleLineText } from '../../lib/text-formats.js';
 import { ROLES } from '../../db/schema/users.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
-import { PASSWORD_MAX_LENGTH } from '../auth/passwords.js';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../auth/passwords.js';
 
 export const RoleSchema = Type.Union(
   ROLES.map((role) => Type.Literal(role)),
@@ -63,6 +63,13 @@ export const FullNameSchema = SingleLineText({ minLength: 1, maxLength: 200 });
 /** Length limits here give early 422s; the service applies the full password rules. */
 export const PasswordSchema = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH });
 
+/** A password being set: the length rules are in the schema; the rest (not common, not the username) is checked on the server. */
+export const NewPasswordSchema = Type.String({
+  minLength: PASSWORD_MIN_LENGTH,
+  maxLength: PASSWORD_MAX_LENGTH,
+  description: `${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters; not a common password, not the username or e-mail address`,
+});
+
 export const UserIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
 export const ListUsersQuery = Type.Object(
@@ -85,7 +92,7 @@ export const CreateUserBody = Type.Object(
   {
     username: UsernameSchema,
     email: EmailSchema,
-    password: PasswordSchema,
+    password: NewPasswordSchema,
     full_name: Type.Optional(FullNameSchema),
     role: Type.Optional(RoleSchema),
   },
