@@ -118,6 +118,8 @@ export const ROUTE_SCOPES: Record<string, ResourceScope> = {
   },
 
   '/api/v1/llm/models/*': { kind: 'shared', reason: 'the model catalogue is global' },
+  '/api/v1/llm/models/:id': { kind: 'shared', reason: 'the model catalogue is global' },
+  '/api/v1/llm/models/:id/test': { kind: 'shared', reason: 'the model catalogue is global' },
   '/api/v1/chat/sessions/:id': { kind: 'owned', create: chatSession },
   '/api/v1/chat/sessions/:id/export': { kind: 'owned', create: chatSession },
   '/api/v1/llm/providers/:provider/credentials': { kind: 'shared', reason: 'provider configuration is global (llm:configure)' },
