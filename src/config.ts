@@ -81,6 +81,16 @@ export interface AppConfig {
   /** Days a deleted vault secret (and its versions) is kept before it is purged. */
   vaultRetentionDays: number;
   toolHttpAllowlist: string[];
+  documents: {
+    /** Largest accepted upload (413 above it). */
+    maxBytes: number;
+    /** Target size of a chunk, in tokens, and how many tokens consecutive chunks share. */
+    chunkTokens: number;
+    chunkOverlapTokens: number;
+    /** Decompressed bytes and entries an Office file (a zip) may expand to before it is refused as a bomb. */
+    maxUnzippedBytes: number;
+    maxZipEntries: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -300,7 +310,17 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
     vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,
+    documents: {
+      maxBytes: int(env, 'DOCUMENT_MAX_BYTES', 52_428_800, 1024, 1_073_741_824),
+      chunkTokens: int(env, 'DOCUMENT_CHUNK_TOKENS', 400, 50, 4000),
+      chunkOverlapTokens: int(env, 'DOCUMENT_CHUNK_OVERLAP', 50, 0, 1000),
+      maxUnzippedBytes: int(env, 'DOCUMENT_MAX_UNZIPPED_BYTES', 209_715_200, 1024, 4_294_967_296),
+      maxZipEntries: int(env, 'DOCUMENT_MAX_ZIP_ENTRIES', 10_000, 10, 1_000_000),
+    },
   };
+  if (config.documents.chunkOverlapTokens >= config.documents.chunkTokens) {
+    throw new ConfigError('DOCUMENT_CHUNK_OVERLAP', 'must be smaller than DOCUMENT_CHUNK_TOKENS');
+  }
 
   if (config.llm.defaultModel !== undefined && !/^[a-z0-9-]+\/.+$/.test(config.llm.defaultModel)) {
     throw new ConfigError('LLM_DEFAULT_MODEL', 'must look like provider/model, e.g. ollama/llama3.1:8b');

@@ -109,3 +109,13 @@ export class DependencyUnavailableError extends UpstreamError {
     this.headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterSeconds)));
   }
 }
+
+export class PayloadTooLargeError extends AppError {
+  readonly status = 413;
+  readonly title = 'Content Too Large';
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  readonly status = 415;
+  readonly title = 'Unsupported Media Type';
+}

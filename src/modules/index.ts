@@ -4,6 +4,7 @@ import { approvalsModule } from './approvals/index.js';
 import { auditModule } from './audit/index.js';
 import { identityModule } from './auth/index.js';
 import { chatModule } from './chat/index.js';
+import { documentsModule } from './documents/index.js';
 import { healthRoutes } from './health/health.routes.js';
 import { llmModule } from './llm/index.js';
 import { notificationsModule } from './notifications/index.js';
@@ -32,5 +33,6 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(chatModule);
   await app.register(toolsModule);
   await app.register(approvalsModule);
+  await app.register(documentsModule);
   await registerApiV1(app);
 }

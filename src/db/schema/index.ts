@@ -8,3 +8,4 @@ export * from './chat.js';
 export * from './tools.js';
 export * from './approvals.js';
 export * from './instances.js';
+export * from './documents.js';

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { boolean, check, index, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import type { Label } from '../../lib/labels.js';
 import { createdAt, id, timestampMs, updatedAt } from './columns.js';
 
 export const ROLES = ['ANALYST', 'MANAGER', 'ADMIN'] as const;
@@ -16,6 +17,8 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     role: text('role').$type<Role>().notNull().default('ANALYST'),
     isActive: boolean('is_active').notNull().default(true),
+    /** Set by an administrator; null means the role's default (src/lib/labels.ts), so RESTRICTED is only explicit. */
+    clearance: text('clearance').$type<Label>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     lastLoginAt: timestampMs('last_login_at'),
@@ -24,6 +27,7 @@ export const users = pgTable(
     uniqueIndex('users_username_lower_idx').on(sql`lower(${table.username})`),
     uniqueIndex('users_email_idx').on(table.email),
     check('users_role_check', sql`${table.role} in ('ANALYST', 'MANAGER', 'ADMIN')`),
+    check('users_clearance_check', sql`${table.clearance} in ('PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED')`),
   ],
 );
 

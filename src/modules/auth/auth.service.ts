@@ -8,6 +8,7 @@ import { presentUser, type UserView } from '../users/users.schemas.js';
 import type { UsersService } from '../users/users.service.js';
 import { LoginThrottledError, type LoginThrottle } from './login-throttle.js';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import { effectiveClearance } from '../../lib/labels.js';
 import type { Actor, RequestContext } from './permissions.js';
 import type { SessionsRepository } from './sessions.repository.js';
 import type { SessionService, SessionState } from './sessions.service.js';
@@ -57,7 +58,7 @@ function isLive(state: SessionState | null, now: number): state is SessionState 
 }
 
 function actorOf(state: SessionState): Actor {
-  return { userId: state.userId, username: state.user.username, role: state.user.role, sessionId: state.sessionId };
+  return { userId: state.userId, username: state.user.username, role: state.user.role, sessionId: state.sessionId, clearance: effectiveClearance(state.user) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { ROLES, type Role } from '../../db/schema/users.js';
+import type { Label } from '../../lib/labels.js';
 
 export { ROLES, type Role };
 
@@ -22,6 +23,7 @@ export const PERMISSION_MIN_ROLE = {
   'vault:manage': 'ADMIN',
   'audit:report': 'ADMIN',
   'notifications:broadcast': 'ADMIN',
+  'documents:manage': 'ADMIN',
 } as const satisfies Record<string, Role>;
 
 export type Permission = keyof typeof PERMISSION_MIN_ROLE;
@@ -44,6 +46,11 @@ export interface Actor {
   username: string;
   role: Role;
   sessionId: string;
+  /**
+   * The highest label of document content the actor may read, current as of this request. Absent only for actors
+   * built outside a request (jobs, the CLI); `effectiveClearance` then falls back to the role's default.
+   */
+  clearance?: Label;
 }
 
 /** Where a request came from, for the audit trail. */

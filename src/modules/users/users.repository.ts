@@ -59,7 +59,7 @@ export function createUsersRepository() {
     async update(
       db: DbOrTx,
       id: string,
-      patch: Partial<Pick<UserRow, 'email' | 'fullName' | 'passwordHash' | 'role' | 'isActive'>>,
+      patch: Partial<Pick<UserRow, 'email' | 'fullName' | 'passwordHash' | 'role' | 'isActive' | 'clearance'>>,
     ): Promise<UserRow | undefined> {
       const [row] = await db
         .update(users)

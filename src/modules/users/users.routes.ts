@@ -64,15 +64,15 @@ export const usersRoutes: FastifyPluginAsyncTypebox<UsersRoutesOptions> = async 
       config: manage,
       schema: {
         tags: ['users'],
-        summary: 'Change role or active status; deactivation ends every session at once',
+        summary: 'Change role, clearance or active status; deactivation ends every session at once',
         params: UserIdParams,
         body: UpdateUserBody,
         response: { 200: UserSchema },
       },
     },
     async (request) => {
-      const { role, is_active } = request.body;
-      return users.update(app.requireActor(request), request.params.id, { role, isActive: is_active }, request.requestContext);
+      const { role, is_active, clearance } = request.body;
+      return users.update(app.requireActor(request), request.params.id, { role, isActive: is_active, clearance }, request.requestContext);
     },
   );
 

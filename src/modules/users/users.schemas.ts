@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SingleLineText } from '../../lib/text-formats.js';
-import { ROLES } from '../../db/schema/users.js';
+import { ROLES, type Role } from '../../db/schema/users.js';
+import { effectiveClearance, LABELS, type Label } from '../../lib/labels.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../auth/passwords.js';
 
@@ -10,6 +11,11 @@ export const RoleSchema = Type.Union(
 );
 
 /** What leaves the server about a user: the presenter below lists exactly these fields. */
+export const LabelSchema = Type.Union(
+  LABELS.map((label) => Type.Literal(label)),
+  { description: 'PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED' },
+);
+
 export const UserSchema = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
@@ -17,7 +23,9 @@ export const UserSchema = Type.Object(
     email: Type.String(),
     full_name: Type.Union([Type.String(), Type.Null()]),
     role: RoleSchema,
+    clearance: { ...LabelSchema, description: 'the highest document label whose content this user may read' },
     is_active: Type.Boolean(),
+    mfa_enabled: Type.Boolean(),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     last_login_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -31,7 +39,8 @@ export interface PresentableUser {
   username: string;
   email: string;
   fullName: string | null;
-  role: UserView['role'];
+  role: Role;
+  clearance: Label | null;
   isActive: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -45,7 +54,9 @@ export function presentUser(row: PresentableUser): UserView {
     email: row.email,
     full_name: row.fullName,
     role: row.role,
+    clearance: effectiveClearance(row),
     is_active: row.isActive,
+    mfa_enabled: false,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     last_login_at: row.lastLoginAt ? row.lastLoginAt.toISOString() : null,
@@ -103,6 +114,7 @@ export const UpdateUserBody = Type.Object(
   {
     role: Type.Optional(RoleSchema),
     is_active: Type.Optional(Type.Boolean()),
+    clearance: Type.Optional(LabelSchema),
   },
   { additionalProperties: false, minProperties: 1 },
 );

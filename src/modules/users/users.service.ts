@@ -6,6 +6,7 @@ import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../auth/passwords.js';
 import type { SessionService } from '../auth/sessions.service.js';
+import { effectiveClearance, type Label } from '../../lib/labels.js';
 import type { UserRow, UsersRepository } from './users.repository.js';
 import { presentUser, type UserView } from './users.schemas.js';
 
@@ -20,6 +21,7 @@ export interface CreateUserInput {
 export interface UpdateUserInput {
   role?: Role;
   isActive?: boolean;
+  clearance?: Label;
 }
 
 export interface UpdateProfileInput {
@@ -150,19 +152,24 @@ export function createUsersService(deps: UsersServiceDeps) {
     },
 
     /**
-     * Role and active status. Deactivation ends every session at once; a role change applies to the user's live
-     * tokens at once (authorization reads the current role). Admins cannot demote or deactivate themselves, and
-     * changes that take an administrator away lock the administrators' rows, so even concurrent ones always leave one
-     * active administrator.
+     * Role, clearance and active status. Deactivation ends every session at once; a role or clearance change applies
+     * to the user's live tokens at once on every instance (authorization reads the current user through the session
+     * cache, which `userChanged` invalidates everywhere after the commit). Admins cannot demote or deactivate
+     * themselves, and changes that take an administrator away lock the administrators' rows, so even concurrent ones
+     * always leave one active administrator.
      */
     async update(actor: Actor, id: string, input: UpdateUserInput, context: RequestContext): Promise<UserView> {
       const current = await findForAdmin(actor, id);
-      if (id === actor.userId && ((input.role !== undefined && input.role !== current.role) || input.isActive === false)) {
-        throw new ConflictError('You cannot change your own role or deactivate your own account');
+      const ownClearanceChange = input.clearance !== undefined && input.clearance !== effectiveClearance(current);
+      if (id === actor.userId && ((input.role !== undefined && input.role !== current.role) || input.isActive === false || ownClearanceChange)) {
+        // Nobody raises their own clearance: another administrator grants it.
+        throw new ConflictError('You cannot change your own role or clearance, or deactivate your own account');
       }
       const patch: UpdateUserInput = {};
       if (input.role !== undefined && input.role !== current.role) patch.role = input.role;
       if (input.isActive !== undefined && input.isActive !== current.isActive) patch.isActive = input.isActive;
+      // Stored explicitly once set, so a later role change does not move it (a role never raises a clearance).
+      if (input.clearance !== undefined && (input.clearance !== effectiveClearance(current) || current.clearance === null)) patch.clearance = input.clearance;
       if (Object.keys(patch).length === 0) return presentUser(current);
       const takesAnAdminAway = current.role === 'ADMIN' && current.isActive && ((patch.role !== undefined && patch.role !== 'ADMIN') || patch.isActive === false);
       return withTransaction(
@@ -180,6 +187,7 @@ export function createUsersService(deps: UsersServiceDeps) {
           const changes: Record<string, { from: unknown; to: unknown }> = {};
           if (patch.role !== undefined) changes.role = { from: current.role, to: patch.role };
           if (patch.isActive !== undefined) changes.is_active = { from: current.isActive, to: patch.isActive };
+          if (patch.clearance !== undefined) changes.clearance = { from: effectiveClearance(current), to: patch.clearance };
           let sessionsRevoked = 0;
           if (patch.isActive === false) {
             sessionsRevoked = (await sessions.revokeUserSessions(uow, { userId: id, reason: 'deactivated' })).length;

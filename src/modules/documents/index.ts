@@ -1,0 +1,84 @@
+import { availableParallelism } from 'node:os';
+import fp from 'fastify-plugin';
+import { registerDocumentJobs } from './documents.jobs.js';
+import { createDocumentsRepository } from './documents.repository.js';
+import { documentsRoutes } from './documents.routes.js';
+import { chunkContentAad, createDocumentsService, documentContentAad, documentTextAad, type DocumentsService } from './documents.service.js';
+import { createParserPool } from './documents.worker-pool.js';
+
+export { canReadContent, contentReadableSql } from './documents.policy.js';
+export type { DocumentsService } from './documents.service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    documents: DocumentsService;
+  }
+}
+
+/** How often each job-processing instance looks for documents whose processing died with a worker. */
+const SWEEP_INTERVAL_MS = 60_000;
+const PARSE_TIMEOUT_MS = 120_000;
+const PARSER_MEMORY_MB = 512;
+
+export const NO_EMBEDDING_MODEL_REASON = 'no embedding model is configured (EMBEDDING_MODEL): keyword search only';
+
+/**
+ * Documents: upload, extraction and chunking in worker threads, classification labels, shares. The access rule
+ * lives in documents.policy.ts, used by every route (and, as SQL, by lists).
+ */
+export const documentsModule = fp(
+  async (app) => {
+    const db = app.infra.database.db;
+    const parser = createParserPool({ size: Math.max(1, Math.min(2, availableParallelism() - 1)), timeoutMs: PARSE_TIMEOUT_MS, maxMemoryMb: PARSER_MEMORY_MB });
+    const service = createDocumentsService({
+      db,
+      repository: createDocumentsRepository(),
+      audit: app.audit,
+      fieldCipher: app.fieldCipher,
+      jobs: app.infra.jobs,
+      parser,
+      notifier: () => app.notifications,
+      userExists: async (userId) => (await app.users.activeUserIds()).includes(userId),
+      chunking: { chunkTokens: app.config.documents.chunkTokens, overlapTokens: app.config.documents.chunkOverlapTokens },
+      vectorReason: NO_EMBEDDING_MODEL_REASON,
+      logger: app.log,
+    });
+    app.decorate('documents', service);
+    app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_content', table: 'documents', column: 'encrypted_content', aad: (row) => documentContentAad(row.id) });
+    app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_text', table: 'documents', column: 'encrypted_text', aad: (row) => documentTextAad(row.id) });
+    app.fieldCipher.registerEncryptedColumn({ name: 'document_chunks.encrypted_content', table: 'document_chunks', column: 'encrypted_content', aad: (row) => chunkContentAad(row.id) });
+    registerDocumentJobs(app.infra.jobs, service);
+
+    let timer: NodeJS.Timeout | undefined;
+    let sweeping: Promise<void> | undefined;
+    const sweep = () => {
+      sweeping ??= (async () => {
+        try {
+          const resumed = await service.resumeStalled();
+          if (resumed > 0) app.log.info({ resumed }, 'document processing resumed');
+        } catch (error) {
+          app.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'document sweep failed');
+        } finally {
+          sweeping = undefined;
+        }
+      })();
+      return sweeping;
+    };
+    app.addHook('onReady', async () => {
+      if (!app.config.processJobs) return;
+      await sweep();
+      timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
+      timer.unref();
+    });
+    app.addHook('preClose', async () => {
+      clearInterval(timer);
+      await sweeping;
+    });
+    app.addHook('onClose', async () => {
+      await parser.close();
+    });
+
+    app.apiV1.routes(documentsRoutes, { documents: service, maxBytes: app.config.documents.maxBytes });
+  },
+  { name: 'module-documents', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault'] },
+);
