@@ -4,6 +4,7 @@ import { queryRows } from '../../src/db/client.js';
 import { SYSTEM_CONTEXT, type Role } from '../../src/modules/auth/permissions.js';
 import type { TestApp } from '../helpers/app.js';
 import { createUser, type TestUser } from '../helpers/users.js';
+import { uploadIndexed } from '../documents/helpers.js';
 
 /**
  * Every non-public route with a path parameter must be listed here, so the object-level authorization (BOLA) test
@@ -29,7 +30,32 @@ async function chatSession(t: TestApp, owner: TestUser): Promise<string> {
   return turn.sessionId;
 }
 
+/** An indexed private document of the owner's, uploaded through the API. */
+async function ownedDocument(t: TestApp, owner: TestUser): Promise<string> {
+  const document = await uploadIndexed(t, owner, 'private-notes.txt', `private notes ${randomUUID()}`);
+  return document.id;
+}
+
+const ownedDocumentScope: ResourceScope = { kind: 'owned', create: ownedDocument };
+
 export const ROUTE_SCOPES: Record<string, ResourceScope> = {
+  '/api/v1/documents/:id': ownedDocumentScope,
+  '/api/v1/documents/:id/text': ownedDocumentScope,
+  '/api/v1/documents/:id/file': ownedDocumentScope,
+  '/api/v1/documents/:id/chunks': ownedDocumentScope,
+  '/api/v1/documents/:id/reindex': ownedDocumentScope,
+  '/api/v1/documents/:id/shares': ownedDocumentScope,
+  '/api/v1/documents/:id/shares/:share_id': {
+    kind: 'owned',
+    async create(t, owner) {
+      const id = await ownedDocument(t, owner);
+      const colleague = await createUser(t);
+      const share = await t.app.inject({ method: 'POST', url: `/api/v1/documents/${id}/shares`, headers: owner.headers, payload: { user_id: colleague.user.id } });
+      if (share.statusCode !== 201) throw new Error(`share failed: ${share.statusCode} ${share.body}`);
+      return { id, share_id: share.json().id as string };
+    },
+  },
+
   '/api/v1/users/:id': { kind: 'shared', reason: 'user administration (users:manage) covers every account' },
   '/api/v1/users/:id/sessions/revoke': { kind: 'shared', reason: 'user administration (users:manage) covers every account' },
 
