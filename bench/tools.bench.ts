@@ -101,6 +101,7 @@ async function engineOverhead(a: TestApp, analyst: TestUser): Promise<void> {
   const runContext: BuiltinRunContext = {
     executionId: randomUUID(),
     userId: actor.userId,
+    approvalId: null,
     toolName: 'noop',
     implementation: { type: 'builtin', builtin: 'noop' },
     signal: new AbortController().signal,

@@ -70,6 +70,12 @@ export interface ApprovalLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * A tool's own condition on who may decide its approvals (beyond role and separation of duties), e.g. a clearance.
+ * Returns why the actor may not decide, or null.
+ */
+export type DecisionGuard = (approver: Actor, args: Record<string, unknown>) => Promise<string | null>;
+
 export interface ApprovalServiceDeps {
   db: Db;
   repository: ApprovalsRepository;
@@ -133,6 +139,7 @@ function pageKey(cursor: string | undefined): PageKey | undefined {
 export function createApprovalService(deps: ApprovalServiceDeps) {
   const { db, repository, audit, fieldCipher, jobs, lifecycle } = deps;
   const now = deps.now ?? (() => new Date());
+  const decisionGuards = new Map<string, DecisionGuard>();
 
   function decryptArgs(row: ApprovalRow): Record<string, unknown> {
     const parsed: unknown = JSON.parse(fieldCipher.decrypt(row.encryptedToolArgs, approvalArgsAad(row.id)));
@@ -267,6 +274,17 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
   return {
     decryptArgs,
 
+    /** Adds a tool's condition on its approvers (checked when they decide). */
+    registerDecisionGuard(toolName: string, guard: DecisionGuard): void {
+      decisionGuards.set(toolName, guard);
+    },
+
+    /** Who approved an approval (ids of the APPROVED decisions), for tools that check their approvers when they run. */
+    async approverIds(approvalId: string): Promise<string[]> {
+      const decisions = await repository.decisionsFor(db, [approvalId]);
+      return decisions.filter((decision) => decision.decision === 'APPROVED').map((decision) => decision.approverId);
+    },
+
     /** Active users who may decide an approval asking for `approverRole`, except the requester. */
     async approverIdsFor(approverRole: Role, requesterId: string): Promise<string[]> {
       const ids = await deps.activeUserIds(rolesAtLeast(approverRole));
@@ -353,6 +371,13 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     ): Promise<ApprovalView> {
       if (!hasPermission(actor.role, 'approvals:decide')) throw new ForbiddenError('This action needs the approvals:decide permission');
       const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim().slice(0, REASON_MAX_LENGTH);
+      // Read before the transaction: a guard may query other modules, which must not wait on this one's lock.
+      const proposed = await repository.findById(db, id);
+      const guard = proposed ? decisionGuards.get(proposed.toolName) : undefined;
+      if (proposed && guard && proposed.requesterId !== actor.userId && proposed.status === 'PENDING') {
+        const refusal = await guard(actor, decryptArgs(proposed));
+        if (refusal) throw new ForbiddenError(refusal);
+      }
       const result = await withTransaction(
         db,
         async (uow) => {

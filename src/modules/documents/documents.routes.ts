@@ -27,7 +27,6 @@ import type { DocumentsService, UploadInput } from './documents.service.js';
 export interface DocumentsRoutesOptions {
   documents: DocumentsService;
   maxBytes: number;
-  declassify: Parameters<DocumentsService['update']>[4];
 }
 
 const UPLOAD_FIELDS = new Set(['title', 'label', 'tags', 'visibility']);
@@ -83,7 +82,7 @@ function contentDisposition(filename: string): string {
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
-export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> = async (app, { documents, maxBytes, declassify }) => {
+export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> = async (app, { documents, maxBytes }) => {
   // Scoped to these routes: nowhere else accepts multipart bodies.
   await app.register(multipart, { throwFileSizeLimit: true, limits: { fileSize: maxBytes, files: 1 } });
   const tags = ['documents'];
@@ -150,7 +149,7 @@ export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> 
       },
     },
     async (request, reply) => {
-      const result = await documents.update(app.requireActor(request), request.params.id, request.body, request.requestContext, declassify);
+      const result = await documents.update(app.requireActor(request), request.params.id, request.body, request.requestContext);
       if ('approvalId' in result) return reply.code(202).send({ approval_id: result.approvalId, status: 'pending_approval' as const });
       return result.document;
     },

@@ -57,6 +57,8 @@ export interface DocumentsServiceDeps {
   /** Whether a user id names an active user (shares go to real people). */
   userExists: (userId: string) => Promise<boolean>;
   chunking: { chunkTokens: number; overlapTokens: number };
+  /** Turns a lower label into an approval request (the declassification built-in); absent: lowering is refused. */
+  declassifier?: () => ((actor: Actor, row: DocumentMetadata, to: Label, context: RequestContext) => Promise<{ approvalId: string }>) | undefined;
   /** Why documents are indexed for keyword search only (no embedding model yet): reported by every document. */
   vectorReason: string;
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -377,13 +379,13 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       id: string,
       input: { title?: string; tags?: string[]; visibility?: DocumentVisibility; label?: Label },
       context: RequestContext,
-      declassify?: (row: DocumentMetadata, to: Label) => Promise<{ approvalId: string }>,
     ): Promise<{ document: DocumentView } | { approvalId: string }> {
       const { row } = await loadManageable(actor, id);
       if (input.label !== undefined && labelRank(input.label) < labelRank(row.label)) {
         if (Object.keys(input).length > 1) throw new ValidationError('Lower the label on its own: it needs an approval', [{ pointer: '/label', detail: 'a lower label cannot be combined with other changes' }]);
+        const declassify = deps.declassifier?.();
         if (!declassify) throw new ConflictError('Declassification is not available');
-        return declassify(row, input.label);
+        return declassify(actor, row, input.label, context);
       }
       const patch: Parameters<DocumentsRepository['update']>[2] = {};
       if (input.title !== undefined && input.title !== row.title) patch.title = input.title;

@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
 import fp from 'fastify-plugin';
+import { ConflictError } from '../../lib/errors.js';
+import { createDeclassifyTool, DECLASSIFY_TOOL } from './documents.declassify.js';
 import { registerDocumentJobs } from './documents.jobs.js';
 import { createDocumentsRepository } from './documents.repository.js';
 import { documentsRoutes } from './documents.routes.js';
@@ -41,9 +43,22 @@ export const documentsModule = fp(
       userExists: async (userId) => (await app.users.activeUserIds()).includes(userId),
       chunking: { chunkTokens: app.config.documents.chunkTokens, overlapTokens: app.config.documents.chunkOverlapTokens },
       vectorReason: NO_EMBEDDING_MODEL_REASON,
+      declassifier: () => async (actor, row, to, context) => {
+        const result = await app.tools.engine.execute(actor, { name: DECLASSIFY_TOOL }, { document_id: row.id, from: row.label, to }, context);
+        if (result.status === 'pending_approval') return { approvalId: result.approval_id };
+        // Only a tool row reconfigured to skip approval gets here; its run refuses without an approval.
+        throw new ConflictError('Declassification needs an approval; the declassify_document tool must require one');
+      },
       logger: app.log,
     });
     app.decorate('documents', service);
+    const declassify = createDeclassifyTool({
+      documents: service,
+      approverIds: (approvalId) => app.approvals.approverIds(approvalId),
+      accessOf: (userId) => app.users.accessOf(userId),
+    });
+    app.tools.registerBuiltin(declassify.tool);
+    app.approvals.registerDecisionGuard(DECLASSIFY_TOOL, declassify.guard);
     app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_content', table: 'documents', column: 'encrypted_content', aad: (row) => documentContentAad(row.id) });
     app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_text', table: 'documents', column: 'encrypted_text', aad: (row) => documentTextAad(row.id) });
     app.fieldCipher.registerEncryptedColumn({ name: 'document_chunks.encrypted_content', table: 'document_chunks', column: 'encrypted_content', aad: (row) => chunkContentAad(row.id) });
@@ -80,5 +95,5 @@ export const documentsModule = fp(
 
     app.apiV1.routes(documentsRoutes, { documents: service, maxBytes: app.config.documents.maxBytes });
   },
-  { name: 'module-documents', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault'] },
+  { name: 'module-documents', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault', 'module-tools', 'module-approvals'] },
 );

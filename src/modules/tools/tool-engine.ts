@@ -338,7 +338,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   }
 
   /** Runs the implementation under the tool's deadline and checks the result; never throws for the tool's own faults. */
-  async function run(tool: ToolRow, args: Record<string, unknown>, executionId: string, userId: string): Promise<RunOutcome> {
+  async function run(tool: ToolRow, args: Record<string, unknown>, executionId: string, userId: string, approvalId: string | null = null): Promise<RunOutcome> {
     const started = performance.now();
     const timeoutMs = Math.min(tool.implementation.timeout_ms ?? DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS);
     const controller = new AbortController();
@@ -379,6 +379,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
         work = builtin.run(args, {
           executionId,
           userId,
+          approvalId,
           toolName: tool.name,
           implementation: tool.implementation,
           signal: controller.signal,
@@ -708,7 +709,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   /** Runs a claimed, verified call and stores its outcome. */
   async function runPrepared(prepared: Extract<Prepared, { kind: 'ready' }>, notifyRequester: boolean): Promise<ChatToolOutcome> {
     const { tool, args, execution, approval } = prepared;
-    const outcome = await run(tool, args, execution.id, approval.requesterId);
+    const outcome = await run(tool, args, execution.id, approval.requesterId, approval.id);
     const requester = { userId: approval.requesterId, sessionId: null };
     await finish(tool, { id: execution.id, userId: approval.requesterId, approvalId: approval.id }, requester, SYSTEM_CONTEXT, outcome, async (uow) => {
       if (notifyRequester) await notifyInUow(uow, resultNotice(approval, execution.id, outcome.ok ? 'completed' : 'failed', outcome.ok ? null : outcome.failure.message));

@@ -310,6 +310,13 @@ export function createUsersService(deps: UsersServiceDeps) {
       );
     },
 
+    /** An active user's role and clearance (for checks made on their behalf outside a request), or undefined. */
+    async accessOf(userId: string): Promise<{ role: Role; clearance: Label } | undefined> {
+      const row = await repository.findById(db, userId);
+      if (!row || !row.isActive) return undefined;
+      return { role: row.role, clearance: effectiveClearance(row) };
+    },
+
     /** Ids of active users, optionally of some roles (recipients of role-targeted notifications). */
     async activeUserIds(roles?: readonly Role[]): Promise<string[]> {
       return repository.activeIdsByRole(db, roles);

@@ -17,6 +17,8 @@ export interface BuiltinRunContext {
   executionId: string;
   /** The user the call runs for (the requester). */
   userId: string;
+  /** The approval this run was claimed under; null for a call that ran without one. */
+  approvalId: string | null;
   toolName: string;
   implementation: ToolImplementation;
   /** Aborted when the execution's deadline passes. */
