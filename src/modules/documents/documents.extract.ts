@@ -1,6 +1,9 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { Parser } from 'htmlparser2';
+import { extractEml } from './documents.eml.js';
 import { DocumentRejectedError, type DocumentMediaType } from './documents.formats.js';
+import { extractDocx, extractPptxFile, extractXlsx, type ZipLimits } from './documents.office.js';
+import { extractPdf } from './documents.pdf.js';
 
 /** One structural unit of a document: chunking never splits inside one unless it alone is too long. */
 export interface ExtractedBlock {
@@ -207,9 +210,20 @@ export function extractHtml(bytes: Uint8Array): Extraction {
   return assemble(sawMain && main.blocks.length > 0 ? main.blocks : everything.blocks, null);
 }
 
-/** Extracts the text and its structure; pure and synchronous, so it can run in a worker thread. */
-export async function extractDocument(mediaType: DocumentMediaType, bytes: Uint8Array): Promise<Extraction> {
+/** Extracts the text and its structure; CPU-bound, so it runs in a worker thread (documents.worker.ts). */
+export async function extractDocument(mediaType: DocumentMediaType, bytes: Uint8Array, limits: ZipLimits): Promise<Extraction> {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (mediaType) {
+    case 'application/pdf':
+      return extractPdf(bytes);
+    case 'application/vnd.openxmlformats-officedocument.wordprocessingml.document':
+      return extractDocx(buffer, limits, extractHtml);
+    case 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet':
+      return extractXlsx(buffer, limits);
+    case 'application/vnd.openxmlformats-officedocument.presentationml.presentation':
+      return extractPptxFile(buffer, limits);
+    case 'message/rfc822':
+      return extractEml(buffer);
     case 'text/plain':
       return extractPlain(bytes);
     case 'text/markdown':

@@ -2,10 +2,15 @@ import { fileTypeFromBuffer } from 'file-type';
 
 /** The formats CDSA extracts text from, by canonical media type. */
 export const DOCUMENT_FORMATS = {
-  'text/plain': { extensions: ['txt', 'text', 'log'] },
-  'text/markdown': { extensions: ['md', 'markdown'] },
-  'text/csv': { extensions: ['csv'] },
-  'text/html': { extensions: ['html', 'htm'] },
+  'text/plain': { extensions: ['txt', 'text', 'log'], binary: false },
+  'text/markdown': { extensions: ['md', 'markdown'], binary: false },
+  'text/csv': { extensions: ['csv'], binary: false },
+  'text/html': { extensions: ['html', 'htm'], binary: false },
+  'message/rfc822': { extensions: ['eml'], binary: false },
+  'application/pdf': { extensions: ['pdf'], binary: true },
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': { extensions: ['docx'], binary: true },
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': { extensions: ['xlsx'], binary: true },
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': { extensions: ['pptx'], binary: true },
 } as const;
 export type DocumentMediaType = keyof typeof DOCUMENT_FORMATS;
 
@@ -54,8 +59,12 @@ export async function sniffMediaType(bytes: Uint8Array, filename: string): Promi
   const claimed = mediaTypeForExtension(extension);
   const detected = await fileTypeFromBuffer(bytes);
   if (detected) {
-    if (!claimed) throw new DocumentRejectedError(415, `files of type ${detected.mime} are not supported`);
+    if (claimed && detected.mime === claimed) return claimed;
+    if (!claimed || !(detected.mime in DOCUMENT_FORMATS)) throw new DocumentRejectedError(415, `files of type ${detected.mime} are not supported`);
     throw new DocumentRejectedError(415, `the file's content (${detected.mime}) does not match its name (.${extension})`);
+  }
+  if (claimed && DOCUMENT_FORMATS[claimed].binary) {
+    throw new DocumentRejectedError(415, `the file's content is not a ${extension.toUpperCase()} file, as its name (.${extension}) says`);
   }
   if (!looksLikeText(bytes)) {
     throw new DocumentRejectedError(415, claimed ? `the file's content is not text, as its name (.${extension}) says` : 'the file type is not supported');
@@ -64,4 +73,15 @@ export async function sniffMediaType(bytes: Uint8Array, filename: string): Promi
     throw new DocumentRejectedError(415, extension ? `files named .${extension} are not supported` : 'the file name needs an extension that names a supported type');
   }
   return claimed;
+}
+
+/** Checks made at upload for formats that can be refused cheaply (422): zip bombs by their directory, encrypted PDFs. */
+export async function preflight(mediaType: DocumentMediaType, bytes: Buffer, limits: { maxUnzippedBytes: number; maxEntries: number }): Promise<void> {
+  if (mediaType === 'application/pdf') {
+    const { isEncryptedPdf } = await import('./documents.pdf.js');
+    if (isEncryptedPdf(bytes)) throw new DocumentRejectedError(422, 'the PDF is encrypted; upload an unprotected copy');
+  } else if (mediaType.startsWith('application/vnd.openxmlformats-officedocument.')) {
+    const { inspectZip } = await import('./documents.office.js');
+    await inspectZip(bytes, limits);
+  }
 }

@@ -10,7 +10,7 @@ import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { isRole, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotifyInput } from '../notifications/notifications.types.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
-import { DocumentRejectedError, sniffMediaType } from './documents.formats.js';
+import { DocumentRejectedError, preflight, sniffMediaType } from './documents.formats.js';
 import { canManage, canReadContent, canSeeMetadata, metadataVisibleSql } from './documents.policy.js';
 import type { ChunkRow, DocumentMetadata, DocumentsRepository, ShareRow } from './documents.repository.js';
 import type { ChunkView, DocumentView, ShareView } from './documents.schemas.js';
@@ -57,6 +57,7 @@ export interface DocumentsServiceDeps {
   /** Whether a user id names an active user (shares go to real people). */
   userExists: (userId: string) => Promise<boolean>;
   chunking: { chunkTokens: number; overlapTokens: number };
+  zipLimits: { maxUnzippedBytes: number; maxEntries: number };
   /** Turns a lower label into an approval request (the declassification built-in); absent: lowering is refused. */
   declassifier?: () => ((actor: Actor, row: DocumentMetadata, to: Label, context: RequestContext) => Promise<{ approvalId: string }>) | undefined;
   /** Why documents are indexed for keyword search only (no embedding model yet): reported by every document. */
@@ -191,7 +192,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
     const bytes = Buffer.from(fieldCipher.decrypt(content.encryptedContent, documentContentAad(id)), 'base64');
     let parsed;
     try {
-      parsed = await deps.parser.parse({ mediaType: started.mimeType as never, bytes, chunkTokens: deps.chunking.chunkTokens, overlapTokens: deps.chunking.overlapTokens });
+      parsed = await deps.parser.parse({ mediaType: started.mimeType as never, bytes, chunkTokens: deps.chunking.chunkTokens, overlapTokens: deps.chunking.overlapTokens, zipLimits: deps.zipLimits });
     } catch (error) {
       if (error instanceof ParseFailedError) {
         await markFailed(id, generation, error.message);
@@ -266,6 +267,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       let mediaType;
       try {
         mediaType = await sniffMediaType(input.bytes, input.filename);
+        await preflight(mediaType, input.bytes, deps.zipLimits);
       } catch (error) {
         if (error instanceof DocumentRejectedError) {
           if (error.status === 415) throw new UnsupportedMediaTypeError(error.message);

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { DocumentChunk } from './documents.chunking.js';
 import type { Classification } from './documents.classify.js';
 import type { DocumentMediaType } from './documents.formats.js';
+import type { ZipLimits } from './documents.office.js';
 
 export interface ParseRequest {
   id: number;
@@ -11,6 +12,7 @@ export interface ParseRequest {
   bytes: Uint8Array;
   chunkTokens: number;
   overlapTokens: number;
+  zipLimits: ZipLimits;
 }
 
 export type ParseResponse =

@@ -11,7 +11,7 @@ parentPort?.on('message', (request: ParseRequest) => {
   void (async (): Promise<ParseResponse> => {
     try {
       await loadTokenizer();
-      const extraction = await extractDocument(request.mediaType, request.bytes);
+      const extraction = await extractDocument(request.mediaType, request.bytes, request.zipLimits);
       const chunks = chunkExtraction(extraction, { chunkTokens: request.chunkTokens, overlapTokens: request.overlapTokens, countTokens });
       return { id: request.id, ok: true, text: extraction.text, pageCount: extraction.pageCount, chunks, classification: classifyText(extraction.text) };
     } catch (error) {

@@ -42,6 +42,7 @@ export const documentsModule = fp(
       notifier: () => app.notifications,
       userExists: async (userId) => (await app.users.activeUserIds()).includes(userId),
       chunking: { chunkTokens: app.config.documents.chunkTokens, overlapTokens: app.config.documents.chunkOverlapTokens },
+      zipLimits: { maxUnzippedBytes: app.config.documents.maxUnzippedBytes, maxEntries: app.config.documents.maxZipEntries },
       vectorReason: NO_EMBEDDING_MODEL_REASON,
       declassifier: () => async (actor, row, to, context) => {
         const result = await app.tools.engine.execute(actor, { name: DECLASSIFY_TOOL }, { document_id: row.id, from: row.label, to }, context);
