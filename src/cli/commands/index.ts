@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerAuditCommands } from './audit.js';
+import { registerDocumentsCommand } from './documents.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerUsersCommand } from './users.js';
 import { registerVaultCommand } from './vault.js';
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerUsersCommand(program);
   registerAuditCommands(program);
   registerVaultCommand(program);
+  registerDocumentsCommand(program);
 }

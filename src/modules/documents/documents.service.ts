@@ -138,7 +138,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
   }
 
   function event(actor: Actor | null, type: AuditEventInput['eventType'], documentId: string, details: Record<string, unknown>, context: RequestContext): AuditEventInput {
-    return { eventType: type, userId: actor?.userId ?? null, sessionId: actor?.sessionId ?? null, resourceType: RESOURCE_TYPE, resourceId: documentId, details, context };
+    return { eventType: type, userId: actor?.userId ?? null, sessionId: actor?.sessionId || null, resourceType: RESOURCE_TYPE, resourceId: documentId, details, context };
   }
 
   async function recordAccess(actor: Actor, row: DocumentMetadata, what: 'text' | 'file' | 'chunks', context: RequestContext): Promise<void> {
@@ -248,6 +248,15 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
 
   return {
     processDocument,
+
+    /** Runs the pipeline for a document's current generation here and now (the import command), then reports it. */
+    async processNow(id: string): Promise<DocumentView | undefined> {
+      const row = await repository.findMetadata(db, id);
+      if (!row) return undefined;
+      await processDocument(id, row.generation);
+      const after = await repository.findMetadata(db, id);
+      return after ? presentDocument(after, await repository.sharesFor(db, [id])) : undefined;
+    },
 
     /** Crash recovery: documents whose stage is older than a run could take are started again from their stored original. */
     async resumeStalled(): Promise<number> {

@@ -310,6 +310,12 @@ export function createUsersService(deps: UsersServiceDeps) {
       );
     },
 
+    /** An active user by username, for commands that act on someone's behalf (`cdsa documents import --owner`). */
+    async findActiveByUsername(username: string): Promise<UserView | undefined> {
+      const row = await repository.findByUsername(db, username);
+      return row && row.isActive ? presentUser(row) : undefined;
+    },
+
     /** An active user's role and clearance (for checks made on their behalf outside a request), or undefined. */
     async accessOf(userId: string): Promise<{ role: Role; clearance: Label } | undefined> {
       const row = await repository.findById(db, userId);
