@@ -24,6 +24,7 @@ describe('health, readiness and docs', () => {
     expect(body.status).toBe('ready');
     expect(body.checks.database).toBe('ok');
     expect(body.vector_search).toBe(t.config.databaseUrl ? 'unavailable' : 'available');
+    expect(body.document_embeddings).toMatchObject({ status: 'keyword-only', reason: expect.stringMatching(/EMBEDDING_MODEL/) });
   });
 
   it('unknown routes are RFC 9457 problems', async () => {

@@ -11,6 +11,7 @@ const Readiness = Type.Object({
   vector_search: Type.Union([Type.Literal('available'), Type.Literal('unavailable')]),
   vector_search_fallback: Type.Union([Type.String(), Type.Null()]),
   jobs: Type.Union([Type.Literal('in-process'), Type.Literal('bullmq')]),
+  document_embeddings: Type.Object({ status: Type.Literal('keyword-only'), reason: Type.String() }),
 });
 
 async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -95,6 +96,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         vector_search: vectorSearch,
         vector_search_fallback: vectorSearch === 'available' ? null : 'PostgreSQL full-text search',
         jobs: jobs.kind,
+        // Documents are indexed for keyword search only until embeddings exist (docs/documents.md).
+        document_embeddings: { status: 'keyword-only' as const, reason: 'no embedding model is configured (EMBEDDING_MODEL): documents are indexed for keyword search only' },
       };
       const down = Object.entries(checks)
         .filter(([, state]) => state === 'down')
