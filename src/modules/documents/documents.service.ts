@@ -322,9 +322,8 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       actor: Actor,
       query: { label?: Label; tag?: string; status?: DocumentStatus; owner?: 'me'; q?: string; limit: number; cursor?: string },
     ): Promise<Page<DocumentView>> {
-      const key = decodeCursor<{ c: string; i: string }>(query.cursor, ['c', 'i']);
+      const key = decodeCursor(query.cursor, { c: 'timestamp', i: 'uuid' });
       const before = key ? { createdAt: new Date(key.c), id: key.i } : undefined;
-      if (before && Number.isNaN(before.createdAt.getTime())) throw new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
       const rows = await repository.list(db, {
         visible: metadataVisibleSql(actor),
         label: query.label,
@@ -362,7 +361,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
 
     async chunks(actor: Actor, id: string, query: { limit: number; cursor?: string }, context: RequestContext): Promise<Page<ChunkView>> {
       const { row } = await loadReadable(actor, id);
-      const key = decodeCursor<{ n: number }>(query.cursor, ['n']);
+      const key = decodeCursor(query.cursor, { n: 'integer' });
       const rows = await repository.listChunks(db, id, key ? Number(key.n) : undefined, query.limit);
       await recordAccess(actor, row, 'chunks', context);
       return toPage(rows, query.limit, (chunk) => ({ n: chunk.index }), (chunk: ChunkRow) => {
