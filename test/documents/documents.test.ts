@@ -118,7 +118,7 @@ describe('documents: upload, extraction, chunking', () => {
     const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000a49444154789c6360000000020001e221bc330000000049454e44ae426082', 'hex');
     const cases: [string, Buffer | string, RegExp][] = [
       ['notes.txt', pdf, /does not match its name/],
-      ['report.pdf', 'plain text pretending', /not text|not supported|does not match/],
+      ['report.pdf', 'plain text pretending', /is not a PDF file/],
       ['image.png', png, /not supported/],
       ['archive.bin', Buffer.from([0, 1, 2, 3, 4, 5]), /not supported/],
     ];

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteAccess } from '../../src/plugins/auth.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { createUser, type TestUser } from '../helpers/users.js';
+import { uploadIndexed } from '../documents/helpers.js';
 
 /**
  * Cursors come back from clients, so a forged one is untrusted input like any other: on every list route of the route
@@ -13,6 +14,10 @@ import { createUser, type TestUser } from '../helpers/users.js';
 
 /** Objects that list routes with path parameters list from; a new such route fails the test until it has one. */
 const PATH_FIXTURES: Record<string, (t: TestApp, admin: TestUser) => Promise<Record<string, string>>> = {
+  '/api/v1/documents/:id/chunks': async (t, admin) => {
+    const document = await uploadIndexed(t, admin, 'cursor.txt', `paged passages ${randomUUID()}`);
+    return { id: document.id };
+  },
   '/api/v1/tools/:id/executions': async (t, admin) => {
     const name = `cursor_${randomUUID().slice(0, 8)}`;
     const tool = await t.app.inject({
