@@ -25,6 +25,10 @@ export abstract class AppError extends Error {
 export class BadRequestError extends AppError {
   readonly status = 400;
   readonly title = 'Bad Request';
+  constructor(message: string, errors: FieldError[] = []) {
+    super(message);
+    if (errors.length > 0) this.extensions.errors = errors;
+  }
 }
 
 export class UnauthorizedError extends AppError {

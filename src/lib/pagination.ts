@@ -1,4 +1,4 @@
-import { ValidationError } from './errors.js';
+import { BadRequestError } from './errors.js';
 
 /** Opaque cursors: base64url JSON of the last row's sort key. Clients must not build them. */
 export function encodeCursor(key: Record<string, string | number>): string {
@@ -16,6 +16,7 @@ type CursorValue<K extends CursorFieldKind> = K extends 'integer' | 'bigint' ? n
 export type CursorOf<S extends Record<string, CursorFieldKind>> = { [F in keyof S]: CursorValue<S[F]> };
 
 const MAX_STRING_FIELD = 512;
+const MAX_CURSOR_LENGTH = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO_UTC = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
@@ -37,13 +38,16 @@ function fits(kind: CursorFieldKind, value: unknown): boolean {
   }
 }
 
-export function invalidCursor(): ValidationError {
-  return new ValidationError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
+/** A cursor the API did not issue is a malformed request (400), not a schema violation: clients must not build cursors. */
+export function invalidCursor(): BadRequestError {
+  return new BadRequestError('Invalid cursor', [{ pointer: '/cursor', detail: 'is not a cursor returned by this API' }]);
 }
 
-/** The cursor's fields, each checked against its kind; undefined when there is no cursor, a 422 when it is not one of ours. */
+/** The cursor's fields, each checked against its kind; undefined when there is no cursor, a 400 when it is not one of ours. */
 export function decodeCursor<S extends Record<string, CursorFieldKind>>(cursor: string | undefined, shape: S): CursorOf<S> | undefined {
   if (cursor === undefined || cursor === '') return undefined;
+  // Ours are a few dozen characters; anything long is forged (the request line itself is bounded by the HTTP parser).
+  if (cursor.length > MAX_CURSOR_LENGTH) throw invalidCursor();
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));

@@ -54,7 +54,7 @@ describe('chat sessions', () => {
     const bobs = (await get('/chat/sessions', bob)).json();
     expect(bobs.items).toHaveLength(1);
     expect(bobs.items[0].title).toBe('Bob asks');
-    expect((await get('/chat/sessions?cursor=garbage', alice)).statusCode).toBe(422);
+    expect((await get('/chat/sessions?cursor=garbage', alice)).statusCode).toBe(400);
   });
 
   it('moves a session to the top when it is continued', async () => {

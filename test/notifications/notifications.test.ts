@@ -116,7 +116,7 @@ describe('notifications over HTTP', () => {
     expect(pages).toBe(3);
     expect(seen).toEqual(['n7', 'n6', 'n5', 'n4', 'n3', 'n2', 'n1']);
     expect((await api(user, 'GET', '?limit=201')).statusCode).toBe(422);
-    expect((await api(user, 'GET', '?cursor=not-a-cursor')).statusCode).toBe(422);
+    expect((await api(user, 'GET', '?cursor=not-a-cursor')).statusCode).toBe(400);
   });
 
   it('another user’s notification is not found, whatever the verb', async () => {

@@ -7,7 +7,7 @@ import { uploadIndexed } from '../documents/helpers.js';
 
 /**
  * Cursors come back from clients, so a forged one is untrusted input like any other: on every list route of the route
- * table (every route that declares a `cursor` query parameter, now or later) it must be refused as a 422 problem on
+ * table (every route that declares a `cursor` query parameter, now or later) it must be refused as a 400 problem on
  * /cursor — or, when it happens to be well-formed, simply page — and never reach the database as a value its column
  * cannot hold (a 500).
  */
@@ -93,7 +93,7 @@ describe('forged cursors on every list route, from the route table', () => {
     );
   });
 
-  it('answers a forged cursor with a 422 problem on /cursor (or a page, when it is well-formed), never a 500', async () => {
+  it('answers a forged cursor with a 400 problem on /cursor (or a page, when it is well-formed), never a 500', async () => {
     const failures: string[] = [];
     const forged = [...NOT_OBJECTS.map((cursor) => ({ cursor, mustRefuse: true })), ...BAD_VALUES.map((value) => ({ cursor: encode(Object.fromEntries(FIELDS.map((field) => [field, value]))), mustRefuse: false }))];
     for (const route of lists) {
@@ -101,7 +101,7 @@ describe('forged cursors on every list route, from the route table', () => {
       for (const { cursor, mustRefuse } of forged) {
         const response = await t.app.inject({ method: 'GET', url: `${url}?cursor=${encodeURIComponent(cursor)}`, headers: admin.headers });
         const refused =
-          response.statusCode === 422 &&
+          response.statusCode === 400 &&
           String(response.headers['content-type']).startsWith('application/problem+json') &&
           (response.json() as { errors?: { pointer: string }[] }).errors?.[0]?.pointer === '/cursor';
         if (!(refused || (!mustRefuse && response.statusCode === 200))) {

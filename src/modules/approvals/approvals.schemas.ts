@@ -15,7 +15,7 @@ export const ListApprovalsQuery = Type.Object(
   {
     status: Type.Optional(Status),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })),
-    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

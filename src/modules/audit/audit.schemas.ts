@@ -37,7 +37,7 @@ export const ListEventsQuery = Type.Object(
     from: Type.Optional(Type.String({ description: PERIOD_BOUND })),
     to: Type.Optional(Type.String({ description: PERIOD_BOUND })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
-    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -118,7 +118,7 @@ export const CheckpointFileSchema = Type.Composite([CheckpointSchema, Type.Objec
 export const CheckpointListQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
-    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

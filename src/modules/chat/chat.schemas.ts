@@ -35,7 +35,7 @@ export const SessionParams = Type.Object({ id: Type.String({ format: 'uuid' }) }
 export const ListSessionsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
-    cursor: Type.Optional(Type.String({ maxLength: 1000 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

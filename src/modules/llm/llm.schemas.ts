@@ -46,7 +46,7 @@ export const LlmModelPage = Type.Object(
 export const ListModelsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
-    cursor: Type.Optional(Type.String({ maxLength: 1000 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

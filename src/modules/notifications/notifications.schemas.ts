@@ -34,7 +34,7 @@ export const NotificationIdParams = Type.Object({ id: Type.String({ format: 'uui
 export const ListNotificationsQuery = Type.Object({
   unread_only: Type.Optional(Type.Boolean({ default: false })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  cursor: Type.Optional(Type.String()),
 });
 export type ListNotificationsQuery = Static<typeof ListNotificationsQuery>;
 

@@ -95,7 +95,7 @@ export const ExecutionParams = Type.Object({
 export const ListQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })),
-    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

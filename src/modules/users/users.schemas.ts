@@ -89,7 +89,7 @@ export const ListUsersQuery = Type.Object(
     is_active: Type.Optional(Type.Boolean()),
     q: Type.Optional(SingleLineText({ minLength: 1, maxLength: 200, description: 'substring of username, e-mail or full name' })),
     limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
-    cursor: Type.Optional(Type.String({ maxLength: 500 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
