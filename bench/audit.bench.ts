@@ -48,8 +48,10 @@ async function scratchDatabase(): Promise<{ database: Database; drop: () => Prom
   };
 }
 
+type Operation = (writer: number, i: number) => Promise<unknown>;
+
 /** Runs `writers` loops of `operation` for the phase's duration; returns operations per second. */
-async function throughput(writers: number, operation: (writer: number, i: number) => Promise<unknown>): Promise<{ perSecond: number; count: number }> {
+async function throughput(writers: number, operation: Operation): Promise<{ perSecond: number; count: number }> {
   let count = 0;
   const deadline = Date.now() + PHASE_MS;
   const started = performance.now();
@@ -102,19 +104,30 @@ async function main(): Promise<void> {
     });
     console.log(`plain single-row INSERTs:                 ${plain.perSecond.toFixed(0).padStart(7)} rows/s`);
 
-    const standalone = await throughput(WRITERS, (writer, i) => recorder.recordStandalone(event(writer, i)));
-    console.log(`audit recordStandalone (grouped commits): ${standalone.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(standalone.perSecond / plain.perSecond).toFixed(2)}x (target >= 0.5x)`);
-
-    const inTransaction = await throughput(WRITERS, (writer, i) => db.transaction((tx) => recorder.record(tx, event(writer, i))));
-    console.log(`audit record(tx) in its own transaction:  ${inTransaction.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(inTransaction.perSecond / plain.perSecond).toFixed(2)}x (one head lock per commit)`);
-
-    const sinkStandalone = await throughput(WRITERS, (writer, i) => sinkRecorder.recordStandalone(event(writer, i)));
-    console.log(
-      `  + sink file, recordStandalone:          ${sinkStandalone.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(sinkStandalone.perSecond / plain.perSecond).toFixed(2)}x, ${(sinkStandalone.perSecond / standalone.perSecond).toFixed(2)}x of without sink`,
+    // Without and with the sink, in the order A B B A, so that drift during the run (a growing table, a busy
+    // machine) weighs on both alike; each rate is the mean of its two phases.
+    const paired = async (without: Operation, withSink: Operation) => {
+      const a1 = await throughput(WRITERS, without);
+      const b1 = await throughput(WRITERS, withSink);
+      const b2 = await throughput(WRITERS, withSink);
+      const a2 = await throughput(WRITERS, without);
+      return { without: (a1.perSecond + a2.perSecond) / 2, withSink: (b1.perSecond + b2.perSecond) / 2 };
+    };
+    const standalone = await paired(
+      (writer, i) => recorder.recordStandalone(event(writer, i)),
+      (writer, i) => sinkRecorder.recordStandalone(event(writer, i)),
     );
-    const sinkInTransaction = await throughput(WRITERS, (writer, i) => db.transaction((tx) => sinkRecorder.record(tx, event(writer, i))));
+    console.log(`audit recordStandalone (grouped commits): ${standalone.without.toFixed(0).padStart(7)} events/s   ratio ${(standalone.without / plain.perSecond).toFixed(2)}x (target >= 0.5x)`);
     console.log(
-      `  + sink file, record(tx):                 ${sinkInTransaction.perSecond.toFixed(0).padStart(7)} events/s   ratio ${(sinkInTransaction.perSecond / plain.perSecond).toFixed(2)}x, ${(sinkInTransaction.perSecond / inTransaction.perSecond).toFixed(2)}x of without sink`,
+      `  + sink file:                             ${standalone.withSink.toFixed(0).padStart(7)} events/s   ratio ${(standalone.withSink / plain.perSecond).toFixed(2)}x, ${(standalone.withSink / standalone.without).toFixed(2)}x of without sink`,
+    );
+    const inTransaction = await paired(
+      (writer, i) => db.transaction((tx) => recorder.record(tx, event(writer, i))),
+      (writer, i) => db.transaction((tx) => sinkRecorder.record(tx, event(writer, i))),
+    );
+    console.log(`audit record(tx) in its own transaction:  ${inTransaction.without.toFixed(0).padStart(7)} events/s   ratio ${(inTransaction.without / plain.perSecond).toFixed(2)}x (one head lock per commit)`);
+    console.log(
+      `  + sink file:                             ${inTransaction.withSink.toFixed(0).padStart(7)} events/s   ratio ${(inTransaction.withSink / plain.perSecond).toFixed(2)}x, ${(inTransaction.withSink / inTransaction.without).toFixed(2)}x of without sink`,
     );
     await sinks.close();
     fs.rmSync(sinkDir, { recursive: true, force: true });
