@@ -110,7 +110,7 @@ export function createInProcessJobQueue(logger?: { error: (obj: object, msg: str
 }
 
 /** How long an enqueue waits for Redis. */
-const ENQUEUE_TIMEOUT_MS = 5_000;
+const ENQUEUE_TIMEOUT_MS = 2_000;
 
 export async function createBullJobQueue(options: {
   connection: ConnectionOptions;
