@@ -81,7 +81,7 @@ export const ListDocumentsQuery = Type.Object(
     owner: Type.Optional(Type.Literal('me')),
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'substring of the title' })),
     limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
-    cursor: Type.Optional(Type.String({ maxLength: 500 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -89,7 +89,7 @@ export const ListDocumentsQuery = Type.Object(
 export const ListChunksQuery = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
-    cursor: Type.Optional(Type.String({ maxLength: 500 })),
+    cursor: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
