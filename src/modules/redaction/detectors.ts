@@ -1,3 +1,5 @@
+import { detectEntities } from './entities.js';
+import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 import { hasCardPrefix, IBAN_LENGTHS, isIbanValid, isLuhnValid, isSsnValid, shannonEntropy } from './checksums.js';
 
 export const PII_TYPES = [
@@ -9,6 +11,9 @@ export const PII_TYPES = [
   'IP_ADDRESS',
   'DATE_OF_BIRTH',
   'SECRET',
+  'PERSON',
+  'LOCATION',
+  'ORGANIZATION',
 ] as const;
 
 export type PiiType = (typeof PII_TYPES)[number];
@@ -42,6 +47,9 @@ const PRIORITY = {
   ip: 60,
   dob: 50,
   phone: 40,
+  phoneLibrary: 39,
+  // Below every pattern with a checksum or a fixed shape: a name never hides a card or an address's phone number.
+  entity: 10,
 } as const;
 
 function isDigit(c: number): boolean {
@@ -587,6 +595,38 @@ function isPhoneWindow(text: string, seg: PhoneSeg, s: number, e: number, cache:
   return true;
 }
 
+const EXTENSION_TAIL = /[\s,;]*(?:ext\.?|extension|x|#|poste|durchwahl|kl\.?|int\.?)\s*\d{1,6}$/i;
+const SEVEN_DIGITS = /\d(?:\D{0,3}\d){6}/;
+
+/**
+ * International formats and extensions through libphonenumber's metadata ("+49 (0)30 901820", "+1 415-555-0132
+ * ext. 12"): a number counts only if it is valid for its country, and, without "+", only when nothing around it
+ * says it is an order or account number. The extension stays outside the span, as for the pattern detector.
+ */
+function detectLibraryPhones(text: string, out: Out): void {
+  if (!SEVEN_DIGITS.test(text)) return;
+  for (const found of findPhoneNumbersInText(text, 'US')) {
+    let end = found.endsAt;
+    const start = found.startsAt;
+    if (found.number.ext) {
+      const raw = text.slice(start, end);
+      const m = EXTENSION_TAIL.exec(raw);
+      if (m) end = start + m.index;
+    }
+    while (end > start && !isDigit(text.charCodeAt(end - 1))) end--;
+    const raw = text.slice(start, end);
+    const before = text.charCodeAt(start - 1);
+    // Part of a longer token ("ORD-2024-1187340", "x4155550132").
+    if (isWordChar(before) || before === 45 || before === 47 || isWordChar(text.charCodeAt(end))) continue;
+    if (raw[0] !== '+' && raw[0] !== '(') {
+      const ctx = phoneContext(text, start);
+      if (ctx === 'id') continue;
+      if (ctx !== 'phone' && !/[\s.-]/.test(raw)) continue;
+    }
+    out.push({ type: 'PHONE', start, end, priority: PRIORITY.phoneLibrary });
+  }
+}
+
 function isNanp(d: string): boolean {
   return d.length === 10 && d[0] >= '2' && d[3] >= '2';
 }
@@ -926,6 +966,8 @@ export function detectPii(text: string): PiiEntity[] {
     detectIps(text, candidates);
     if (detectDatesOfBirth(text, candidates)) detectTableDatesOfBirth(text, candidates);
     detectPhones(text, candidates);
+    detectLibraryPhones(text, candidates);
   }
+  for (const e of detectEntities(text)) candidates.push({ type: e.type, start: e.start, end: e.end, priority: PRIORITY.entity + e.strength });
   return resolve(candidates).map((c) => ({ type: c.type, start: c.start, end: c.end, value: text.slice(c.start, c.end) }));
 }

@@ -1,5 +1,7 @@
 import { detectPii, PII_TYPES } from './detectors.js';
 import type { PiiEntity, PiiType } from './detectors.js';
+import { surnameOf } from './entities.js';
+import { LruMap } from '../../lib/lru-map.js';
 
 /** An entity as reported to callers: where it was, never what it was. */
 export interface RedactedEntity {
@@ -36,7 +38,7 @@ export interface VaultSnapshot {
 }
 
 const TYPE_SET: ReadonlySet<string> = new Set(PII_TYPES);
-const PLACEHOLDER = /\[(EMAIL|PHONE|SSN|CREDIT_CARD|IBAN|IP_ADDRESS|DATE_OF_BIRTH|SECRET)_([1-9]\d{0,8})\]/g;
+const PLACEHOLDER = new RegExp(`\\[(?:${PII_TYPES.join('|')})_[1-9]\\d{0,8}\\]`, 'g');
 const LONGEST_TYPE = Math.max(...PII_TYPES.map((t) => t.length));
 
 /**
@@ -55,6 +57,10 @@ function identityKey(type: PiiType, value: string): string {
     case 'EMAIL':
     case 'IP_ADDRESS':
       return `${type}:${value.toLowerCase()}`;
+    case 'PERSON':
+    case 'LOCATION':
+    case 'ORGANIZATION':
+      return `${type}:${value.replace(/\s+/g, ' ').toLowerCase()}`;
     default:
       return `${type}:${value}`;
   }
