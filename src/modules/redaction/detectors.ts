@@ -1,30 +1,12 @@
 import { detectEntities } from './entities.js';
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
+import { performance } from 'node:perf_hooks';
+import { RedactionFailedError } from './policy.js';
+import type { PiiEntity, PiiType } from './types.js';
 import { hasCardPrefix, IBAN_LENGTHS, isIbanValid, isLuhnValid, isSsnValid, shannonEntropy } from './checksums.js';
 
-export const PII_TYPES = [
-  'EMAIL',
-  'PHONE',
-  'SSN',
-  'CREDIT_CARD',
-  'IBAN',
-  'IP_ADDRESS',
-  'DATE_OF_BIRTH',
-  'SECRET',
-  'PERSON',
-  'LOCATION',
-  'ORGANIZATION',
-] as const;
-
-export type PiiType = (typeof PII_TYPES)[number];
-
-/** A detected span; offsets are UTF-16 code units (JavaScript string indices), `end` exclusive. */
-export interface PiiEntity {
-  type: PiiType;
-  start: number;
-  end: number;
-  value: string;
-}
+export { PII_TYPES } from './types.js';
+export type { PiiEntity, PiiType } from './types.js';
 
 interface Candidate {
   type: PiiType;
@@ -183,7 +165,7 @@ function detectCards(text: string, out: Out): void {
   while ((m = CARD_RUN.exec(text)) !== null) {
     const runStart = m.index;
     const runEnd = runStart + m[0].length;
-    if (runEnd - runStart < 13) continue;
+    if (runEnd - runStart < 12) continue;
     const after = text.charCodeAt(runEnd);
     // "4111…1111abc" or "4111…1111.50" is part of something else.
     const badTail = isAsciiLetter(after) || after === 95 || (after === 46 && isDigit(text.charCodeAt(runEnd + 1)));
@@ -191,7 +173,7 @@ function detectCards(text: string, out: Out): void {
     if (groups.length === 1) {
       const g = groups[0];
       const len = g.end - g.start;
-      if (!badTail && len >= 13 && len <= 19 && isCard(text.slice(g.start, g.end)) && !followsIbanHead(text, g.start)) {
+      if (!badTail && len >= 12 && len <= 19 && isCard(text.slice(g.start, g.end)) && !followsIbanHead(text, g.start)) {
         out.push({ type: 'CREDIT_CARD', start: g.start, end: g.end, priority: PRIORITY.card });
       }
       continue;
@@ -231,12 +213,14 @@ function cardWindow(text: string, groups: Group[], s: number, e: number): boolea
   for (let k = s; k <= e; k++) {
     const g = groups[k];
     const len = g.end - g.start;
-    // A card is either one unbroken number or printed in blocks of three to six digits.
-    if (s !== e && (len < 3 || len > 6)) return false;
+    // A card is either one unbroken number or printed in blocks of three to six digits; after blocks of four the
+    // last block may be shorter ("5018 3812 0953 2", "3006 8459 0271 41").
+    const shortTail = k === e && k - s >= 2 && len >= 1 && len < 4 && groups.slice(s, e).every((x) => x.end - x.start === 4);
+    if (s !== e && (len < 3 || len > 6) && !shortTail) return false;
     if (k < e && text.charCodeAt(g.end) !== sep) return false;
     digits += text.slice(g.start, g.end);
   }
-  return digits.length >= 13 && digits.length <= 19 && isCard(digits);
+  return digits.length >= 12 && digits.length <= 19 && isCard(digits);
 }
 
 function isCard(digits: string): boolean {
@@ -954,7 +938,7 @@ function mergeLevel(kept: Candidate[], level: Candidate[], from: number, to: num
 const HAS_DIGIT = /\d/;
 
 /** Finds personal data and secrets in `text`: non-overlapping entities sorted by offset. */
-export function detectPii(text: string): PiiEntity[] {
+export function detectPii(text: string, deadline = Infinity): PiiEntity[] {
   const candidates: Candidate[] = [];
   detectEmails(text, candidates);
   detectSecrets(text, candidates);
@@ -968,6 +952,8 @@ export function detectPii(text: string): PiiEntity[] {
     detectPhones(text, candidates);
     detectLibraryPhones(text, candidates);
   }
+  // The entity pass is the costly one: do not start it past the deadline (the caller refuses the text).
+  if (performance.now() > deadline) throw new RedactionFailedError('timeout');
   for (const e of detectEntities(text)) candidates.push({ type: e.type, start: e.start, end: e.end, priority: PRIORITY.entity + e.strength });
   return resolve(candidates).map((c) => ({ type: c.type, start: c.start, end: c.end, value: text.slice(c.start, c.end) }));
 }

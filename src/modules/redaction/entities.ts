@@ -2,6 +2,8 @@
 // of capitalised words judged by what surrounds it: a title ("Dr."), a phrase ("my name is", "works at"), a form
 // label ("Name:", "Billing address:"), a signature, a table header, a street or company suffix, or a gazetteer
 // of given names, surnames and places (generated from the lexicon the `compromise` package ships).
+import { readFileSync } from 'node:fs';
+import wordListPath from 'word-list';
 import * as gazetteer from './gazetteer.data.js';
 
 export type EntityType = 'PERSON' | 'LOCATION' | 'ORGANIZATION';
@@ -19,7 +21,24 @@ const GIVEN = toSet(gazetteer.givenNames);
 const SURNAMES = toSet(gazetteer.surnames);
 const PLACES = toSet(gazetteer.places);
 const ORGS = toSet(gazetteer.organizations);
-const COMMON = toSet(gazetteer.common);
+const LEXICON_COMMON = toSet(gazetteer.common);
+
+let englishWords: ReadonlySet<string> | undefined;
+/**
+ * Ordinary English words: compromise's lexicon plus the `word-list` package's 275,000 words (read once, on first use),
+ * without the words the gazetteer knows as names or places. A capitalised ordinary word is a heading or a sentence
+ * start ("Practical Rubber Gloves", "Action Items"), not a name.
+ */
+function common(): ReadonlySet<string> {
+  if (englishWords === undefined) {
+    const words = new Set(LEXICON_COMMON);
+    for (const w of readFileSync(wordListPath, 'utf8').split('\n')) {
+      if (w.length >= 3 && !GIVEN.has(w) && !SURNAMES.has(w) && !PLACES.has(w)) words.add(w);
+    }
+    englishWords = words;
+  }
+  return englishWords;
+}
 
 // Words that the lexicon lacks in these forms, and that start sentences or headings more often than names do.
 const EXTRA_COMMON = new Set(
@@ -48,8 +67,16 @@ const PLACE_BEFORE =
 const STRONG_PLACE_BEFORE =
   /\b(?:live[sd]? in|living in|born in|moved to|moving to|based in|located in|relocat(?:e|ed|ing) to|resident of|citizen of|native of|wohne in|vivo en|habite à|vivo a|bydlím v|mieszkam w)\s*$/i;
 
+const CAP_WORD_SRC = "\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?";
 const ORG_SUFFIX =
-  /^(?:Inc|Incorporated|Ltd|Limited|LLC|LLP|LP|PLC|Plc|plc|Corp|Corporation|Co|Company|Group|Holdings|Holding|GmbH|AG|KG|SE|SA|SAS|SARL|S\.A|S\.L|SL|SpA|S\.p\.A|Srl|S\.r\.l|BV|B\.V|NV|N\.V|Oy|Oyj|AB|ASA|AS|A\/S|ApS|Pty|Sp|s\.r\.o|a\.s|Bank|Bancorp|University|Universität|Université|Universidad|Università|Institute|Institut|Foundation|Stiftung|Trust|Hospital|Clinic|Klinikum|Partners|Associates|Solutions|Systems|Technologies|Technology|Tech|Labs|Laboratories|Logistics|Consulting|Services|Industries|Enterprises|Ventures|Capital|Insurance|Assurance|Airlines|Airways|Media|Studios?|Agency|Ministry|Council|School|College|Academy|Software|Pharma|Pharmaceuticals|Motors|Energy|Electric|Telecom|Communications|Networks|Finance|Financial|Bancorp|Brothers|Bros|Sons|Freight|Shipping|Retail|Foods|Hotels?|Resorts?|Restaurants?|Bakery|Café|Cafe|Store|Shop|Market|Partnership|Cooperative|Coop|Society|Association|Federation|Union|Club|Church|Authority|Commission|Department|Office|Bureau|Agentur|Verlag|Werke|Gruppe|Groupe|Grupo|Gruppo|Compañía|Compagnie|Société|Gesellschaft|Spółka|Společnost)$/;
+  /^(?:Inc|Incorporated|Ltd|Limited|LLC|LLP|LP|PLC|Plc|plc|Corp|Corporation|Co|Company|Group|Holdings|Holding|GmbH|AG|KG|SE|SA|SAS|SARL|S\.A|S\.L|SL|SpA|S\.p\.A|Srl|S\.r\.l|BV|B\.V|NV|N\.V|Oy|Oyj|AB|ASA|AS|A\/S|ApS|Pty|Sp|s\.r\.o|a\.s|Bank|Bancorp|University|Universität|Université|Universidad|Università|Institute|Institut|Foundation|Stiftung|Trust|Hospital|Clinic|Klinikum|Partners|Associates|Solutions|Systems|Technologies|Technology|Tech|Labs|Laboratories|Logistics|Consulting|Services|Industries|Enterprises|Ventures|Capital|Insurance|Assurance|Airlines|Airways|Media|Studios?|Agency|Ministry|Council|School|College|Academy|Software|Pharma|Pharmaceuticals|Motors|Energy|Electric|Telecom|Communications|Networks|Finance|Financial|Bancorp|Brothers|Bros|Sons|Freight|Shipping|Retail|Foods|Hotels?|Resorts?|Restaurants?|Bakery|Café|Cafe|Store|Shop|Market|Partnership|Cooperative|Coop|Society|Association|Federation|Union|Club|Church|Authority|Commission|Department|Office|Bureau|Agentur|Verlag|Werke|Gruppe|Groupe|Grupo|Gruppo|Compañía|Compagnie|Société|Gesellschaft|Spółka|Společnost|Gruppen|Groep|Hermanos|Asociados|Associados|Comércio|Comercio|Serviços|Servicios|Consultores|Ltda|Transport|Transporte|Handel|Bygg|Invest|Konsult|Consult|Data|Design|Partner|Partnere)$/;
+// Legal forms written after the name, some in lower case or with a slash: "Kováčová a.s.", "Knudsen A/S", "Vos NV".
+const LEGAL_FORM_AFTER = /^,?\s(?:a\.s\.|s\.r\.o\.|spol\. s r\.o\.|[Ss]p\. z o\.o\.|d\.o\.o\.|d\.d\.|S\.A\.|s\.a\.|S\.L\.|e\.K\.|e\.V\.|GmbH(?: & Co\. KG)?|AG|KG|SE|Ltda\.?|S\.R\.L\.|SRL|SA|SAS|SARL|Oy|Oyj|AB|A\/S|ApS|AS|ASA|NV|BV|N\.V\.|B\.V\.|LLC|LLP|PLC|Inc\.?|Ltd\.?|Corp\.?|Pty(?: Ltd)?)(?![\p{L}\p{N}])/u;
+// Firms named after partners: "Quinn, Hayes and Hayes", "Marchal et Pons", "Torphy and Sons", "Larkin - Buckridge".
+const FIRM = new RegExp(
+  `(?<![\\p{L}\\p{N}])(${CAP_WORD_SRC}(?:, ${CAP_WORD_SRC})*,? (?:and|&|und|et|y|e|en|og|och|a|és|i) ${CAP_WORD_SRC}|${CAP_WORD_SRC} - ${CAP_WORD_SRC})( (?:Sons|Söhne|Fils|Hijos|Filhos|Figli|Partners|Associates|Co\\.|Company|Asociados))?(?![\\p{L}\\p{N}])`,
+  'gu',
+);
 const ORG_PREFIX = /^(?:University|Bank|Banco|Banque|Institute|Ministry|Department|Hospital|Clinic|Museum|Universidad|Universität|Université|Università|Hôpital|Klinikum|Stadtwerke|Grupo|Groupe|Gruppo)$/;
 
 const STREET_SUFFIX =
@@ -64,13 +91,13 @@ const EN_STREET = new RegExp(
 );
 // "Hauptstraße 12a", "Kerkstraat 5", "Storgatan 3", "Mannerheimintie 10", "Długa 5" after "ul."
 const COMPOUND_STREET = new RegExp(
-  `(?<![\\p{L}\\p{N}])(?:${CAP}[ -])?\\p{Lu}[\\p{Ll}\\p{M}]*(?:straße|strasse|str\\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|steig|pfad|markt|laan|straat|gracht|plein|kade|singel|dreef|vej|gade|gatan|vägen|gränd|veien|gata|katu|tie|utca|út|tér|ulice|náměstí|třída|ulica)\\s+\\d{1,4}[a-zA-Z]?(?:[-/]\\d{1,4}[a-zA-Z]?)?`,
+  `(?<![\\p{L}\\p{N}])(?:${CAP}[ -])?\\p{Lu}[\\p{Ll}\\p{M}]*(?:straße|strasse|str\\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|steig|pfad|markt|laan|straat|gracht|plein|kade|singel|dreef|vej|gade|gatan|vägen|gränd|veien|vegen|gata|gate|gaten|stræde|stien|katu|tie|kuja|polku|utca|út|tér|ulice|náměstí|třída|ulica|cesta|trg|sokak|caddesi)\\s+\\d{1,4}[a-zA-Z]?(?:[-/]\\d{1,4}[a-zA-Z]?)?`,
   'gu',
 );
 // "12 rue de la Paix", "5 bis, avenue Victor Hugo", "Calle Mayor 5", "Via Roma 10", "ul. Długa 5", "Rua Augusta, 120"
 const ROMANCE_STREET = new RegExp(
   `(?<![\\p{L}\\p{N}])(?:\\d{1,4}(?:\\s?(?:bis|ter))?,?\\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|cours|route|square)\\s+(?:(?:de|du|des|la|le|l'|d')\\s*)*(?:${CAP}\\s?){1,4}` +
-    `|(?:Calle|C\\/|Avenida|Avda\\.?|Av\\.|Plaza|Paseo|Carrer|Camino|Ronda|Travesía|Rua|Avenida|Praça|Travessa|Via|Viale|Piazza|Corso|Largo|Vicolo|ul\\.|ulica|al\\.|Aleja|Plac|Ulica|náměstí|Rue|Avenue|Boulevard|Chemin|Place)\\s+(?:(?:de|del|de la|da|do|dos|das|della|delle|dei|di|du|des)\\s+)*(?:${CAP}\\s?){1,4},?\\s*(?:n\\.?[ºo°]?\\s*)?\\d{1,4}[a-zA-Z]?(?:[-/]\\d{1,4})?)`,
+    `|(?:Calle|C\\/|Avenida|Avda\\.?|Av\\.|Plaza|Paseo|Carrer|Camino|Ronda|Travesía|Rua|Avenida|Praça|Travessa|Via|Viale|Piazza|Corso|Largo|Vicolo|ul\\.|ulica|al\\.|Aleja|Plac|Ulica|náměstí|Rue|Avenue|Boulevard|Chemin|Place|Strada|Str\\.|Bulevardul|Intrarea|Aleea|Calea|Piața|Șoseaua|Splaiul|Na|Pod|Nad|Za|U|V|Im|Am|An der|Auf der|Zum|Zur|In der|Ulica|Trg|Cesta)\\s+(?:(?:de|del|de la|da|do|dos|das|della|delle|dei|di|du|des)\\s+)*(?:${CAP}\\s?){1,4},?\\s*(?:n\\.?[ºo°]?\\s*)?\\d{1,4}[a-zA-Z]?(?:[-/]\\d{1,4})?)`,
   'gu',
 );
 // What may follow a street on the same line: ", London NW1 6XE", ", 75002 Paris", ", Springfield, IL 62704, USA"
@@ -116,14 +143,44 @@ function lower(word: string): string {
   return word.toLowerCase().replace(/[’]/g, "'");
 }
 
+/** An ordinary word by the lexicon: trimmed off the ends of a capitalised run ("Thanks", "Report"). */
 function isCommon(word: string): boolean {
   const w = lower(word);
-  if (EXTRA_COMMON.has(w) || COMMON.has(w)) return !GIVEN.has(w) && !SURNAMES.has(w) && !PLACES.has(w);
-  // Plurals and verb forms of common words ("Updates", "Invoices", "Attached").
-  if (w.endsWith('s') && (COMMON.has(w.slice(0, -1)) || EXTRA_COMMON.has(w.slice(0, -1)))) return !GIVEN.has(w);
-  if (w.endsWith('ed') && (COMMON.has(w.slice(0, -2)) || COMMON.has(w.slice(0, -1)))) return true;
-  if (w.endsWith('ing') && COMMON.has(w.slice(0, -3))) return true;
-  return false;
+  return (EXTRA_COMMON.has(w) || LEXICON_COMMON.has(w)) && !GIVEN.has(w) && !SURNAMES.has(w) && !PLACES.has(w);
+}
+
+/**
+ * Any English word, by the large list: such a word is no evidence of a name on its own ("Practical Rubber Gloves"),
+ * though many surnames are words too ("Swift", "Glover"), so it never vetoes other evidence.
+ */
+function isEnglish(word: string): boolean {
+  return isCommon(word) || common().has(lower(word));
+}
+
+let countryNames: ReadonlySet<string> | undefined;
+/** Country and region names in the languages of the locales CDSA is used in, from the runtime's own ICU data. */
+function isCountryName(name: string): boolean {
+  if (countryNames === undefined) {
+    const names = new Set<string>();
+    const languages = ['en', 'de', 'fr', 'es', 'it', 'pt', 'nl', 'pl', 'cs', 'sk', 'sv', 'da', 'nb', 'fi', 'hr', 'ro', 'hu', 'sl', 'tr'];
+    const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    const codes: string[] = [];
+    for (const a of letters) for (const b of letters) codes.push(a + b);
+    for (const lang of languages) {
+      const display = new Intl.DisplayNames([lang], { type: 'region', fallback: 'none' });
+      for (const code of codes) {
+        let value: string | undefined;
+        try {
+          value = display.of(code);
+        } catch {
+          value = undefined;
+        }
+        if (value !== undefined && value !== code) names.add(lower(value));
+      }
+    }
+    countryNames = names;
+  }
+  return countryNames.has(lower(name));
 }
 
 function lineStart(text: string, pos: number): number {
@@ -133,6 +190,8 @@ function lineStart(text: string, pos: number): number {
 }
 
 /** Whether pos starts a sentence (or a line), where any word is capitalised. */
+const sentenceStartAt = (text: string, pos: number): boolean => atSentenceStart(text, pos);
+
 function atSentenceStart(text: string, pos: number): boolean {
   let i = pos - 1;
   while (i >= 0 && (text[i] === ' ' || text[i] === '\t' || text[i] === '"' || text[i] === '“' || text[i] === '(' || text[i] === '*')) i--;
@@ -196,8 +255,9 @@ function classifyRun(text: string, tokens: Token[], out: EntitySpan[]): void {
   const honorific = HONORIFIC.test(before);
   const given = GIVEN.has(lowers[0]);
   const surname = SURNAMES.has(lowers[lowers.length - 1]);
-  const placeKnown = PLACES.has(lowers.join(' ')) || (lowers.length === 1 && PLACES.has(lowers[0]));
-  const unknown = lowers.filter((w) => !COMMON.has(w) && !EXTRA_COMMON.has(w)).length;
+  const joined = lowers.join(' ');
+  const placeKnown = PLACES.has(joined) || isCountryName(joined);
+  const unknown = words.filter((w) => !isEnglish(w.text)).length;
 
   if (honorific) return push('PERSON', 3);
   if (ORG_BEFORE.test(before) && !given) {
@@ -209,6 +269,13 @@ function classifyRun(text: string, tokens: Token[], out: EntitySpan[]): void {
     return;
   }
   if (STRONG_PLACE_BEFORE.test(before) && words.length <= 3) return push('LOCATION', 2);
+  // "in Mulhouse, Belgique", "Kraków, Poland": a place followed by a country.
+  const after = text.slice(end, end + 40);
+  const nextCountry = /^,\s*(\p{Lu}[\p{L}\p{M} .'-]{2,30}?)(?=[\s.,;·|)]|$)/u.exec(after);
+  if (nextCountry && isCountryName(nextCountry[1]) && !given) return push('LOCATION', 2);
+  if (/\b(?:in|near|from)\s+$/.test(before) && !given && unknown === words.length && words.length <= 3 && !sentenceStartAt(text, start)) {
+    return push('LOCATION', 1);
+  }
   const sentenceStart = atSentenceStart(text, start);
   if (words.length >= 2) {
     if (given || surname) return push('PERSON', 2);
@@ -220,11 +287,11 @@ function classifyRun(text: string, tokens: Token[], out: EntitySpan[]): void {
   }
   // One capitalised word: a name only with evidence, never at the start of a sentence on its own.
   const w = lowers[0];
-  if (given && (!sentenceStart || PERSON_BEFORE.test(before)) && !COMMON.has(w)) return push('PERSON', 1);
-  if (PERSON_BEFORE.test(before) && /\b(?:my name is|i am|i'm|call me|named|called|dear|hi|hello|hey|signed|regards)\s*[:,]?\s*$/i.test(before) && unknown === 1) {
+  if (given && (!sentenceStart || PERSON_BEFORE.test(before)) && !LEXICON_COMMON.has(w)) return push('PERSON', 1);
+  if (PERSON_BEFORE.test(before) && /\b(?:my name is|i am|i'm|call me|named|called|dear|hi|hello|hey|signed|regards|thanks|thank you)\s*[:,]?\s*$/i.test(before) && unknown === 1) {
     return push('PERSON', 1);
   }
-  if (surname && !sentenceStart && !COMMON.has(w) && /\b(?:with|from|by|ask|told|said|and)\s+$/i.test(before)) return push('PERSON', 1);
+  if (surname && !sentenceStart && !LEXICON_COMMON.has(w) && /\b(?:with|from|by|ask|told|said|and)\s+$/i.test(before)) return push('PERSON', 1);
   if (PLACE_BEFORE.test(before) && unknown === 1 && !sentenceStart && /\b(?:in|from|to|near|at)\s+$/i.test(before) && PLACES.has(w)) {
     return push('LOCATION', 1);
   }
@@ -234,8 +301,28 @@ function detectCapitalisedRuns(text: string, out: EntitySpan[]): void {
   CAP_RUN.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = CAP_RUN.exec(text)) !== null) {
+    const end = m.index + m[0].length;
+    const legal = LEGAL_FORM_AFTER.exec(text.slice(end, end + 24));
+    if (legal && !m[0].split(/\s+/).every((w) => isCommon(w))) {
+      out.push({ type: 'ORGANIZATION', start: m.index, end: end + legal[0].length, strength: 3 });
+      continue;
+    }
     const tokens = tokensOf(m[0], m.index);
     if (tokens.length > 0) classifyRun(text, tokens, out);
+  }
+}
+
+function detectFirms(text: string, out: EntitySpan[]): void {
+  FIRM.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = FIRM.exec(text)) !== null) {
+    const names = m[1].split(/,? (?:and|&|und|et|y|e|en|og|och|a|és|i|-) |, /);
+    if (names.some((n) => isCountryName(n))) continue;
+    const suffix = m[2] !== undefined;
+    if (names.some((n) => isCommon(n) || PLACES.has(lower(n)))) continue;
+    // "Anna and Peter" are two people; partners' surnames, three names or a "& Sons" are a firm.
+    if (!suffix && names.length < 3 && names.some((n) => GIVEN.has(lower(n.split('-')[0])))) continue;
+    out.push({ type: 'ORGANIZATION', start: m.index, end: m.index + m[0].length, strength: suffix || names.length >= 3 ? 3 : 2 });
   }
 }
 
@@ -390,6 +477,7 @@ export function detectEntities(text: string): EntitySpan[] {
   detectTables(text, spans);
   detectSignatures(text, spans);
   detectAddresses(text, spans);
+  detectFirms(text, spans);
   detectCapitalisedRuns(text, spans);
   return resolveSpans(spans);
 }
