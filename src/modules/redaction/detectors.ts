@@ -580,7 +580,9 @@ function isPhoneWindow(text: string, seg: PhoneSeg, s: number, e: number, cache:
 }
 
 const EXTENSION_TAIL = /[\s,;]*(?:ext\.?|extension|x|#|poste|durchwahl|kl\.?|int\.?)\s*\d{1,6}$/i;
-const SEVEN_DIGITS = /\d(?:\D{0,3}\d){6}/;
+// libphonenumber is slow (hundreds of µs per message): it runs only where it adds to the patterns, on numbers
+// written with "+" and on extensions.
+const LIBRARY_WORTHY = /\+\s?\(?\d|\d[\s.]*(?:ext\.?|extension|x|#)\s*\d/i;
 
 /**
  * International formats and extensions through libphonenumber's metadata ("+49 (0)30 901820", "+1 415-555-0132
@@ -588,7 +590,7 @@ const SEVEN_DIGITS = /\d(?:\D{0,3}\d){6}/;
  * says it is an order or account number. The extension stays outside the span, as for the pattern detector.
  */
 function detectLibraryPhones(text: string, out: Out): void {
-  if (!SEVEN_DIGITS.test(text)) return;
+  if (!LIBRARY_WORTHY.test(text)) return;
   for (const found of findPhoneNumbersInText(text, 'US')) {
     let end = found.endsAt;
     const start = found.startsAt;

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { detectPii, PII_TYPES } from './detectors.js';
 import type { PiiEntity, PiiType } from './detectors.js';
-import { surnameOf } from './entities.js';
+import { loadEntityData, surnameOf } from './entities.js';
 import { LruMap } from '../../lib/lru-map.js';
 import { DEFAULT_REDACTION_POLICY, RedactionFailedError, type RedactionPolicy } from './policy.js';
 
@@ -101,6 +101,7 @@ export function detectWithinBudget(text: string, budgetMs: number = DEFAULT_REDA
     const hit = detectionCache.get(text);
     if (hit !== undefined) return hit;
   }
+  loadEntityData();
   const started = performance.now();
   let found: PiiEntity[];
   try {
