@@ -301,7 +301,7 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       redactCloudPrompts: bool(env, 'REDACT_CLOUD_PROMPTS', true),
       redactionTypes: piiTypes(env, 'REDACTION_TYPES'),
       redactionLabelTypes: piiTypes(env, 'REDACTION_LABEL_TYPES'),
-      redactionTimeBudgetMs: int(env, 'REDACTION_TIME_BUDGET_MS', 250, 10, 60_000),
+      redactionTimeBudgetMs: int(env, 'REDACTION_TIME_BUDGET_MS', 250, 1, 60_000),
       dailyTokenBudget: budget === 0 ? undefined : budget,
       chatRateLimit: {
         max: int(env, 'CHAT_RATE_LIMIT_REQUESTS', 30, 1, 10_000_000),

@@ -60,6 +60,7 @@ const HONORIFIC =
   /(?:\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Professor|Sir|Dame|Lord|Lady|Rev|Herr|Frau|Mme|Mlle|Monsieur|Madame|Sr|Sra|Srta|Don|Doña|Sig|Signor|Signora|Ing|Mgr|Pan|Pani|Dott|Dhr|Mevr|Capt|Sgt|Col|Gen|Judge|Officer|Nurse|Agent|Detective|Inspector|Senator|Governor)\.?|\bM\.)\s+$/;
 const PERSON_BEFORE =
   /(?:\b(?:my name is|name's|i am|i'm|this is|it's|call me|named|called|signed|sincerely|regards|dear|hi|hello|hey|thanks|thank you|attn\.?|attention|c\/o|care of|patient|customer|client|employee|applicant|candidate|tenant|landlord|guest|passenger|cardholder|account holder|beneficiary|recipient|sender|colleague|manager|assistant|husband|wife|son|daughter|mother|father|brother|sister|friend|partner|spouse|contact|ask|met|with|from|by|cc|me llamo|je m'appelle|ich heiße|ich bin|mi chiamo|jmenuji se|nazywam się|mein name ist|je suis|soy)\s*[:,]?\s*)$/i;
+const PERSON_INTRO = /\b(?:my name is|name's|i am|i'm|call me|named|called|me llamo|je m'appelle|ich heiße|mi chiamo|jmenuji se|nazywam się|mein name ist)\s*[:,]?\s*$/i;
 const ORG_BEFORE =
   /\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer|company|organi[sz]ation|firm|vendor|supplier|contractor|client company|join(?:ed|ing)?|hired by|acquired by|subsidiary of|on behalf of|représente|arbeite bei|trabajo en|lavoro presso|pracuji v|pracuję w)\s*[:,]?\s*(?:the\s+)?$/i;
 const PLACE_BEFORE =
@@ -221,7 +222,9 @@ function classifyRun(text: string, tokens: Token[], out: EntitySpan[]): void {
   // Leading and trailing ordinary words ("Thanks", "Please", "Report") are context, not part of a name.
   let s = 0;
   let e = tokens.length - 1;
-  while (s <= e && (isParticle(tokens[s].text) || (isCommon(tokens[s].text) && !ORG_PREFIX.test(tokens[s].text)))) s++;
+  // After "my name is" or a title the first word is a name even if it is a word too ("Jan", "Will").
+  const introduced = tokens.length > 1 && (PERSON_INTRO.test(text.slice(lineStart(text, tokens[0].start), tokens[0].start)) || HONORIFIC.test(text.slice(lineStart(text, tokens[0].start), tokens[0].start)));
+  while (!introduced && s <= e && (isParticle(tokens[s].text) || (isCommon(tokens[s].text) && !ORG_PREFIX.test(tokens[s].text)))) s++;
   while (e >= s && (isParticle(tokens[e].text) || (isCommon(tokens[e].text) && !ORG_SUFFIX.test(tokens[e].text.replace(/\.$/, ''))))) e--;
   if (s > e) return;
   const words = tokens.slice(s, e + 1);
@@ -240,6 +243,9 @@ function classifyRun(text: string, tokens: Token[], out: EntitySpan[]): void {
   if ((words.length >= 2 && ORG_SUFFIX.test(last)) || (words.length >= 2 && ORG_PREFIX.test(words[0].text))) {
     // "Acme Corp.": the abbreviation's dot belongs to the name.
     if (text[end] === '.' && /^(?:Inc|Ltd|Corp|Co|Bros|S\.A|S\.L|S\.p\.A|S\.r\.l|B\.V|N\.V|s\.r\.o|a\.s)$/.test(last)) end += 1;
+    // "Sp. z o.o.", "spol. s r.o.": the rest of a Polish or Czech legal form.
+    const rest = /^\.? (?:z o\.o\.|s r\.o\.)/.exec(text.slice(end, end + 12));
+    if (rest && /^(?:Sp|spol)$/i.test(last)) end += rest[0].length;
     out.push({ type: 'ORGANIZATION', start, end, strength: 3 });
     return;
   }

@@ -10,7 +10,7 @@ export interface RedactionPolicy {
   readonly redactTypes: readonly PiiType[];
   /** Types whose presence in a document raises its label. */
   readonly labelTypes: readonly PiiType[];
-  /** Longest a single detection may take; past it the text is refused, never sent unredacted. */
+  /** Longest a detection may take per 32 KiB of text; past it the text is refused, never sent unredacted. */
   readonly timeBudgetMs: number;
 }
 

@@ -89,13 +89,16 @@ function replaceEntities(
 // Chat turns redact the same history messages at every turn start: their detections are kept per text.
 const CACHE_ENTRIES = 2048;
 const CACHE_MAX_TEXT = 32_768;
+const BUDGET_UNIT = 32_768;
 const detectionCache = new LruMap<string, readonly PiiEntity[]>(CACHE_ENTRIES);
 
 /**
  * Detection under a time budget that fails closed: an exception or an overrun is a RedactionFailedError, so a caller
  * that sends text to a cloud model can only send it redacted or not at all. Results are cached per text.
  */
-export function detectWithinBudget(text: string, budgetMs: number = DEFAULT_REDACTION_POLICY.timeBudgetMs): readonly PiiEntity[] {
+export function detectWithinBudget(text: string, budgetPer32k: number = DEFAULT_REDACTION_POLICY.timeBudgetMs): readonly PiiEntity[] {
+  // The budget is per 32 KiB: a long document may take proportionally longer than a chat message.
+  const budgetMs = budgetPer32k * Math.max(1, text.length / BUDGET_UNIT);
   const cacheable = text.length <= CACHE_MAX_TEXT;
   if (cacheable) {
     const hit = detectionCache.get(text);
