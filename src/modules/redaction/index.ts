@@ -1,4 +1,5 @@
 export { detectPii, PII_TYPES } from './detectors.js';
+export { loadEntityData as loadRedactionData } from './entities.js';
 export type { PiiEntity, PiiType } from './detectors.js';
 export {
   DEFAULT_REDACTION_POLICY,
