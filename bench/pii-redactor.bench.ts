@@ -5,11 +5,11 @@
 //   npx tsx bench/pii-redactor.bench.ts
 import { performance } from 'node:perf_hooks';
 import nlp from 'compromise';
-import { createStreamingRestorer, detectPii, PII_TYPES, PlaceholderVault } from '../src/modules/redaction/index.js';
-import { detectEntities, loadEntityData } from '../src/modules/redaction/entities.js';
+import { createStreamingRestorer, detectPii, loadRedactionData, PII_TYPES, PlaceholderVault } from '../src/modules/redaction/index.js';
+import { detectEntities } from '../src/modules/redaction/entities.js';
 import { GENERATED_PATH, HOLDOUT_PATH, loadCorpus, scoreCorpus, scoreOverlap } from '../test/fixtures/pii/corpus.js';
 
-loadEntityData();
+loadRedactionData();
 for (const [name, path] of [
   ['generated, development templates', GENERATED_PATH],
   ['generated, held-out templates', HOLDOUT_PATH],

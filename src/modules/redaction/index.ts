@@ -1,5 +1,4 @@
 export { detectPii, PII_TYPES } from './detectors.js';
-export { loadEntityData as loadRedactionData } from './entities.js';
 export type { PiiEntity, PiiType } from './detectors.js';
 export {
   DEFAULT_REDACTION_POLICY,
@@ -9,7 +8,7 @@ export {
   RedactionFailedError,
 } from './policy.js';
 export type { RedactionPolicy } from './policy.js';
-export { createStreamingRestorer, detectWithinBudget, PlaceholderVault, redactText } from './redactor.js';
+export { createStreamingRestorer, detectWithinBudget, loadRedactionData, PlaceholderVault, redactText } from './redactor.js';
 export type {
   PiiCounts,
   RedactedEntity,
