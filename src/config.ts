@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { parsePiiTypeList } from './modules/redaction/policy.js';
+import type { PiiType } from './modules/redaction/types.js';
 
 /**
  * Configuration is parsed and validated here, once, from the environment. Every error names the variable so an
@@ -64,6 +66,12 @@ export interface AppConfig {
     defaultModel: string | undefined;
     requestTimeoutMs: number;
     redactCloudPrompts: boolean;
+    /** Types replaced before text goes to a cloud model (REDACTION_TYPES); /llm/config can override it. */
+    redactionTypes: PiiType[];
+    /** Types whose presence raises a document's label (REDACTION_LABEL_TYPES). */
+    redactionLabelTypes: PiiType[];
+    /** Longest one detection may take before the text is refused (REDACTION_TIME_BUDGET_MS). */
+    redactionTimeBudgetMs: number;
     dailyTokenBudget: number | undefined;
     /** Chat requests (`/chat/stream`, `/chat/continue`) per user per window. */
     chatRateLimit: { max: number; periodSeconds: number };
@@ -200,6 +208,14 @@ function auditSinkFile(env: Env, environment: Environment, dataDir: string): str
   return environment === 'test' ? undefined : path.join(dataDir, 'audit-sink.jsonl');
 }
 
+function piiTypes(env: Env, name: string): PiiType[] {
+  try {
+    return parsePiiTypeList(str(env, name) ?? 'all');
+  } catch (error) {
+    throw new ConfigError(name, (error as Error).message);
+  }
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig {
@@ -293,6 +309,9 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       defaultModel: str(env, 'LLM_DEFAULT_MODEL'),
       requestTimeoutMs: int(env, 'LLM_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
       redactCloudPrompts: bool(env, 'REDACT_CLOUD_PROMPTS', true),
+      redactionTypes: piiTypes(env, 'REDACTION_TYPES'),
+      redactionLabelTypes: piiTypes(env, 'REDACTION_LABEL_TYPES'),
+      redactionTimeBudgetMs: int(env, 'REDACTION_TIME_BUDGET_MS', 250, 1, 60_000),
       dailyTokenBudget: budget === 0 ? undefined : budget,
       chatRateLimit: {
         max: int(env, 'CHAT_RATE_LIMIT_REQUESTS', 30, 1, 10_000_000),

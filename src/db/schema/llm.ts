@@ -3,6 +3,12 @@ import { bigint, boolean, check, date, doublePrecision, integer, jsonb, pgTable,
 import { createdAt, timestampMs, updatedAt } from './columns.js';
 import { users } from './users.js';
 
+/** Redaction policy set through /llm/config; a missing field keeps the environment's value. */
+export interface StoredRedactionPolicy {
+  redact_types?: string[];
+  label_types?: string[];
+}
+
 /**
  * Models an administrator registered, enabled, disabled or configured. Models a provider lists but nobody
  * registered are usable too (they are merged in at read time); a row here overrides what discovery says.
@@ -34,6 +40,8 @@ export const llmSettings = pgTable('llm_settings', {
   temperature: doublePrecision('temperature'),
   maxContextTokens: integer('max_context_tokens'),
   providerSecrets: jsonb('provider_secrets').$type<ProviderSecretRefs>().notNull().default({}),
+  /** Overrides of REDACTION_TYPES / REDACTION_LABEL_TYPES made through /llm/config (null: the environment's). */
+  redactionPolicy: jsonb('redaction_policy').$type<StoredRedactionPolicy>(),
   updatedBy: uuid('updated_by').references(() => users.id, { onDelete: 'set null' }),
   updatedAt: updatedAt(),
 });

@@ -130,10 +130,11 @@ describe('prompt redaction works on values, not on their JSON form', () => {
     ];
     const text = JSON.stringify(toModelMessages(history, redactor));
     for (const value of TABBED_VALUES) expect(text).not.toContain(value);
-    for (const placeholder of ['[CREDIT_CARD_1]', '[SSN_1]', '[IBAN_1]', '[SECRET_1]', '[EMAIL_1]']) expect(text).toContain(placeholder);
+    expect(text).not.toContain('Jane Roe');
+    for (const placeholder of ['[PERSON_1]', '[CREDIT_CARD_1]', '[SSN_1]', '[IBAN_1]', '[SECRET_1]', '[EMAIL_1]']) expect(text).toContain(placeholder);
     // Still the payload's JSON, with the tabs where they were.
     const output = (toModelMessages(history, createRedactor(new PlaceholderVault()))[2] as { content: Array<{ output: { value: string } }> }).content[0]!.output.value;
-    expect(JSON.parse(output)).toMatchObject({ status: 'completed', result: { rows: expect.stringContaining('Jane Roe\t[CREDIT_CARD_1]\t[SSN_1]') } });
+    expect(JSON.parse(output)).toMatchObject({ status: 'completed', result: { rows: expect.stringContaining('[PERSON_1]\t[CREDIT_CARD_1]\t[SSN_1]') } });
   });
 
   it('catches a multi-line rejection reason', () => {

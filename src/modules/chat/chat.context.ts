@@ -1,6 +1,6 @@
 import type { ModelMessage } from 'ai';
 import type { ChatRole } from '../../db/schema/chat.js';
-import { PII_TYPES, type PiiCounts, type PiiType, type PlaceholderVault } from '../redaction/index.js';
+import { PII_TYPES, type PiiCounts, type PiiType, type PlaceholderVault, type RedactionPolicy } from '../redaction/index.js';
 import type { ChatToolDefinition } from './chat-tools.js';
 import { MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
 
@@ -75,10 +75,10 @@ const SCHEMA_SYNTAX_KEYWORDS = new Set(['type', 'format', 'pattern', '$ref', '$s
 /** Schema keywords whose object keys are regular expressions. */
 const SCHEMA_PATTERN_KEYS = new Set(['patternProperties']);
 
-export function createRedactor(vault: PlaceholderVault): Redactor {
+export function createRedactor(vault: PlaceholderVault, policy?: RedactionPolicy): Redactor {
   const counts: PiiCounts = {};
   const text = (value: string): string => {
-    const result = vault.redact(value);
+    const result = vault.redact(value, policy);
     for (const [type, n] of Object.entries(result.counts) as Array<[PiiType, number]>) counts[type] = (counts[type] ?? 0) + n;
     return result.text;
   };
@@ -211,7 +211,7 @@ export const BASE_SYSTEM_PROMPT =
   'Use the tools you are offered when they help; some need a human approval before they run.';
 
 export const PLACEHOLDER_SYSTEM_PROMPT =
-  ' Personal data in this conversation has been replaced by placeholders such as [EMAIL_1], [PHONE_2] or [IBAN_1]. ' +
+  ' Personal data in this conversation has been replaced by placeholders such as [PERSON_1], [EMAIL_1], [PHONE_2] or [IBAN_1]. ' +
   'A placeholder always stands for the same value. Refer to these values by their placeholders, exactly as written, ' +
   'also in tool arguments; never guess the original values.';
 

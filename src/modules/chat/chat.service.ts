@@ -100,7 +100,7 @@ export interface ChatServiceDeps {
   db: Db;
   repository: ChatRepository;
   audit: Pick<AuditRecorder, 'record' | 'recordStandalone' | 'promptDigest'>;
-  llm: Pick<LlmService, 'resolveModel' | 'streamChat' | 'checkBudget' | 'recordUsage'>;
+  llm: Pick<LlmService, 'resolveModel' | 'streamChat' | 'checkBudget' | 'recordUsage' | 'redactionPolicy'>;
   cipher: Pick<FieldEncryptionService, 'encrypt' | 'decrypt'>;
   /** Resolved per request: the tools module is optional. */
   tools: () => ChatToolRuntime | undefined;
@@ -302,6 +302,7 @@ export function createChatService(deps: ChatServiceDeps) {
     }
     const redacting = deps.redactCloudPrompts && !model.isLocal;
     const vault = redacting ? loadVault(session) : null;
+    const policy = redacting ? await llm.redactionPolicy() : undefined;
     let savedVaultSize = vault?.size ?? 0;
     const system = systemPrompt(redacting);
     const systemCost = systemTokens(system);
@@ -317,7 +318,8 @@ export function createChatService(deps: ChatServiceDeps) {
       const chosen = chooseContext(entries, promptBudget(model) - systemCost);
       truncated ||= chosen.truncated;
       const history = chosen.kept.map((entry) => entry.open());
-      const redactor: Redactor | undefined = vault ? createRedactor(vault) : undefined;
+      // Throws RedactionFailedError (the turn ends with that problem, before any model call) if detection fails.
+      const redactor: Redactor | undefined = vault ? createRedactor(vault, policy) : undefined;
       const messages = toModelMessages(history, redactor);
       const offerTools = state.tools.length > 0 && step < maxSteps;
       // Everything in the prompt goes through the redactor: the system text and the admin-written tool definitions too

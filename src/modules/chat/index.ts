@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { neighbour } from '../wiring.js';
 import { createChatRepository } from './chat.repository.js';
+import { loadRedactionData } from '../redaction/index.js';
 import { loadTokenizer } from './chat.tokens.js';
 import { chatRoutes } from './chat.routes.js';
 import {
@@ -75,6 +76,14 @@ export const chatModule = fp(
     app.addHook('onListen', async () => {
       loadTokenizer().catch((error: unknown) => {
         app.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not load the tokenizer');
+      });
+      // The same for the redactor's word lists (a few hundred ms, once), which the first redaction would otherwise pay.
+      setImmediate(() => {
+        try {
+          loadRedactionData();
+        } catch (error) {
+          app.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not load the redaction word lists');
+        }
       });
     });
 

@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
-import { llmModels, llmSettings, llmUsageDaily, type ProviderSecretRefs } from '../../db/schema/llm.js';
+import { llmModels, llmSettings, llmUsageDaily, type ProviderSecretRefs, type StoredRedactionPolicy } from '../../db/schema/llm.js';
 
 export type LlmModelRow = typeof llmModels.$inferSelect;
 export type LlmSettingsRow = typeof llmSettings.$inferSelect;
@@ -23,6 +23,7 @@ export interface SettingsPatch {
   temperature?: number | null;
   maxContextTokens?: number | null;
   providerSecrets?: ProviderSecretRefs;
+  redactionPolicy?: StoredRedactionPolicy | null;
   updatedBy: string | null;
   now: Date;
 }

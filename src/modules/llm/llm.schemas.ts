@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SingleLineText } from '../../lib/text-formats.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
+import { PII_TYPES } from '../redaction/types.js';
 import { PROVIDER_NAMES } from './providers/index.js';
 
 const ProviderName = Type.Union(
@@ -86,12 +87,22 @@ export const ModelTestResultSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const PiiTypeName = Type.Union(PII_TYPES.map((t) => Type.Literal(t)));
+
 export const LlmConfigSchema = Type.Object(
   {
     default_model: Type.Union([Type.String(), Type.Null()], { description: 'null: LLM_DEFAULT_MODEL, else the first available' }),
     temperature: Type.Union([Type.Number(), Type.Null()]),
     max_context_tokens: Type.Union([Type.Integer(), Type.Null()], { description: "null: the model's own window" }),
     providers_with_stored_keys: Type.Array(ProviderName),
+    redaction: Type.Object(
+      {
+        redact_types: Type.Array(PiiTypeName, { description: 'Replaced by placeholders before text goes to a cloud model (REDACTION_TYPES)' }),
+        label_types: Type.Array(PiiTypeName, { description: "Raise a document's label when found in it (REDACTION_LABEL_TYPES)" }),
+        time_budget_ms: Type.Integer({ description: 'Past this, a text is refused rather than sent unredacted (REDACTION_TIME_BUDGET_MS)' }),
+      },
+      { additionalProperties: false },
+    ),
     updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   },
   { additionalProperties: false },
@@ -102,6 +113,12 @@ export const UpdateConfigBody = Type.Object(
     default_model: Type.Optional(Type.Union([ModelId, Type.Null()])),
     temperature: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: 2 }), Type.Null()])),
     max_context_tokens: Type.Optional(Type.Union([Type.Integer({ minimum: 256, maximum: 100_000_000 }), Type.Null()])),
+    redact_types: Type.Optional(
+      Type.Union([Type.Array(PiiTypeName, { uniqueItems: true, maxItems: 64 }), Type.Null()], { description: 'null: back to REDACTION_TYPES' }),
+    ),
+    label_types: Type.Optional(
+      Type.Union([Type.Array(PiiTypeName, { uniqueItems: true, maxItems: 64 }), Type.Null()], { description: 'null: back to REDACTION_LABEL_TYPES' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AppConfig } from '../../config.js';
 import type { Db, DbOrTx } from '../../db/client.js';
-import type { ProviderSecretRefs } from '../../db/schema/llm.js';
+import type { ProviderSecretRefs, StoredRedactionPolicy } from '../../db/schema/llm.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ForbiddenError, NotFoundError, RateLimitedError, UpstreamError, ValidationError } from '../../lib/errors.js';
 import type { PubSub } from '../../lib/infra/pubsub.js';
@@ -22,6 +22,7 @@ import {
   type ProviderStatus,
   type StreamChatRequest,
 } from './providers/index.js';
+import { PII_TYPES, type PiiType, type RedactionPolicy } from '../redaction/index.js';
 import type { LlmModelRow, LlmRepository, LlmSettingsRow } from './llm.repository.js';
 
 /** What other modules see of a model; settings in `config` are optional per-model defaults for chat. */
@@ -50,6 +51,8 @@ export interface LlmConfigView {
   max_context_tokens: number | null;
   /** Providers whose API key was set through the API (a system credential) rather than the environment. */
   providers_with_stored_keys: ProviderName[];
+  /** What is redacted for cloud models and which types raise a document's label. */
+  redaction: { redact_types: PiiType[]; label_types: PiiType[]; time_budget_ms: number };
   updated_at: string | null;
 }
 
@@ -92,6 +95,10 @@ export interface UpdateConfigInput {
   default_model?: string | null;
   temperature?: number | null;
   max_context_tokens?: number | null;
+  /** null: back to REDACTION_TYPES. */
+  redact_types?: PiiType[] | null;
+  /** null: back to REDACTION_LABEL_TYPES. */
+  label_types?: PiiType[] | null;
 }
 
 export interface TokenCounts {
@@ -462,7 +469,13 @@ export function createLlmService(deps: LlmServiceDeps) {
     async getConfig(actor: Actor): Promise<LlmConfigView> {
       requirePermission(actor, 'llm:read');
       const { settings } = await current();
-      return presentConfig(settings);
+      return presentConfig(settings, config);
+    },
+
+    /** The redaction policy in force: the environment's, with what /llm/config changed. */
+    async redactionPolicy(): Promise<RedactionPolicy> {
+      const { settings } = await current();
+      return policyOf(settings, config);
     },
 
     async updateConfig(actor: Actor, input: UpdateConfigInput, context: RequestContext): Promise<LlmConfigView> {
@@ -472,10 +485,12 @@ export function createLlmService(deps: LlmServiceDeps) {
         db,
         async (uow) => {
           const before = await repository.getSettings(uow.tx, true);
+          const storedPolicy = nextStoredPolicy(before?.redactionPolicy ?? null, input);
           const saved = await repository.saveSettings(uow.tx, {
             defaultModel: input.default_model,
             temperature: input.temperature,
             maxContextTokens: input.max_context_tokens,
+            ...(storedPolicy === undefined ? {} : { redactionPolicy: storedPolicy }),
             updatedBy: actor.userId,
             now: now(),
           });
@@ -486,13 +501,17 @@ export function createLlmService(deps: LlmServiceDeps) {
           compare('default_model', before?.defaultModel ?? null, saved.defaultModel);
           compare('temperature', before?.temperature ?? null, saved.temperature);
           compare('max_context_tokens', before?.maxContextTokens ?? null, saved.maxContextTokens);
+          const policyBefore = policyOf(before, config);
+          const policyAfter = policyOf(saved, config);
+          compare('redact_types', policyBefore.redactTypes.join(','), policyAfter.redactTypes.join(','));
+          compare('label_types', policyBefore.labelTypes.join(','), policyAfter.labelTypes.join(','));
           await audited(uow, actor, context, 'config', { action: 'config_updated', changes });
           uow.afterCommit(() => announceChange());
           return saved;
         },
         deps.logger,
       );
-      return presentConfig(row);
+      return presentConfig(row, config);
     },
 
     /** Stores a provider's API key as a system credential (a new version when one is stored already); it replaces the environment's. */
@@ -518,7 +537,7 @@ export function createLlmService(deps: LlmServiceDeps) {
         },
         deps.logger,
       );
-      return presentConfig(row);
+      return presentConfig(row, config);
     },
 
     /** Deletes a stored provider key; the environment's key (if any) applies again. */
@@ -542,7 +561,7 @@ export function createLlmService(deps: LlmServiceDeps) {
         },
         deps.logger,
       );
-      return presentConfig(row);
+      return presentConfig(row, config);
     },
 
     async status(actor: Actor): Promise<Record<string, ProviderStatusView>> {
@@ -628,13 +647,45 @@ export function createLlmService(deps: LlmServiceDeps) {
   };
 }
 
-function presentConfig(row: LlmSettingsRow | undefined): LlmConfigView {
+/** A stored list that names a type this version does not know (an older or newer release wrote it) keeps the known ones. */
+function knownTypes(list: string[] | undefined, fallback: PiiType[]): PiiType[] {
+  if (list === undefined) return fallback;
+  return PII_TYPES.filter((t) => list.includes(t));
+}
+
+function policyOf(row: LlmSettingsRow | undefined, config: AppConfig['llm']): RedactionPolicy {
+  const stored = row?.redactionPolicy ?? {};
+  return {
+    redactTypes: knownTypes(stored.redact_types, config.redactionTypes),
+    labelTypes: knownTypes(stored.label_types, config.redactionLabelTypes),
+    timeBudgetMs: config.redactionTimeBudgetMs,
+  };
+}
+
+/** The stored override after an update; undefined: the update does not touch it. */
+function nextStoredPolicy(current: StoredRedactionPolicy | null, input: UpdateConfigInput): StoredRedactionPolicy | null | undefined {
+  if (input.redact_types === undefined && input.label_types === undefined) return undefined;
+  const next: StoredRedactionPolicy = { ...(current ?? {}) };
+  for (const [field, value] of [
+    ['redact_types', input.redact_types],
+    ['label_types', input.label_types],
+  ] as const) {
+    if (value === undefined) continue;
+    if (value === null) delete next[field];
+    else next[field] = PII_TYPES.filter((t) => value.includes(t));
+  }
+  return Object.keys(next).length === 0 ? null : next;
+}
+
+function presentConfig(row: LlmSettingsRow | undefined, config: AppConfig['llm']): LlmConfigView {
   const refs = row?.providerSecrets ?? {};
+  const policy = policyOf(row, config);
   return {
     default_model: row?.defaultModel ?? null,
     temperature: row?.temperature ?? null,
     max_context_tokens: row?.maxContextTokens ?? null,
     providers_with_stored_keys: PROVIDER_NAMES.filter((name) => refs[name] !== undefined),
+    redaction: { redact_types: [...policy.redactTypes], label_types: [...policy.labelTypes], time_budget_ms: policy.timeBudgetMs },
     updated_at: row ? row.updatedAt.toISOString() : null,
   };
 }

@@ -23,6 +23,8 @@ export function isLuhnValid(digits: string): boolean {
   return digits.length > 0 && sum % 10 === 0;
 }
 
+const MAESTRO_12 = /^(?:5018|5020|5038|5893|6304|6759|676[1-3]|0604)/;
+
 function inRange(digits: string, len: number, lo: number, hi: number): boolean {
   const n = Number(digits.slice(0, len));
   return n >= lo && n <= hi;
@@ -34,6 +36,8 @@ function inRange(digits: string, len: number, lo: number, hi: number): boolean {
  */
 export function hasCardPrefix(digits: string): boolean {
   const len = digits.length;
+  // 12-digit cards are Maestro only, and only on its own issuer ranges.
+  if (len === 12) return MAESTRO_12.test(digits);
   if (len < 13 || len > 19) return false;
   switch (digits.charCodeAt(0) - CODE_0) {
     case 2:
@@ -41,7 +45,8 @@ export function hasCardPrefix(digits: string): boolean {
       return (len === 16 && inRange(digits, 4, 2221, 2720)) || (len >= 16 && inRange(digits, 4, 2200, 2204));
     case 3:
       if (inRange(digits, 2, 34, 34) || inRange(digits, 2, 37, 37)) return len === 15;
-      if (inRange(digits, 4, 3528, 3589)) return len >= 16;
+      // JCB: 16-19 digits, and 15 on older cards.
+      if (inRange(digits, 4, 3528, 3589)) return len >= 15;
       if (inRange(digits, 3, 300, 305) || inRange(digits, 2, 36, 36) || inRange(digits, 2, 38, 39)) return len >= 14;
       return false;
     case 4:
@@ -63,7 +68,7 @@ export const IBAN_LENGTHS: Readonly<Record<string, number>> = {
   AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28,
   CH: 21, CR: 22, CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18,
   FK: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HN: 28, HR: 21, HU: 28,
-  IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20,
+  IE: 22, IL: 23, IQ: 23, IR: 26, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20,
   LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30, NI: 28,
   NL: 18, NO: 15, OM: 23, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33, SA: 24,
   SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26,

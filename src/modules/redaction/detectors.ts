@@ -1,25 +1,12 @@
+import { detectEntities } from './entities.js';
+import { findPhoneNumbersInText } from 'libphonenumber-js/max';
+import { performance } from 'node:perf_hooks';
+import { RedactionFailedError } from './policy.js';
+import type { PiiEntity, PiiType } from './types.js';
 import { hasCardPrefix, IBAN_LENGTHS, isIbanValid, isLuhnValid, isSsnValid, shannonEntropy } from './checksums.js';
 
-export const PII_TYPES = [
-  'EMAIL',
-  'PHONE',
-  'SSN',
-  'CREDIT_CARD',
-  'IBAN',
-  'IP_ADDRESS',
-  'DATE_OF_BIRTH',
-  'SECRET',
-] as const;
-
-export type PiiType = (typeof PII_TYPES)[number];
-
-/** A detected span; offsets are UTF-16 code units (JavaScript string indices), `end` exclusive. */
-export interface PiiEntity {
-  type: PiiType;
-  start: number;
-  end: number;
-  value: string;
-}
+export { PII_TYPES } from './types.js';
+export type { PiiEntity, PiiType } from './types.js';
 
 interface Candidate {
   type: PiiType;
@@ -42,6 +29,9 @@ const PRIORITY = {
   ip: 60,
   dob: 50,
   phone: 40,
+  phoneLibrary: 39,
+  // Below every pattern with a checksum or a fixed shape: a name never hides a card or an address's phone number.
+  entity: 10,
 } as const;
 
 function isDigit(c: number): boolean {
@@ -175,7 +165,7 @@ function detectCards(text: string, out: Out): void {
   while ((m = CARD_RUN.exec(text)) !== null) {
     const runStart = m.index;
     const runEnd = runStart + m[0].length;
-    if (runEnd - runStart < 13) continue;
+    if (runEnd - runStart < 12) continue;
     const after = text.charCodeAt(runEnd);
     // "4111…1111abc" or "4111…1111.50" is part of something else.
     const badTail = isAsciiLetter(after) || after === 95 || (after === 46 && isDigit(text.charCodeAt(runEnd + 1)));
@@ -183,7 +173,7 @@ function detectCards(text: string, out: Out): void {
     if (groups.length === 1) {
       const g = groups[0];
       const len = g.end - g.start;
-      if (!badTail && len >= 13 && len <= 19 && isCard(text.slice(g.start, g.end)) && !followsIbanHead(text, g.start)) {
+      if (!badTail && len >= 12 && len <= 19 && isCard(text.slice(g.start, g.end)) && !followsIbanHead(text, g.start)) {
         out.push({ type: 'CREDIT_CARD', start: g.start, end: g.end, priority: PRIORITY.card });
       }
       continue;
@@ -223,12 +213,14 @@ function cardWindow(text: string, groups: Group[], s: number, e: number): boolea
   for (let k = s; k <= e; k++) {
     const g = groups[k];
     const len = g.end - g.start;
-    // A card is either one unbroken number or printed in blocks of three to six digits.
-    if (s !== e && (len < 3 || len > 6)) return false;
+    // A card is either one unbroken number or printed in blocks of three to six digits; after blocks of four the
+    // last block may be shorter ("5018 3812 0953 2", "3006 8459 0271 41").
+    const shortTail = k === e && k - s >= 2 && len >= 1 && len < 4 && groups.slice(s, e).every((x) => x.end - x.start === 4);
+    if (s !== e && (len < 3 || len > 6) && !shortTail) return false;
     if (k < e && text.charCodeAt(g.end) !== sep) return false;
     digits += text.slice(g.start, g.end);
   }
-  return digits.length >= 13 && digits.length <= 19 && isCard(digits);
+  return digits.length >= 12 && digits.length <= 19 && isCard(digits);
 }
 
 function isCard(digits: string): boolean {
@@ -587,6 +579,40 @@ function isPhoneWindow(text: string, seg: PhoneSeg, s: number, e: number, cache:
   return true;
 }
 
+const EXTENSION_TAIL = /[\s,;]*(?:ext\.?|extension|x|#|poste|durchwahl|kl\.?|int\.?)\s*\d{1,6}$/i;
+// libphonenumber is slow (hundreds of µs per message): it runs only where it adds to the patterns, on numbers
+// written with "+" and on extensions.
+const LIBRARY_WORTHY = /\+\s?\(?\d|\d[\s.]*(?:ext\.?|extension|x|#)\s*\d/i;
+
+/**
+ * International formats and extensions through libphonenumber's metadata ("+49 (0)30 901820", "+1 415-555-0132
+ * ext. 12"): a number counts only if it is valid for its country, and, without "+", only when nothing around it
+ * says it is an order or account number. The extension stays outside the span, as for the pattern detector.
+ */
+function detectLibraryPhones(text: string, out: Out): void {
+  if (!LIBRARY_WORTHY.test(text)) return;
+  for (const found of findPhoneNumbersInText(text, 'US')) {
+    let end = found.endsAt;
+    const start = found.startsAt;
+    if (found.number.ext) {
+      const raw = text.slice(start, end);
+      const m = EXTENSION_TAIL.exec(raw);
+      if (m) end = start + m.index;
+    }
+    while (end > start && !isDigit(text.charCodeAt(end - 1))) end--;
+    const raw = text.slice(start, end);
+    const before = text.charCodeAt(start - 1);
+    // Part of a longer token ("ORD-2024-1187340", "x4155550132").
+    if (isWordChar(before) || before === 45 || before === 47 || isWordChar(text.charCodeAt(end))) continue;
+    if (raw[0] !== '+' && raw[0] !== '(') {
+      const ctx = phoneContext(text, start);
+      if (ctx === 'id') continue;
+      if (ctx !== 'phone' && !/[\s.-]/.test(raw)) continue;
+    }
+    out.push({ type: 'PHONE', start, end, priority: PRIORITY.phoneLibrary });
+  }
+}
+
 function isNanp(d: string): boolean {
   return d.length === 10 && d[0] >= '2' && d[3] >= '2';
 }
@@ -914,7 +940,7 @@ function mergeLevel(kept: Candidate[], level: Candidate[], from: number, to: num
 const HAS_DIGIT = /\d/;
 
 /** Finds personal data and secrets in `text`: non-overlapping entities sorted by offset. */
-export function detectPii(text: string): PiiEntity[] {
+export function detectPii(text: string, deadline = Infinity): PiiEntity[] {
   const candidates: Candidate[] = [];
   detectEmails(text, candidates);
   detectSecrets(text, candidates);
@@ -926,6 +952,10 @@ export function detectPii(text: string): PiiEntity[] {
     detectIps(text, candidates);
     if (detectDatesOfBirth(text, candidates)) detectTableDatesOfBirth(text, candidates);
     detectPhones(text, candidates);
+    detectLibraryPhones(text, candidates);
   }
+  // The entity pass is the costly one: do not start it past the deadline (the caller refuses the text).
+  if (performance.now() > deadline) throw new RedactionFailedError('timeout');
+  for (const e of detectEntities(text)) candidates.push({ type: e.type, start: e.start, end: e.end, priority: PRIORITY.entity + e.strength });
   return resolve(candidates).map((c) => ({ type: c.type, start: c.start, end: c.end, value: text.slice(c.start, c.end) }));
 }

@@ -1,5 +1,9 @@
+import { performance } from 'node:perf_hooks';
 import { detectPii, PII_TYPES } from './detectors.js';
 import type { PiiEntity, PiiType } from './detectors.js';
+import { loadEntityData, surnameOf } from './entities.js';
+import { LruMap } from '../../lib/lru-map.js';
+import { DEFAULT_REDACTION_POLICY, RedactionFailedError, type RedactionPolicy } from './policy.js';
 
 /** An entity as reported to callers: where it was, never what it was. */
 export interface RedactedEntity {
@@ -36,7 +40,7 @@ export interface VaultSnapshot {
 }
 
 const TYPE_SET: ReadonlySet<string> = new Set(PII_TYPES);
-const PLACEHOLDER = /\[(EMAIL|PHONE|SSN|CREDIT_CARD|IBAN|IP_ADDRESS|DATE_OF_BIRTH|SECRET)_([1-9]\d{0,8})\]/g;
+const PLACEHOLDER = new RegExp(`\\[(?:${PII_TYPES.join('|')})_[1-9]\\d{0,8}\\]`, 'g');
 const LONGEST_TYPE = Math.max(...PII_TYPES.map((t) => t.length));
 
 /**
@@ -55,6 +59,10 @@ function identityKey(type: PiiType, value: string): string {
     case 'EMAIL':
     case 'IP_ADDRESS':
       return `${type}:${value.toLowerCase()}`;
+    case 'PERSON':
+    case 'LOCATION':
+    case 'ORGANIZATION':
+      return `${type}:${value.replace(/\s+/g, ' ').toLowerCase()}`;
     default:
       return `${type}:${value}`;
   }
@@ -62,7 +70,7 @@ function identityKey(type: PiiType, value: string): string {
 
 function replaceEntities(
   text: string,
-  found: PiiEntity[],
+  found: readonly PiiEntity[],
   placeholderFor: (e: PiiEntity) => string,
 ): { text: string; entities: RedactedEntity[]; counts: PiiCounts } {
   const counts: PiiCounts = {};
@@ -78,10 +86,58 @@ function replaceEntities(
   return { text: found.length === 0 ? text : out + text.slice(last), entities, counts };
 }
 
+// Chat turns redact the same history messages at every turn start: their detections are kept per text.
+const CACHE_ENTRIES = 2048;
+const CACHE_MAX_TEXT = 32_768;
+const BUDGET_UNIT = 32_768;
+
+// Exercises every detector, so that their regular expressions are compiled (and tiered up) before any budget runs.
+const WARM_UP_TEXT =
+  'Hi, my name is Jane Roe (jane.roe@example.com, +44 20 7946 0958 ext. 12, (415) 555-0132), born 1980-01-02.\n' +
+  'Billing address: 221B Baker Street, London NW1 6XE; Hauptstraße 12, 10115 Berlin; 12 rue de la Paix, 75002 Paris.\n' +
+  'Card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, SSN 401-22-3344, host 10.1.2.3, password=Tr0ub4dor&3x.\n' +
+  'name,city,company\nJan Novák,Brno,Novák a Syn s.r.o.\nQuinn, Hayes and Hayes work for Acme GmbH.\n\nBest regards,\nDr. Patel';
+let warm = false;
+
+/** Loads the word lists and compiles the detectors (about a second of CPU, once per process). */
+export function loadRedactionData(): void {
+  if (warm) return;
+  loadEntityData();
+  for (let i = 0; i < 3; i++) detectPii(WARM_UP_TEXT);
+  warm = true;
+}
+const detectionCache = new LruMap<string, readonly PiiEntity[]>(CACHE_ENTRIES);
+
+/**
+ * Detection under a time budget that fails closed: an exception or an overrun is a RedactionFailedError, so a caller
+ * that sends text to a cloud model can only send it redacted or not at all. Results are cached per text.
+ */
+export function detectWithinBudget(text: string, budgetPer32k: number = DEFAULT_REDACTION_POLICY.timeBudgetMs): readonly PiiEntity[] {
+  // The budget is per 32 KiB: a long document may take proportionally longer than a chat message.
+  const budgetMs = budgetPer32k * Math.max(1, text.length / BUDGET_UNIT);
+  const cacheable = text.length <= CACHE_MAX_TEXT;
+  if (cacheable) {
+    const hit = detectionCache.get(text);
+    if (hit !== undefined) return hit;
+  }
+  loadRedactionData();
+  const started = performance.now();
+  let found: PiiEntity[];
+  try {
+    found = detectPii(text, started + budgetMs);
+  } catch (error) {
+    if (error instanceof RedactionFailedError) throw error;
+    throw new RedactionFailedError('error', { cause: error });
+  }
+  if (performance.now() - started > budgetMs) throw new RedactionFailedError('timeout');
+  if (cacheable) detectionCache.set(text, found);
+  return found;
+}
+
 /** One-shot redaction (the `redact_text` tool): placeholders are numbered per type within this call. */
-export function redactText(text: string): RedactTextResult {
+export function redactText(text: string, policy: RedactionPolicy = DEFAULT_REDACTION_POLICY): RedactTextResult {
   const vault = new PlaceholderVault();
-  const r = vault.redact(text);
+  const r = vault.redact(text, policy);
   return { redacted_text: r.text, entities: r.entities };
 }
 
@@ -99,8 +155,15 @@ export class PlaceholderVault {
     return this.entryList.length;
   }
 
-  redact(text: string): VaultRedaction {
-    return replaceEntities(text, detectPii(text), (e) => this.placeholderFor(e.type, e.value));
+  /**
+   * Replaces the personal data in `text` with this vault's placeholders: the entry point for every text that leaves
+   * for a non-local model. Only the policy's types are replaced; throws RedactionFailedError (never returns the text
+   * unredacted) if detection fails or exceeds the policy's time budget.
+   */
+  redact(text: string, policy: RedactionPolicy = DEFAULT_REDACTION_POLICY): VaultRedaction {
+    const all = detectWithinBudget(text, policy.timeBudgetMs);
+    const found = policy.redactTypes.length === PII_TYPES.length ? all : all.filter((e) => policy.redactTypes.includes(e.type));
+    return replaceEntities(text, found, (e) => this.placeholderFor(e.type, e.value));
   }
 
   /** Replaces known placeholders with their original values; unknown ones are left as they are. */
@@ -133,12 +196,28 @@ export class PlaceholderVault {
 
   private placeholderFor(type: PiiType, value: string): string {
     const key = identityKey(type, value);
-    const known = this.byKey.get(key);
+    const known = this.byKey.get(key) ?? (type === 'PERSON' ? this.personBySurname(value) : undefined);
     if (known !== undefined) return known;
     const n = (this.next.get(type) ?? 0) + 1;
     const placeholder = `[${type}_${n}]`;
     this.add({ placeholder, type, value }, key, n);
     return placeholder;
+  }
+
+  /**
+   * "Ms. Ottová" (found as "Ottová") after "Šárka Ottová": a lone surname is the person already in the vault with that
+   * surname, if exactly one is; with two (or none) it gets a placeholder of its own.
+   */
+  private personBySurname(value: string): string | undefined {
+    if (/\s/.test(value.trim())) return undefined;
+    const surname = value.trim().toLowerCase();
+    let match: string | undefined;
+    for (const entry of this.entryList) {
+      if (entry.type !== 'PERSON' || surnameOf(entry.value) !== surname) continue;
+      if (match !== undefined && match !== entry.placeholder) return undefined;
+      match = entry.placeholder;
+    }
+    return match;
   }
 
   private load(entry: VaultEntry): void {

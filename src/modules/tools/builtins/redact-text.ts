@@ -7,7 +7,7 @@ export const REDACT_TEXT_MAX_LENGTH = 1_000_000;
 export const redactTextTool: BuiltinTool = {
   name: 'redact_text',
   description:
-    'Replaces personal and secret data in a text (e-mail addresses, phone numbers, SSNs, payment cards, IBANs, IP addresses, dates of birth, API keys) with placeholders such as [EMAIL_1], and reports where each was.',
+    'Replaces personal and secret data in a text (names, addresses and places, organisations, e-mail addresses, phone numbers, SSNs, payment cards, IBANs, IP addresses, dates of birth, API keys) with placeholders such as [PERSON_1] or [EMAIL_1], and reports where each was (UTF-16 offsets).',
   inputSchema: {
     type: 'object',
     additionalProperties: false,
