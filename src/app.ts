@@ -83,6 +83,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // In-flight requests get this long to finish on shutdown; SSE streams are ended explicitly.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Requests are logged at debug (below): at the default level the log carries warnings and errors, not traffic.
+    disableRequestLogging: true,
     ajv: {
       customOptions: {
         // Unknown fields are an error (422), not silently dropped: no mass assignment by accident.
@@ -100,6 +102,25 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   // JSON only: text/plain bodies are refused with 415 rather than parsed as strings.
   app.removeContentTypeParser('text/plain');
+  // Clients send `Content-Type: application/json` with no body on bodiless POSTs (logout, mark-all-read): an empty
+  // body is no body (a route that needs one still answers 422), not a 400. Anything else parses as before.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    request.log.debug({ req: request }, 'incoming request');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

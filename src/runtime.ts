@@ -93,7 +93,35 @@ export async function serve(options: { processJobs?: boolean } = {}): Promise<Fa
   if (app.config.processJobs) await app.infra.jobs.start();
   await app.listen({ port: app.config.port, host: app.config.host });
   if (lock) serveAdminCommands(app, lock);
+  await announceFirstRunSetup(app);
   return app;
+}
+
+/**
+ * First run: no administrator and no CDSA_ADMIN_*. Prints (on stderr, outside the structured log, once) a one-time
+ * token for POST /api/v1/auth/setup and the other ways to create the first administrator.
+ */
+async function announceFirstRunSetup(app: FastifyInstance): Promise<void> {
+  if (app.config.admin) return;
+  const token = await app.identity.setup.issueToken();
+  if (!token) return;
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : app.config.port;
+  const host = ['0.0.0.0', '::'].includes(app.config.host) ? '127.0.0.1' : app.config.host;
+  const body = JSON.stringify({ token, username: 'admin', email: 'admin@example.com', password: '<a passphrase of 12+ characters>' });
+  process.stderr.write(
+    [
+      '',
+      'cdsa: no administrator exists yet. Create the first one with this one-time setup token (valid until it is used',
+      '      or this server stops):',
+      `  curl -X POST http://${host}:${port}/api/v1/auth/setup -H 'content-type: application/json' -d '${body}'`,
+      '  or, with the server running: npx cdsa users create --username admin --email admin@example.com --role ADMIN --password-stdin',
+      '  or set CDSA_ADMIN_USERNAME, CDSA_ADMIN_EMAIL and CDSA_ADMIN_PASSWORD and restart.',
+      `  Registration is ${app.config.registrationMode} (REGISTRATION_MODE).`,
+      '',
+      '',
+    ].join('\n'),
+  );
 }
 
 export async function runWorker(): Promise<FastifyInstance> {
