@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, loggerOptions } from './app.js';
 import { runAdminCommand } from './cli/admin-commands.js';
@@ -131,8 +133,36 @@ export async function runWorker(): Promise<FastifyInstance> {
   }
   const app = await createRuntimeApp({ processJobs: true });
   closeOnSignals(app);
+  let stopHeartbeat = () => {};
+  app.addHook('onClose', async () => stopHeartbeat());
   await app.ready();
   await app.infra.jobs.start();
+  stopHeartbeat = startWorkerHeartbeat(app);
   app.log.info('worker processing jobs');
   return app;
+}
+
+export const WORKER_HEARTBEAT_FILE = 'worker-heartbeat';
+const HEARTBEAT_INTERVAL_MS = 10_000;
+
+/**
+ * The worker listens on no port, so its health check reads DATA_DIR/worker-heartbeat instead: touched after each
+ * successful database and Redis check, it goes stale when the worker hangs or loses its dependencies.
+ */
+export function startWorkerHeartbeat(app: FastifyInstance, intervalMs = HEARTBEAT_INTERVAL_MS): () => void {
+  const file = path.join(app.config.dataDir, WORKER_HEARTBEAT_FILE);
+  const beat = async () => {
+    try {
+      await app.infra.database.ping();
+      await app.infra.redis?.ping();
+      fs.mkdirSync(app.config.dataDir, { recursive: true });
+      fs.writeFileSync(file, new Date().toISOString());
+    } catch (error) {
+      app.log.warn({ err: error }, 'worker health check failed; the heartbeat file is not refreshed');
+    }
+  };
+  void beat();
+  const timer = setInterval(() => void beat(), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
