@@ -62,7 +62,13 @@ describe.skipIf(usingPostgres)('one process per DATA_DIR (embedded database)', {
     expect((await fetch(`${server.url}/health/ready`)).status).toBe(200);
   });
 
+  it('prints a one-time setup token at first start, for the first ADMIN', () => {
+    expect(server.output()).toContain('no administrator exists yet');
+    expect(server.output()).toMatch(/"token":"[A-Za-z0-9_-]{32}"/);
+  });
+
   it('runs users create inside the running server: the user can log in at once and its audit row is in the chain', async () => {
+    const token = /"token":"([A-Za-z0-9_-]{32})"/.exec(server.output())![1];
     const created = await cdsa(['users', 'create', '--username', 'first-admin', '--email', 'first-admin@example.com', '--role', 'ADMIN'], env);
     expect(created).toMatchObject({ code: 0 });
     expect(created.stdout).toMatch(/^created ADMIN first-admin <first-admin@example.com>/);
@@ -70,6 +76,13 @@ describe.skipIf(usingPostgres)('one process per DATA_DIR (embedded database)', {
     const again = await cdsa(['users', 'create', '--username', 'first-admin', '--email', 'other@example.com', '--role', 'ADMIN'], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
+    // An administrator exists now: the printed setup token is refused.
+    const setup = await fetch(`${server.url}/api/v1/auth/setup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, username: 'late-admin', email: 'late@example.com', password: 'a sturdy passphrase 42' }),
+    });
+    expect(setup.status).toBe(409);
   });
 
   it('audit verify prints only its JSON report on stdout; export > file then verify --file works', async () => {
@@ -96,6 +109,21 @@ describe.skipIf(usingPostgres)('one process per DATA_DIR (embedded database)', {
     const rotated = await cdsa(['vault', 'rotate'], env);
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toMatch(/rotated \d+ value\(s\) to key/);
+  });
+});
+
+// No server: the command holds DATA_DIR itself; its development warnings go to stderr, never into its output.
+describe.skipIf(usingPostgres)('CLI commands without a server', { timeout: 120_000 }, () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-cli-alone-'));
+  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  it('audit verify | jq .valid sees one JSON document; the generated-secrets warning is on stderr', async () => {
+    const verified = await cdsa(['audit', 'verify'], { DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true });
+    expect(verified.stderr).toContain('using development secrets generated into DATA_DIR');
+    // It let go of DATA_DIR when it finished.
+    expect(fs.existsSync(path.join(dataDir, 'run', 'admin.sock'))).toBe(false);
   });
 });
 
