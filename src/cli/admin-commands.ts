@@ -47,7 +47,13 @@ export const ADMIN_COMMANDS: Readonly<Record<string, AdminCommand>> = {
   }),
   'audit.verify': command({
     args: Type.Object(
-      { checkpoints: Type.Array(FileContent), publicKeys: Type.Array(FileContent), fromSeq: SeqBound, toSeq: SeqBound },
+      {
+        checkpoints: Type.Array(FileContent),
+        publicKeys: Type.Array(FileContent),
+        sinkFiles: Type.Optional(Type.Array(Type.String())),
+        fromSeq: SeqBound,
+        toSeq: SeqBound,
+      },
       { additionalProperties: false },
     ),
     run: auditHandlers.verify,
