@@ -102,18 +102,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   // JSON only: text/plain bodies are refused with 415 rather than parsed as strings.
   app.removeContentTypeParser('text/plain');
-  // Clients send `Content-Type: application/json` with no body on bodiless POSTs (logout, mark-all-read): an empty
-  // body is no body (a route that needs one still answers 422), not a 400. Anything else parses as before.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body.toString();
-    if (text === '') {
-      done(null, undefined);
-      return;
-    }
-    parseJson(request, text, done);
-  });
 
   app.addHook('onRequest', async (request) => {
     request.log.debug({ req: request }, 'incoming request');
