@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: build with dev dependencies, run with production ones only, as a non-root user.
-FROM node:20-bookworm-slim AS build
+# Node 24 is the current LTS line (the code also runs on Node 20, which the test suite covers).
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
@@ -8,14 +9,15 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     CDSA_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000 \
     DATA_DIR=/data
 WORKDIR /app
-RUN groupadd --system cdsa && useradd --system --gid cdsa --home-dir /app --shell /usr/sbin/nologin cdsa \
+# A fixed uid/gid (10001), so that bind-mounted files (the audit signing key secret) can be given to it on the host.
+RUN groupadd --system --gid 10001 cdsa && useradd --system --uid 10001 --gid cdsa --home-dir /app --shell /usr/sbin/nologin cdsa \
     && mkdir -p /data /audit && chown cdsa:cdsa /data /audit
 COPY --from=build --chown=cdsa:cdsa /app/node_modules ./node_modules
 COPY --from=build --chown=cdsa:cdsa /app/dist ./dist
@@ -25,7 +27,7 @@ COPY --chown=cdsa:cdsa bin ./bin
 COPY --chown=cdsa:cdsa src/db/migrations ./src/db/migrations
 COPY --chown=cdsa:cdsa src/db/sql ./src/db/sql
 COPY --chown=cdsa:cdsa src/data ./src/data
-USER cdsa
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

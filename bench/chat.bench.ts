@@ -256,6 +256,7 @@ async function serverSide(): Promise<void> {
       DATABASE_URL: databaseUrl ?? '',
       REDIS_URL: process.env.REDIS_URL ?? '',
       LOG_LEVEL: 'warn',
+      REGISTRATION_MODE: 'open',
       OPENAI_BASE_URL: `${mockUrl}/v1`,
       OPENAI_API_KEY: 'sk-bench-0123456789abcdef',
       OPENAI_LOCAL: 'false',

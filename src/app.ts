@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import type { AppConfig } from './config.js';
@@ -83,6 +83,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // In-flight requests get this long to finish on shutdown; SSE streams are ended explicitly.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Requests are logged at debug (below): at the default level the log carries warnings and errors, not traffic.
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: {
       customOptions: {
         // Unknown fields are an error (422), not silently dropped: no mass assignment by accident.
@@ -100,6 +102,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   // JSON only: text/plain bodies are refused with 415 rather than parsed as strings.
   app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (request) => {
+    request.log.debug({ req: request }, 'incoming request');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -9,7 +9,7 @@ describe('loadConfig', () => {
     expect(config.env).toBe('development');
     expect(config.jwtAccessTtl).toBe(900);
     expect(config.jwtRefreshTtl).toBe(1_209_600);
-    expect(config.registrationMode).toBe('open');
+    expect(config.registrationMode).toBe('closed');
     expect(config.rateLimit).toEqual({ max: 100, periodSeconds: 60 });
     expect(config.authRateLimitMax).toBe(20);
     expect(config.loginMaxFailures).toBe(5);

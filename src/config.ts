@@ -282,7 +282,8 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       adminUsername && adminEmail && adminPassword
         ? { username: adminUsername, email: adminEmail, password: adminPassword }
         : undefined,
-    registrationMode: oneOf(env, 'REGISTRATION_MODE', ['open', 'closed'] as const, 'open'),
+    // Closed by default: a fresh installation has no open sign-up until an operator chooses one (first run: see runtime.ts).
+    registrationMode: oneOf(env, 'REGISTRATION_MODE', ['open', 'closed'] as const, 'closed'),
     rateLimit: {
       max: int(env, 'RATE_LIMIT_REQUESTS', 100, 1, 10_000_000),
       periodSeconds: int(env, 'RATE_LIMIT_PERIOD', 60, 1, 86_400),

@@ -91,6 +91,25 @@ export function ensureDataDir(dataDir: string): void {
   }
 }
 
+/**
+ * Why the signing key cannot be read, and the fix. The usual case: `openssl genpkey` writes mode 0600 owned by the
+ * operator, and a compose secret is a bind mount that keeps both, so the image's user (uid 10001) cannot read it.
+ */
+export function unreadableKeyMessage(file: string, error: NodeJS.ErrnoException): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  if (error.code === 'EACCES' && stat) {
+    return (
+      `cannot read ${file}: permission denied for uid ${uid} (the file is mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}, ` +
+      `owner uid ${stat.uid}); make it readable by the user the server runs as, e.g. \`chown ${uid} <key file> && chmod 0400 <key file>\` ` +
+      'on the host (the image runs as uid 10001)'
+    );
+  }
+  if (error.code === 'ENOENT') return `cannot read ${file}: no such file (mount the key there, or fix the path)`;
+  if (error.code === 'EISDIR') return `cannot read ${file}: it is a directory, not a PEM file`;
+  return `cannot read ${file} (${error.code ?? error.message})`;
+}
+
 export function loadSecrets(config: AppConfig): ResolvedSecrets {
   const production = config.env === 'production';
   const envJwt = config.jwtSecretKey;
@@ -99,8 +118,8 @@ export function loadSecrets(config: AppConfig): ResolvedSecrets {
   if (config.auditSigningKeyFile) {
     try {
       envSigningKey = fs.readFileSync(config.auditSigningKeyFile, 'utf8');
-    } catch {
-      throw new ConfigError('AUDIT_SIGNING_KEY_FILE', `cannot read ${config.auditSigningKeyFile}`);
+    } catch (error) {
+      throw new ConfigError('AUDIT_SIGNING_KEY_FILE', unreadableKeyMessage(config.auditSigningKeyFile, error as NodeJS.ErrnoException));
     }
     if (!envSigningKey.includes('PRIVATE KEY')) {
       throw new ConfigError('AUDIT_SIGNING_KEY_FILE', 'must contain a PEM (PKCS#8) Ed25519 private key');

@@ -65,6 +65,12 @@ export const requestHygienePlugin = fp(
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      // Clients send `Content-Type: application/json` with no body on bodiless POSTs (logout, mark-all-read): an
+      // empty body is no body (a route that needs one still answers 422), not a 400.
+      if (body === '') {
+        done(null, undefined);
+        return;
+      }
       if (nestsDeeperThan(body as string, MAX_JSON_DEPTH)) {
         done(new ValidationError('The request is invalid', [{ pointer: '/', detail: `nests deeper than ${MAX_JSON_DEPTH} levels` }]), undefined);
         return;

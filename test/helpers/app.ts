@@ -84,6 +84,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     RATE_LIMIT_REQUESTS: '100000',
     AUTH_RATE_LIMIT_REQUESTS: '100000',
     OLLAMA_BASE_URL: 'http://127.0.0.1:9',
+    // The suites register their users through the API; the closed default is tested where it matters.
+    REGISTRATION_MODE: 'open',
     // Periodic checkpoints are tested where they matter; elsewhere they would only leave delayed jobs behind.
     AUDIT_CHECKPOINT_INTERVAL: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

@@ -25,14 +25,15 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * The node arguments `npm start` runs the built server with (its `start` script, `node <flags> dist/server.js`), so a
- * benchmark measures the server exactly as it is deployed, runtime flags included.
+ * The node arguments `npm start` runs the built server with (its `start` script, `node <flags> bin/start.js`, which
+ * checks the build and loads dist/server.js), so a benchmark measures the server exactly as it is deployed, runtime
+ * flags included.
  */
 export function productionServerArgs(): string[] {
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
   const [command, ...args] = manifest.scripts.start.trim().split(/\s+/);
-  if (command !== 'node' || !args.includes('dist/server.js')) {
-    throw new Error(`the start script is expected to be "node [flags] dist/server.js", not "${manifest.scripts.start}"`);
+  if (command !== 'node' || !args.includes('bin/start.js')) {
+    throw new Error(`the start script is expected to be "node [flags] bin/start.js", not "${manifest.scripts.start}"`);
   }
   return args;
 }

@@ -379,3 +379,42 @@ describe('the stricter rate limit of the auth entry points', () => {
     expect(other.statusCode).toBe(401);
   });
 });
+
+describe('first run: the one-time setup token', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // What a fresh installation gets: REGISTRATION_MODE unset (closed), no CDSA_ADMIN_*.
+    t = await buildTestApp({ env: { REGISTRATION_MODE: '' } });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('keeps registration closed by default and creates exactly one ADMIN with the printed token', async () => {
+    expect(t.config.registrationMode).toBe('closed');
+    const username = uniqueUsername('first');
+    const password = strongPassword();
+    const account = { username, email: `${username}@example.test`, password };
+    expect((await t.app.inject({ method: 'POST', url: `${API}/auth/register`, payload: account })).statusCode).toBe(403);
+
+    const token = await t.app.identity.setup.issueToken();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const wrong = await t.app.inject({ method: 'POST', url: `${API}/auth/setup`, payload: { ...account, token: 'x'.repeat(32) } });
+    expect(wrong.statusCode).toBe(403);
+    const weak = await t.app.inject({ method: 'POST', url: `${API}/auth/setup`, payload: { ...account, password: 'short', token } });
+    expect(weak.statusCode).toBe(422);
+
+    const created = await t.app.inject({ method: 'POST', url: `${API}/auth/setup`, payload: { ...account, token } });
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({ username, role: 'ADMIN' });
+    await expect(login(t, username, password)).resolves.toMatchObject({ user: { role: 'ADMIN' } });
+    const events = await auditEvents(t, 'USER_CREATED');
+    expect(events.some((event) => event.resource_id === created.json().id)).toBe(true);
+
+    // Spent, and no new one while an administrator exists.
+    const other = uniqueUsername('second');
+    const reused = await t.app.inject({ method: 'POST', url: `${API}/auth/setup`, payload: { username: other, email: `${other}@example.test`, password, token } });
+    expect(reused.statusCode).toBe(403);
+    expect(await t.app.identity.setup.issueToken()).toBeUndefined();
+  });
+});

@@ -44,7 +44,7 @@ describe('the service process', { timeout: 120_000 }, () => {
 
   it('serves on the embedded database, shuts down gracefully on SIGTERM (exit 0) and keeps every row across a restart', async () => {
     const port = await freePort();
-    const server = startProcess(['src/server.ts'], { PORT: String(port), DATA_DIR: dataDir });
+    const server = startProcess(['src/server.ts'], { PORT: String(port), DATA_DIR: dataDir, REGISTRATION_MODE: 'open' });
     running.push(server);
     await waitForHttp(`${server.url}/health/ready`);
     const ready = (await (await fetch(`${server.url}/health/ready`)).json()) as { database: string; vector_search: string };

@@ -12,7 +12,7 @@ function flagsBefore(args: string[], entry: string): string[] {
 }
 
 describe('runtime flags of the production server', () => {
-  const startFlags = flagsBefore(productionServerArgs(), 'dist/server.js');
+  const startFlags = flagsBefore(productionServerArgs(), 'bin/start.js');
 
   it('npm start turns off the memory reducer, whose full collections pause open streams', () => {
     expect(startFlags).toContain('--no-memory-reducer');

@@ -5,11 +5,12 @@ import { once } from 'node:events';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../../lib/errors.js';
-import { verifyExportLines, type ExportRange, type ExportSummary, type OfflineVerifyReport } from '../../modules/audit/audit.export.js';
+import { verifyExportLines, writeWithBackpressure, type ExportRange, type ExportSummary, type OfflineVerifyReport } from '../../modules/audit/audit.export.js';
 import { parsePeriod } from '../../modules/audit/audit.query.js';
 import { verifyingKeyFromPem, type AuditVerifyingKey, type SignedCheckpoint } from '../../modules/audit/audit.signing.js';
 import type { VerifyReport } from '../../modules/audit/audit.verify.js';
-import { withApp } from '../context.js';
+import { bufferIO, processIO, type CommandIO } from '../command-io.js';
+import { runCommand } from '../dispatch.js';
 
 /** Where command output goes; the process streams by default, a buffer in tests. */
 export interface Output {
@@ -44,18 +45,34 @@ function isCheckpoint(value: unknown): value is SignedCheckpoint {
   );
 }
 
+/** A file the operator named, read on the command line's side (the server holding DATA_DIR may not see it). */
+export interface FileContent {
+  name: string;
+  content: string;
+}
+
+export function readFiles(files: string[], what: string): FileContent[] {
+  return files.map((file) => {
+    try {
+      return { name: file, content: fs.readFileSync(file, 'utf8') };
+    } catch (error) {
+      throw new ValidationError(`cannot read ${what} ${file}: ${(error as Error).message}`);
+    }
+  });
+}
+
 /**
- * Reads checkpoint files: one checkpoint as `cdsa audit checkpoint` writes it, or the export of
+ * Parses checkpoint files: one checkpoint as `cdsa audit checkpoint` writes it, or the export of
  * `GET /audit/checkpoints`. A checkpoint can only add conditions the chain must meet, so the public key it carries is
  * trusted to check its own signature (an operator may also pass keys with --public-key).
  */
-export function readCheckpointFiles(files: string[]): CheckpointSource {
+export function parseCheckpointFiles(files: FileContent[]): CheckpointSource {
   const checkpoints: SignedCheckpoint[] = [];
   const keys: AuditVerifyingKey[] = [];
-  for (const file of files) {
+  for (const { name: file, content } of files) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+      parsed = JSON.parse(content);
     } catch (error) {
       throw new ValidationError(`cannot read checkpoint file ${file}: ${(error as Error).message}`);
     }
@@ -68,8 +85,16 @@ export function readCheckpointFiles(files: string[]): CheckpointSource {
   return { checkpoints, keys };
 }
 
+export function readCheckpointFiles(files: string[]): CheckpointSource {
+  return parseCheckpointFiles(readFiles(files, 'checkpoint file'));
+}
+
+export function parsePublicKeys(files: FileContent[]): AuditVerifyingKey[] {
+  return files.map(({ content }) => verifyingKeyFromPem(content));
+}
+
 export function readPublicKeys(files: string[]): AuditVerifyingKey[] {
-  return files.map((file) => verifyingKeyFromPem(fs.readFileSync(file, 'utf8')));
+  return parsePublicKeys(readFiles(files, 'public key'));
 }
 
 async function* fileLines(file: string): AsyncGenerator<string> {
@@ -99,21 +124,45 @@ export async function verifyExportFile(options: VerifyCommandOptions): Promise<O
   return verifyExportLines(fileLines(options.file!), { checkpoints: source.checkpoints, keys: [...source.keys, ...readPublicKeys(options.publicKey)] });
 }
 
+/** What `cdsa audit verify` sends to wherever the database is: the files' contents, not their paths. */
+export interface VerifyDatabaseArgs {
+  checkpoints: FileContent[];
+  publicKeys: FileContent[];
+  sinkFiles?: string[];
+  fromSeq?: number;
+  toSeq?: number;
+}
+
 /** Verifies the live chain in the database, against the stored checkpoints and any checkpoint files. */
-export async function verifyDatabase(app: FastifyInstance, options: VerifyCommandOptions): Promise<VerifyReport> {
-  const source = readCheckpointFiles(options.checkpoint);
-  const extraKeys = [...source.keys, ...readPublicKeys(options.publicKey)];
+export async function verifyDatabaseWith(app: FastifyInstance, args: VerifyDatabaseArgs): Promise<VerifyReport> {
+  const source = parseCheckpointFiles(args.checkpoints);
+  const extraKeys = [...source.keys, ...parsePublicKeys(args.publicKeys)];
   const verifier = extraKeys.length === 0 ? app.auditTrail.verifier : app.auditTrail.createVerifier(extraKeys);
-  const sinkFiles = options.sink ?? [];
+  const sinkFiles = args.sinkFiles ?? [];
   for (const file of sinkFiles) {
     if (!fs.existsSync(file)) throw new ValidationError(`cannot read audit sink file ${file}`);
   }
   return verifier.verify({
-    fromSeq: options.fromSeq,
-    toSeq: options.toSeq,
+    fromSeq: args.fromSeq,
+    toSeq: args.toSeq,
     checkpoints: source.checkpoints,
     sinkFiles: sinkFiles.length > 0 ? sinkFiles : undefined,
   });
+}
+
+export function verifyDatabaseArgs(options: VerifyCommandOptions): VerifyDatabaseArgs {
+  return {
+    checkpoints: readFiles(options.checkpoint, 'checkpoint file'),
+    publicKeys: readFiles(options.publicKey, 'public key'),
+    // Sink files are read where the database is (they sit beside the instances): absolute, so any cwd works.
+    sinkFiles: (options.sink ?? []).map((file) => path.resolve(file)),
+    fromSeq: options.fromSeq,
+    toSeq: options.toSeq,
+  };
+}
+
+export async function verifyDatabase(app: FastifyInstance, options: VerifyCommandOptions): Promise<VerifyReport> {
+  return verifyDatabaseWith(app, verifyDatabaseArgs(options));
 }
 
 export interface ExportCommandOptions {
@@ -152,9 +201,91 @@ function report(out: Output, value: unknown): void | Promise<void> {
   return out.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+export function usageMessage(error: unknown): string {
+  return `cdsa: ${(error as Error).message}${error instanceof ValidationError && error.errors.length > 0 ? `: ${error.errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}` : ''}\n`;
+}
+
 function failUsage(error: unknown): void {
-  console.error(`cdsa: ${(error as Error).message}${error instanceof ValidationError && error.errors.length > 0 ? `: ${error.errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}` : ''}`);
+  process.stderr.write(usageMessage(error));
   process.exitCode = 2;
+}
+
+/** Runs `task`, turning a refused argument (ValidationError) into exit code 2 with the reason on stderr. */
+async function usageErrors(io: CommandIO, task: () => Promise<number>): Promise<number> {
+  try {
+    return await task();
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    await io.err(usageMessage(error));
+    return 2;
+  }
+}
+
+export interface ExportArgs {
+  from?: string;
+  to?: string;
+  fromSeq?: number;
+  toSeq?: number;
+}
+
+/** The commands' halves that run where the database is (this process or the server holding DATA_DIR). */
+export const auditHandlers = {
+  async verify(app: FastifyInstance, args: VerifyDatabaseArgs, io: CommandIO): Promise<number> {
+    return usageErrors(io, async () => {
+      const result = await verifyDatabaseWith(app, args);
+      await report({ write: (text) => io.out(text) }, result);
+      return result.valid ? 0 : 1;
+    });
+  },
+
+  async export(app: FastifyInstance, args: ExportArgs, io: CommandIO): Promise<number> {
+    return usageErrors(io, async () => {
+      await io.result(await exportEvents(app, args, { write: (text) => io.out(text) }));
+      return 0;
+    });
+  },
+
+  async checkpoint(app: FastifyInstance, _args: unknown, io: CommandIO): Promise<number> {
+    const checkpoint = await app.auditTrail.checkpoints.create(null);
+    await io.out(`${JSON.stringify(checkpoint, null, 2)}\n`);
+    return 0;
+  },
+
+  async archive(app: FastifyInstance, args: { before: string; dir?: string }, io: CommandIO): Promise<number> {
+    return usageErrors(io, async () => {
+      const { from: before } = parsePeriod({ from: args.before }, { from: '--before', to: '--before' });
+      const result = await app.auditTrail.exporter.archive({ before: before!, dir: args.dir ?? path.join(app.config.dataDir, 'audit-archive') });
+      await report({ write: (text) => io.out(text) }, result);
+      return result.status === 'chain_invalid' ? 1 : 0;
+    });
+  },
+};
+
+/** Writes the command's output to `file` (under a temporary name, renamed when complete) instead of stdout. */
+function fileIO(file: string): { io: CommandIO; results: unknown[]; finish(ok: boolean): Promise<void> } {
+  const partial = `${file}.partial`;
+  const stream = fs.createWriteStream(partial, { mode: 0o600 });
+  const results: unknown[] = [];
+  return {
+    results,
+    io: {
+      out: (text) => writeWithBackpressure(stream, text),
+      err: processIO().err,
+      async result(value) {
+        results.push(value);
+      },
+    },
+    async finish(ok) {
+      if (!ok) {
+        stream.destroy();
+        fs.rmSync(partial, { force: true });
+        return;
+      }
+      stream.end();
+      await once(stream, 'finish');
+      fs.renameSync(partial, file);
+    },
+  };
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -172,9 +303,13 @@ export function registerAuditCommands(program: Command): void {
     .action(async (options: VerifyCommandOptions) => {
       try {
         if (options.file && (options.sink ?? []).length > 0) throw new ValidationError('--sink compares the database with the sink; it cannot be combined with --file');
-        const result = options.file ? await verifyExportFile(options) : await withApp((app) => verifyDatabase(app, options));
-        await report(stdout, result);
-        process.exitCode = result.valid ? 0 : 1;
+        if (options.file) {
+          const result = await verifyExportFile(options);
+          await report(stdout, result);
+          process.exitCode = result.valid ? 0 : 1;
+          return;
+        }
+        process.exitCode = await runCommand('audit.verify', verifyDatabaseArgs(options), processIO());
       } catch (error) {
         failUsage(error);
       }
@@ -191,8 +326,20 @@ export function registerAuditCommands(program: Command): void {
     .action(async (options: ExportCommandOptions) => {
       try {
         exportRange(options);
-        const summary = await withApp((app) => exportEvents(app, options));
-        if (options.output) await report(stdout, { ...summary, file: path.resolve(options.output) });
+        const args: ExportArgs = { from: options.from, to: options.to, fromSeq: options.fromSeq, toSeq: options.toSeq };
+        if (!options.output) {
+          process.exitCode = await runCommand('audit.export', args, processIO());
+          return;
+        }
+        const target = fileIO(options.output);
+        let code = 1;
+        try {
+          code = await runCommand('audit.export', args, target.io);
+        } finally {
+          await target.finish(code === 0);
+        }
+        if (code === 0) await report(stdout, { ...(target.results[0] as ExportSummary), file: path.resolve(options.output) });
+        process.exitCode = code;
       } catch (error) {
         failUsage(error);
       }
@@ -204,10 +351,14 @@ export function registerAuditCommands(program: Command): void {
     .option('--output <file>', 'write to this file instead of standard output')
     .action(async (options: { output?: string }) => {
       try {
-        const checkpoint = await withApp((app) => app.auditTrail.checkpoints.create(null));
-        const text = `${JSON.stringify(checkpoint, null, 2)}\n`;
-        if (options.output) fs.writeFileSync(options.output, text, { mode: 0o644 });
-        else process.stdout.write(text);
+        if (!options.output) {
+          process.exitCode = await runCommand('audit.checkpoint', {}, processIO());
+          return;
+        }
+        const buffered = bufferIO();
+        const code = await runCommand('audit.checkpoint', {}, { ...buffered, err: processIO().err });
+        if (code === 0) fs.writeFileSync(options.output, buffered.stdout.join(''), { mode: 0o644 });
+        process.exitCode = code;
       } catch (error) {
         failUsage(error);
       }
@@ -220,12 +371,8 @@ export function registerAuditCommands(program: Command): void {
     .option('--dir <dir>', 'archive directory (default: DATA_DIR/audit-archive)')
     .action(async (options: { before: string; dir?: string }) => {
       try {
-        const { from: before } = parsePeriod({ from: options.before }, { from: '--before', to: '--before' });
-        const result = await withApp((app) =>
-          app.auditTrail.exporter.archive({ before: before!, dir: options.dir ?? path.join(app.config.dataDir, 'audit-archive') }),
-        );
-        await report(stdout, result);
-        process.exitCode = result.status === 'chain_invalid' ? 1 : 0;
+        parsePeriod({ from: options.before }, { from: '--before', to: '--before' });
+        process.exitCode = await runCommand('audit.archive', { before: options.before, dir: options.dir && path.resolve(options.dir) }, processIO());
       } catch (error) {
         failUsage(error);
       }

@@ -1,32 +1,41 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config.js';
-import { openDatabase } from '../../db/client.js';
+import type { FastifyInstance } from 'fastify';
+import type { AppConfig } from '../../config.js';
+import { openDatabase, type Database } from '../../db/client.js';
 import { runMigrations } from '../../db/migrate.js';
-import { ensureDataDir } from '../../lib/secrets.js';
-import { exitOnStartupError } from '../../runtime.js';
-import { VERSION } from '../../version.js';
+import { processIO, type CommandIO } from '../command-io.js';
+import { runCommand } from '../dispatch.js';
+
+async function migrate(database: Database, io: CommandIO): Promise<number> {
+  const result = await runMigrations(database);
+  await io.out(`migrations applied (${database.kind}); vector search ${result.vectorSearch}\n`);
+  return 0;
+}
+
+/** Inside a running server: its database was migrated at start-up; this applies anything newer (none, usually). */
+export async function migrateHandler(app: FastifyInstance, _args: unknown, io: CommandIO): Promise<number> {
+  return migrate(app.infra.database, io);
+}
+
+/** Without a server: only the database is needed (no secrets, no app). */
+export async function migrateStandalone(config: AppConfig, io: CommandIO): Promise<number> {
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    embeddedDir: config.dataDir,
+    connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+  });
+  try {
+    return await migrate(database, io);
+  } finally {
+    await database.close();
+  }
+}
 
 export function registerMigrateCommand(program: Command): void {
   program
     .command('migrate')
     .description('apply database migrations (also done automatically at start-up)')
     .action(async () => {
-      try {
-        const config = loadConfig(process.env, VERSION);
-        if (!config.databaseUrl) ensureDataDir(config.dataDir);
-        const database = await openDatabase({
-          databaseUrl: config.databaseUrl,
-          embeddedDir: config.dataDir,
-          connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
-        });
-        try {
-          const result = await runMigrations(database);
-          console.log(`migrations applied (${database.kind}); vector search ${result.vectorSearch}`);
-        } finally {
-          await database.close();
-        }
-      } catch (error) {
-        exitOnStartupError(error);
-      }
+      process.exitCode = await runCommand('migrate', {}, processIO());
     });
 }

@@ -3,7 +3,9 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { ConflictError, ValidationError } from '../../lib/errors.js';
 import { isRole, type Role } from '../../modules/auth/permissions.js';
-import { readStdin, withApp } from '../context.js';
+import { lineOutput, processIO, type CommandIO } from '../command-io.js';
+import { readStdin } from '../read-stdin.js';
+import { runCommand } from '../dispatch.js';
 
 interface Output {
   log(message: string): void;
@@ -57,6 +59,19 @@ export async function runUsersCreate(app: FastifyInstance, options: UsersCreateO
   }
 }
 
+export type UsersCreateArgs = UsersCreateOptions & { password?: string };
+
+/** Where the database is: create the user and report (the password travels only inside the admin socket). */
+export async function usersCreateHandler(app: FastifyInstance, args: UsersCreateArgs, io: CommandIO): Promise<number> {
+  const out = lineOutput(io);
+  const { password, ...options } = args;
+  try {
+    return await runUsersCreate(app, options, password, out);
+  } finally {
+    await out.flush();
+  }
+}
+
 export function registerUsersCommand(program: Command): void {
   const users = program.command('users').description('user accounts');
   users
@@ -69,6 +84,7 @@ export function registerUsersCommand(program: Command): void {
     .option('--password-stdin', 'read the password from standard input instead of generating one')
     .action(async (options: UsersCreateOptions & { passwordStdin?: boolean }) => {
       const password = options.passwordStdin ? await readStdin() : undefined;
-      process.exitCode = await withApp((app) => runUsersCreate(app, options, password, console));
+      const args: UsersCreateArgs = { username: options.username, email: options.email, role: options.role, fullName: options.fullName, password };
+      process.exitCode = await runCommand('users.create', args, processIO());
     });
 }

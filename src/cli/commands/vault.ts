@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { SYSTEM_CONTEXT } from '../../modules/auth/permissions.js';
 import { KeyRotationIncompleteError, type KeyRotationResult } from '../../modules/vault/index.js';
 import { DEFAULT_ROTATION_BATCH_SIZE } from '../../modules/vault/rotation.js';
-import { withApp } from '../context.js';
+import { lineOutput, processIO, type CommandIO } from '../command-io.js';
+import { runCommand } from '../dispatch.js';
 
 interface Output {
   log(message: string): void;
@@ -40,6 +41,15 @@ export async function runVaultRotate(app: FastifyInstance, options: { batchSize:
   }
 }
 
+export async function vaultRotateHandler(app: FastifyInstance, args: { batchSize: number }, io: CommandIO): Promise<number> {
+  const out = lineOutput(io);
+  try {
+    return await runVaultRotate(app, args, out);
+  } finally {
+    await out.flush();
+  }
+}
+
 export function registerVaultCommand(program: Command): void {
   const vault = program.command('vault').description('the secrets vault and field-level encryption');
   vault
@@ -50,6 +60,6 @@ export function registerVaultCommand(program: Command): void {
     )
     .option('--batch-size <rows>', 'rows rewrapped per transaction', positiveInteger, DEFAULT_ROTATION_BATCH_SIZE)
     .action(async (options: { batchSize: number }) => {
-      process.exitCode = await withApp((app) => runVaultRotate(app, options, console));
+      process.exitCode = await runCommand('vault.rotate', { batchSize: options.batchSize }, processIO());
     });
 }

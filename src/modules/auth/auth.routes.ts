@@ -3,14 +3,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { UserSchema } from '../users/users.schemas.js';
 import type { UsersService } from '../users/users.service.js';
 import type { AuthService } from './auth.service.js';
-import { LoginBody, LoginResponse, RefreshBody, RegisterBody, StreamTicketResponse, TokenPairSchema, UpdateMeBody } from './auth.schemas.js';
+import type { FirstRunSetup } from './first-run-setup.js';
+import { FirstRunSetupBody, LoginBody, LoginResponse, RefreshBody, RegisterBody, StreamTicketResponse, TokenPairSchema, UpdateMeBody } from './auth.schemas.js';
 
 export interface AuthRoutesOptions {
   auth: AuthService;
   users: UsersService;
+  setup: FirstRunSetup;
 }
 
-export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { auth, users }) => {
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { auth, users, setup }) => {
   // The stricter per-client limit of the unauthenticated entry points (CONTRACT: AUTH_RATE_LIMIT_REQUESTS).
   const strict = {
     public: true,
@@ -31,6 +33,28 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     async (request, reply) => {
       const { username, email, password, full_name } = request.body;
       const user = await auth.register({ username, email, password, fullName: full_name }, request.requestContext);
+      return reply.code(201).send(user);
+    },
+  );
+
+  app.post(
+    '/auth/setup',
+    {
+      config: strict,
+      schema: {
+        tags: ['auth'],
+        summary: 'Create the first ADMIN with the one-time setup token the server printed at start-up',
+        description:
+          'Only while no administrator exists. The token is printed by a server that started without CDSA_ADMIN_* and ' +
+          'without an administrator; it is spent by this call and is valid for that server process only. 403 for a wrong ' +
+          'token, 409 once an administrator exists.',
+        body: FirstRunSetupBody,
+        response: { 201: UserSchema },
+      },
+    },
+    async (request, reply) => {
+      const { token, username, email, password, full_name } = request.body;
+      const user = await setup.createFirstAdmin(token, { username, email, password, fullName: full_name }, request.requestContext);
       return reply.code(201).send(user);
     },
   );

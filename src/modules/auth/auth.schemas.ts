@@ -11,6 +11,17 @@ export const RegisterBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const FirstRunSetupBody = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 256, description: 'the one-time setup token the server printed at start-up' }),
+    username: UsernameSchema,
+    email: EmailSchema,
+    password: PasswordSchema,
+    full_name: Type.Optional(FullNameSchema),
+  },
+  { additionalProperties: false },
+);
+
 export const LoginBody = Type.Object(
   {
     username: Type.String({ minLength: 1, maxLength: 254, description: 'username or e-mail address' }),

@@ -8,6 +8,7 @@ import { createUsersRepository } from '../users/users.repository.js';
 import { usersRoutes } from '../users/users.routes.js';
 import { createUsersService, type UsersService } from '../users/users.service.js';
 import { authRoutes } from './auth.routes.js';
+import { createFirstRunSetup, type FirstRunSetup } from './first-run-setup.js';
 import { createAuthService, type AuthService, type SecurityAlertSender } from './auth.service.js';
 import { createLoginThrottle } from './login-throttle.js';
 import type { Actor } from './permissions.js';
@@ -28,6 +29,8 @@ export interface Identity {
   onRevoked(listener: (event: RevocationEvent) => void): () => void;
   /** Resolves the caller from `Authorization: Bearer` (or a stream ticket where the route accepts one). */
   authenticate(request: FastifyRequest): Promise<Actor>;
+  /** The first administrator, when none exists: the server prints the token (src/runtime.ts). */
+  setup: FirstRunSetup;
 }
 
 declare module 'fastify' {
@@ -145,10 +148,15 @@ export const identityModule = fp(
       }
     }
 
-    app.decorate('identity', { auth, onRevoked: sessions.onRevoked, authenticate });
+    const setup = createFirstRunSetup({
+      users,
+      hasAdmin: async () => (await usersRepository.activeIdsByRole(db, ['ADMIN'])).length > 0,
+    });
+
+    app.decorate('identity', { auth, onRevoked: sessions.onRevoked, authenticate, setup });
     app.decorate('users', users);
 
-    app.apiV1.routes(authRoutes, { auth, users });
+    app.apiV1.routes(authRoutes, { auth, users, setup });
     app.apiV1.routes(usersRoutes, { users });
   },
   { name: 'module-identity', dependencies: ['infra', 'auth', 'module-audit'] },
