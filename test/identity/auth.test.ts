@@ -29,7 +29,7 @@ describe('registration', () => {
     expect(response.statusCode, response.body).toBe(201);
     const user = response.json();
     expect(user).toMatchObject({ username, email: `${username}@example.test`, full_name: 'Ada L', role: 'ANALYST', is_active: true, last_login_at: null });
-    expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'full_name', 'id', 'is_active', 'last_login_at', 'role', 'updated_at', 'username']);
+    expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'full_name', 'id', 'is_active', 'last_login_at', 'mfa_enabled', 'role', 'updated_at', 'username']);
     expect(response.body).not.toMatch(/password|hash/i);
     const [event] = (await auditEvents(t, 'USER_REGISTERED')).filter((row) => row.user_id === user.id);
     expect(event?.details).toMatchObject({ username, role: 'ANALYST' });

@@ -35,6 +35,12 @@ export const AUDIT_EVENT_TYPES = [
   'AUDIT_RANGE_ARCHIVED',
   'AUDIT_CHAIN_KEYED',
   'CHAT_SESSION_DELETED',
+  'MFA_ENROLLED',
+  'MFA_DISABLED',
+  'MFA_VERIFIED',
+  'MFA_FAILED',
+  'RECOVERY_CODE_USED',
+  'SSO_LOGIN',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -18,6 +18,7 @@ export const UserSchema = Type.Object(
     full_name: Type.Union([Type.String(), Type.Null()]),
     role: RoleSchema,
     is_active: Type.Boolean(),
+    mfa_enabled: Type.Boolean({ description: 'a TOTP second factor is enrolled and confirmed' }),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     last_login_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -33,6 +34,7 @@ export interface PresentableUser {
   fullName: string | null;
   role: UserView['role'];
   isActive: boolean;
+  mfaEnabled: boolean;
   createdAt: Date;
   updatedAt: Date;
   lastLoginAt: Date | null;
@@ -46,6 +48,7 @@ export function presentUser(row: PresentableUser): UserView {
     full_name: row.fullName,
     role: row.role,
     is_active: row.isActive,
+    mfa_enabled: row.mfaEnabled,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     last_login_at: row.lastLoginAt ? row.lastLoginAt.toISOString() : null,
