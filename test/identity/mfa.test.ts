@@ -238,6 +238,9 @@ describe('step-up for sensitive actions', () => {
     const manager = await loginWithMfa(managerAccount, secret);
 
     await createTool(t, admin, gatedWebhook(sink, 'mfa_gated_transfer'));
+    const vaultSecret = await post('/vault/secrets', admin.headers, { name: 'mfa-step-up-secret', value: 'tiger-lily-42' });
+    expect(vaultSecret.statusCode, vaultSecret.body).toBe(201);
+    const reveal = () => t.app.inject({ method: 'GET', url: `/api/v1/vault/secrets/${vaultSecret.json().id}`, headers: manager.headers });
     const pending = (await execute(t, analyst, 'mfa_gated_transfer', { amount: 10, to: 'acct-9' })).json<{ approval_id: string; execution_id: string }>();
     expect(pending.approval_id).toEqual(expect.any(String));
 
@@ -246,6 +249,9 @@ describe('step-up for sensitive actions', () => {
     const refused = await decide(t, manager, pending.approval_id, 'APPROVED');
     expect(refused.statusCode).toBe(401);
     expect(refused.json()).toMatchObject({ type: 'urn:cdsa:problem:step-up-required', status: 401 });
+    const hidden = await reveal();
+    expect(hidden.statusCode).toBe(401);
+    expect(hidden.body).not.toContain('tiger-lily-42');
     expect(sink.calls.filter((call) => call.path === '/hook')).toHaveLength(0);
 
     const wrongStepUp = await post('/auth/mfa/step-up', manager.headers, { code: '000003' });
@@ -254,6 +260,9 @@ describe('step-up for sensitive actions', () => {
     expect(stepUp.statusCode, stepUp.body).toBe(200);
     expect(stepUp.json()).toMatchObject({ expires_in: 300 });
 
+    const revealed = await reveal();
+    expect(revealed.statusCode, revealed.body).toBe(200);
+    expect(revealed.json().value).toBe('tiger-lily-42');
     const approved = await decide(t, manager, pending.approval_id, 'APPROVED');
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.json().status).toBe('APPROVED');
