@@ -61,4 +61,30 @@ describe('loadConfig', () => {
     expect(config.corsOrigins).toEqual(['https://a.example', 'http://b.example:3000']);
     expect(config.toolHttpAllowlist).toEqual(['api.example.com', '127.0.0.1:8080']);
   });
+
+  it('requires MFA of managers and admins by default; MFA_REQUIRED_ROLES names roles only', () => {
+    expect(loadConfig({}).mfaRequiredRoles).toEqual(['MANAGER', 'ADMIN']);
+    expect(loadConfig({}).mfaStepUpSeconds).toBe(300);
+    expect(loadConfig({ MFA_REQUIRED_ROLES: '' }).mfaRequiredRoles).toEqual([]);
+    expect(loadConfig({ MFA_REQUIRED_ROLES: 'admin' }).mfaRequiredRoles).toEqual(['ADMIN']);
+    expect(() => loadConfig({ MFA_REQUIRED_ROLES: 'MANAGER,ROOT' })).toThrow(/MFA_REQUIRED_ROLES/);
+  });
+
+  it('validates the OpenID Connect settings together', () => {
+    const base = { OIDC_ISSUER_URL: 'https://idp.example', OIDC_CLIENT_ID: 'cdsa', OIDC_REDIRECT_URL: 'https://cdsa.example/api/v1/auth/oidc/callback' };
+    expect(loadConfig({}).oidc).toBeUndefined();
+    expect(loadConfig({ ...base, OIDC_ROLE_CLAIM: 'groups', OIDC_ROLE_MAP: 'cdsa-managers=MANAGER, ops=admin' }).oidc).toMatchObject({
+      scopes: 'openid email profile',
+      roleMap: { 'cdsa-managers': 'MANAGER', ops: 'ADMIN' },
+      only: false,
+    });
+    expect(() => loadConfig({ ...base, OIDC_CLIENT_ID: '' })).toThrow(/OIDC_CLIENT_ID/);
+    expect(() => loadConfig({ ...base, OIDC_ISSUER_URL: 'http://idp.example' })).toThrow(/OIDC_ISSUER_URL/);
+    expect(() => loadConfig({ ...base, OIDC_SCOPES: 'email' })).toThrow(/OIDC_SCOPES/);
+    expect(() => loadConfig({ ...base, OIDC_ROLE_CLAIM: 'groups', OIDC_ROLE_MAP: 'x=BOSS' })).toThrow(/OIDC_ROLE_MAP/);
+    expect(() => loadConfig({ ...base, OIDC_ROLE_MAP: 'x=ADMIN' })).toThrow(/OIDC_ROLE_MAP/);
+    expect(() => loadConfig({ ...base, OIDC_ONLY: 'true' })).toThrow(/OIDC_ONLY/);
+    expect(() => loadConfig({ OIDC_ONLY: 'true' })).toThrow(/OIDC_ONLY/);
+    expect(loadConfig({ ...base, OIDC_ONLY: 'true', OIDC_BREAK_GLASS_USERNAME: 'rescue' }).oidc).toMatchObject({ only: true, breakGlassUsername: 'rescue' });
+  });
 });

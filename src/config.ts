@@ -42,6 +42,12 @@ export interface AppConfig {
   loginMaxFailures: number;
   /** Failed logins per client address per 15 minutes, whatever the accounts tried, before that client answers 429. */
   loginMaxClientFailures: number;
+  /** Roles whose users must enrol a second factor before they can do anything else. */
+  mfaRequiredRoles: Role[];
+  /** How recent a second-factor verification must be for a sensitive action (step-up). */
+  mfaStepUpSeconds: number;
+  /** OpenID Connect single sign-on; undefined when OIDC_ISSUER_URL is not set. */
+  oidc: OidcConfig | undefined;
   corsOrigins: string[];
   logLevel: string;
   bodyLimitBytes: number;
@@ -101,6 +107,20 @@ export interface AppConfig {
   };
 }
 
+export interface OidcConfig {
+  issuerUrl: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  redirectUrl: string;
+  scopes: string;
+  /** ID-token claim (string or array of strings) whose values OIDC_ROLE_MAP maps to roles; unset: roles stay local. */
+  roleClaim: string | undefined;
+  roleMap: Record<string, 'ANALYST' | 'MANAGER' | 'ADMIN'>;
+  /** Password sign-in is refused except for the break-glass administrator. */
+  only: boolean;
+  breakGlassUsername: string | undefined;
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
@@ -112,6 +132,20 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const ROLE_NAMES = ['ANALYST', 'MANAGER', 'ADMIN'] as const;
+type Role = (typeof ROLE_NAMES)[number];
+
+function roles(env: Env, name: string, fallback: Role[]): Role[] {
+  if (env[name] === undefined) return fallback;
+  const values = list(env, name).map((item) => item.toUpperCase());
+  for (const value of values) {
+    if (!(ROLE_NAMES as readonly string[]).includes(value)) {
+      throw new ConfigError(name, `"${value}" is not a role (${ROLE_NAMES.join(', ')})`);
+    }
+  }
+  return [...new Set(values as Role[])];
+}
 
 function str(env: Env, name: string): string | undefined {
   const value = env[name];
@@ -216,6 +250,50 @@ function piiTypes(env: Env, name: string): PiiType[] {
   }
 }
 
+function oidcConfig(env: Env, adminUsername: string | undefined): OidcConfig | undefined {
+  const issuerUrl = url(env, 'OIDC_ISSUER_URL', ['https:', 'http:']);
+  const only = bool(env, 'OIDC_ONLY', false);
+  if (!issuerUrl) {
+    if (only) throw new ConfigError('OIDC_ONLY', 'needs OIDC_ISSUER_URL');
+    return undefined;
+  }
+  // Plain HTTP only to this machine (a local test provider); anything else must be TLS.
+  if (issuerUrl.startsWith('http:') && !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(issuerUrl)) {
+    throw new ConfigError('OIDC_ISSUER_URL', 'must be https:// (http:// only for 127.0.0.1 or localhost)');
+  }
+  const clientId = str(env, 'OIDC_CLIENT_ID');
+  if (!clientId) throw new ConfigError('OIDC_CLIENT_ID', 'is required with OIDC_ISSUER_URL');
+  const redirectUrl = url(env, 'OIDC_REDIRECT_URL', ['https:', 'http:']);
+  if (!redirectUrl) throw new ConfigError('OIDC_REDIRECT_URL', 'is required with OIDC_ISSUER_URL');
+  const scopes = str(env, 'OIDC_SCOPES') ?? 'openid email profile';
+  if (!scopes.split(/\s+/).includes('openid')) throw new ConfigError('OIDC_SCOPES', 'must include openid');
+  const roleMap: OidcConfig['roleMap'] = {};
+  for (const entry of list(env, 'OIDC_ROLE_MAP')) {
+    const [value, role] = entry.split('=').map((part) => part.trim());
+    if (!value || !role || !(ROLE_NAMES as readonly string[]).includes(role.toUpperCase())) {
+      throw new ConfigError('OIDC_ROLE_MAP', `"${entry}" is not claim-value=ROLE (ROLE one of ${ROLE_NAMES.join(', ')})`);
+    }
+    roleMap[value] = role.toUpperCase() as Role;
+  }
+  const roleClaim = str(env, 'OIDC_ROLE_CLAIM');
+  if (Object.keys(roleMap).length > 0 && !roleClaim) throw new ConfigError('OIDC_ROLE_MAP', 'needs OIDC_ROLE_CLAIM');
+  const breakGlassUsername = str(env, 'OIDC_BREAK_GLASS_USERNAME') ?? adminUsername;
+  if (only && !breakGlassUsername) {
+    throw new ConfigError('OIDC_ONLY', 'needs a break-glass administrator (OIDC_BREAK_GLASS_USERNAME or CDSA_ADMIN_USERNAME)');
+  }
+  return {
+    issuerUrl,
+    clientId,
+    clientSecret: env.OIDC_CLIENT_SECRET || undefined,
+    redirectUrl,
+    scopes,
+    roleClaim,
+    roleMap,
+    only,
+    breakGlassUsername,
+  };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig {
@@ -291,6 +369,9 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     authRateLimitMax: int(env, 'AUTH_RATE_LIMIT_REQUESTS', 20, 1, 10_000_000),
     loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
     loginMaxClientFailures: int(env, 'LOGIN_MAX_CLIENT_FAILURES', 50, 1, 1_000_000),
+    mfaRequiredRoles: roles(env, 'MFA_REQUIRED_ROLES', ['MANAGER', 'ADMIN']),
+    mfaStepUpSeconds: int(env, 'MFA_STEP_UP_SECONDS', 300, 30, 86_400),
+    oidc: oidcConfig(env, adminUsername),
     corsOrigins,
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 104_857_600),

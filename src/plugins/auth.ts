@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
+import { MfaEnrollmentRequiredError, StepUpRequiredError, stepUpApplies, stepUpFresh } from '../modules/auth/mfa/step-up.js';
 import { hasPermission, type Actor, type Permission, type RequestContext } from '../modules/auth/permissions.js';
 
 /** Resolves the caller of a request from its credentials, or throws UnauthorizedError. */
@@ -17,6 +18,8 @@ export interface RouteAccess {
   queryParameters: string[];
   /** The authenticated subtree the route belongs to (`api-v1`); absent for public routes outside one. */
   subtree: string | undefined;
+  /** Needs a recent second-factor verification (step-up). */
+  stepUp: boolean;
 }
 
 declare module 'fastify' {
@@ -29,6 +32,10 @@ declare module 'fastify' {
     acceptsStreamTicket?: boolean;
     /** Set by the authenticated subtree that owns the route; never by the route itself. */
     authenticatedBy?: string;
+    /** A sensitive action: needs a second-factor verification within MFA_STEP_UP_SECONDS (CONTRACT §4 "SSO and MFA"). */
+    stepUp?: boolean;
+    /** Reachable by a user whose role requires MFA before they have enrolled (enrolment itself, sign-out). */
+    beforeMfaEnrollment?: boolean;
   }
   interface FastifyRequest {
     actor: Actor | null;
@@ -37,6 +44,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The authenticated actor of a request on a non-public route. */
     requireActor(request: FastifyRequest): Actor;
+    /**
+     * For a route whose sensitivity depends on its input (e.g. a role change): the same step-up check as
+     * `config.stepUp`, run by the handler. Throws 401 step-up-required when a recent verification is missing.
+     */
+    requireStepUp(request: FastifyRequest): Actor;
     /** Every route registered after this plugin, with its declared access (HEAD twins of GET routes left out). */
     routeAccessTable(): readonly RouteAccess[];
   }
@@ -46,7 +58,7 @@ interface RouteRecord {
   method: string;
   route: {
     url: string;
-    config?: { public?: boolean; requires?: Permission; acceptsStreamTicket?: boolean; authenticatedBy?: string };
+    config?: { public?: boolean; requires?: Permission; acceptsStreamTicket?: boolean; authenticatedBy?: string; stepUp?: boolean };
     schema?: { querystring?: unknown };
   };
 }
@@ -60,6 +72,14 @@ export const authPlugin = fp(
   async (app) => {
     app.decorate('requireActor', (request: FastifyRequest) => {
       if (!request.actor) throw new UnauthorizedError();
+      return request.actor;
+    });
+    app.decorate('requireStepUp', (request: FastifyRequest) => {
+      if (!request.actor) throw new UnauthorizedError();
+      const actor = request.actor;
+      if (!stepUpApplies(actor)) return actor;
+      if (!stepUpFresh(actor, app.config.mfaStepUpSeconds, Date.now())) throw new StepUpRequiredError(app.config.mfaStepUpSeconds);
+      request.actor = { ...actor, stepUpVerified: true };
       return request.actor;
     });
     // The route options object is kept, not copied: the subtree's own onRoute hook runs after this one and marks it.
@@ -79,6 +99,7 @@ export const authPlugin = fp(
         acceptsStreamTicket: route.config?.acceptsStreamTicket === true,
         queryParameters: Object.keys((route.schema?.querystring as { properties?: object } | undefined)?.properties ?? {}),
         subtree: route.config?.authenticatedBy,
+        stepUp: route.config?.stepUp === true,
       }));
     app.decorate('routeAccessTable', table);
     app.addHook('onReady', async () => {
@@ -130,10 +151,14 @@ export function authenticatedSubtree(options: AuthenticatedSubtreeOptions): Fast
       void reply.headers(options.headers);
       const config = request.routeOptions.config;
       if (config.public) return;
-      request.actor = await options.authenticate(request);
-      if (config.requires && !hasPermission(request.actor.role, config.requires)) {
+      const actor = await options.authenticate(request);
+      request.actor = actor;
+      // Before anything else: a user whose role requires a second factor can only enrol one (or sign out).
+      if (actor.mfa?.required && !actor.mfa.enabled && !config.beforeMfaEnrollment) throw new MfaEnrollmentRequiredError();
+      if (config.requires && !hasPermission(actor.role, config.requires)) {
         throw new ForbiddenError(`This action needs the ${config.requires} permission`);
       }
+      if (config.stepUp) subtree.requireStepUp(request);
     });
     for (const register of options.routes) await register(subtree);
   };

@@ -88,6 +88,9 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     REGISTRATION_MODE: 'open',
     // Periodic checkpoints are tested where they matter; elsewhere they would only leave delayed jobs behind.
     AUDIT_CHECKPOINT_INTERVAL: '0',
+    // Production requires MFA of managers and admins; tests that are not about MFA sign them in with a password
+    // alone. MFA tests pass MFA_REQUIRED_ROLES themselves.
+    MFA_REQUIRED_ROLES: '',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     REDIS_KEY_PREFIX: options.share?.config.redisPrefix ?? `cdsa-test-${randomUUID().slice(0, 8)}`,

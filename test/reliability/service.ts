@@ -39,6 +39,8 @@ export async function startService(env: Record<string, string>, sameSecretsAs?: 
     AUTH_RATE_LIMIT_REQUESTS: '100000',
     OLLAMA_BASE_URL: 'http://127.0.0.1:9',
     AUDIT_CHECKPOINT_INTERVAL: '0',
+    // Like the test apps: managers and admins sign in with a password alone here (MFA has its own tests).
+    MFA_REQUIRED_ROLES: '',
     ...env,
   });
   const service: Service = {

@@ -45,7 +45,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
   app.post(
     '/approvals/:id/decide',
     {
-      config: { requires: 'approvals:decide' },
+      config: { requires: 'approvals:decide', stepUp: true },
       schema: {
         tags,
         summary: 'Approve or reject (once per approver; never one’s own request). The quorum approves; any rejection rejects.',

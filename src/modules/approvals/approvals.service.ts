@@ -425,6 +425,9 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
               tool_name: row.toolName,
               requester_id: row.requesterId,
               execution_id: row.executionId,
+              // Whether a recent second factor stood behind this click (the route's step-up check).
+              mfa_verified: actor.stepUpVerified === true,
+              mfa_verified_at: actor.stepUpVerified && actor.mfa?.verifiedAt ? new Date(actor.mfa.verifiedAt).toISOString() : null,
             },
             context,
           });

@@ -42,6 +42,12 @@ export const AUDIT_EVENT_TYPES = [
   'DOCUMENT_SHARED',
   'DOCUMENT_UNSHARED',
   'DOCUMENT_DELETED',
+  'MFA_ENROLLED',
+  'MFA_DISABLED',
+  'MFA_VERIFIED',
+  'MFA_FAILED',
+  'RECOVERY_CODE_USED',
+  'SSO_LOGIN',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

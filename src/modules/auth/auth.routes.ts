@@ -90,6 +90,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post(
     '/auth/logout',
     {
+      config: { beforeMfaEnrollment: true },
       schema: {
         tags: ['auth'],
         summary: "End this session: its access and refresh tokens stop working at once",
@@ -117,6 +118,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.get(
     '/auth/me',
     {
+      config: { beforeMfaEnrollment: true },
       schema: { tags: ['auth'], summary: 'The signed-in user', response: { 200: UserSchema } },
     },
     async (request) => auth.me(app.requireActor(request)),

@@ -42,13 +42,22 @@ export const TokenPairSchema = Type.Object({
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
 });
 
-export const LoginResponse = Type.Object({
+export const SessionResponse = Type.Object({
   access_token: Type.String(),
   refresh_token: Type.String(),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
   user: UserSchema,
 });
+
+export const MfaChallengeResponse = Type.Object({
+  mfa_required: Type.Literal(true),
+  mfa_token: Type.String({ description: 'short-lived and single use: send it with a code to POST /auth/mfa/verify' }),
+  expires_in: Type.Integer({ description: 'seconds until the mfa_token expires' }),
+});
+
+/** Tokens, or — for a user with a second factor — a challenge to complete at POST /auth/mfa/verify. */
+export const LoginResponse = Type.Union([SessionResponse, MfaChallengeResponse]);
 
 export const StreamTicketResponse = Type.Object({
   ticket: Type.String({ description: 'single use; pass as ?ticket= when opening an EventSource' }),

@@ -16,6 +16,12 @@ import { createSessionsRepository } from './sessions.repository.js';
 import { createSessionService, type RevocationEvent } from './sessions.service.js';
 import { createTokenIssuer } from './tokens.js';
 import { neighbour } from '../wiring.js';
+import { createMfaRepository } from './mfa/mfa.repository.js';
+import { mfaRoutes } from './mfa/mfa.routes.js';
+import { createMfaService, totpSecretAad } from './mfa/mfa.service.js';
+import { createIdentitiesRepository } from './oidc/identities.repository.js';
+import { oidcRoutes } from './oidc/oidc.routes.js';
+import { createOidcService } from './oidc/oidc.service.js';
 
 export type { RevocationEvent } from './sessions.service.js';
 
@@ -97,12 +103,43 @@ export const identityModule = fp(
       sessions,
       tokens,
       throttle,
+      mfaChallenges: infra.kv,
       audit: app.audit,
       registrationMode: config.registrationMode,
+      mfaRequiredRoles: config.mfaRequiredRoles,
+      ...(config.oidc?.only && config.oidc.breakGlassUsername ? { passwordLogin: { breakGlassUsername: config.oidc.breakGlassUsername } } : {}),
       refreshTtlSeconds: config.jwtRefreshTtl,
       sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
       securityAlert: securityAlertSender(app),
       logger: app.log,
+    });
+
+    // The field cipher belongs to the vault module, which registers after this one: looked up when a secret is used.
+    const mfa = createMfaService({
+      db,
+      repository: createMfaRepository(),
+      usersRepository,
+      sessionsRepository,
+      sessions,
+      auth,
+      throttle,
+      fieldCipher: {
+        encrypt: (value, aad) => app.fieldCipher.encrypt(value, aad),
+        decrypt: (ciphertext, aad) => app.fieldCipher.decrypt(ciphertext, aad),
+      },
+      audit: app.audit,
+      stepUpSeconds: config.mfaStepUpSeconds,
+      logger: app.log,
+    });
+    app.addHook('onReady', async () => {
+      // Key rotation (POST /vault/rotate, cdsa vault rotate) rewraps TOTP secrets with every other encrypted column.
+      app.fieldCipher.registerEncryptedColumn({
+        name: 'user_totp.secret_ciphertext',
+        table: 'user_totp',
+        idColumn: 'user_id',
+        column: 'secret_ciphertext',
+        aad: (row) => totpSecretAad(row.id),
+      });
     });
 
     async function authenticate(request: FastifyRequest): Promise<Actor> {
@@ -157,6 +194,21 @@ export const identityModule = fp(
     app.decorate('users', users);
 
     app.apiV1.routes(authRoutes, { auth, users, setup });
+    app.apiV1.routes(mfaRoutes, { mfa });
+    if (config.oidc) {
+      const oidc = createOidcService({
+        config: config.oidc,
+        db,
+        kv: infra.kv,
+        usersRepository,
+        identities: createIdentitiesRepository(),
+        sessions,
+        auth,
+        audit: app.audit,
+        logger: app.log,
+      });
+      app.apiV1.routes(oidcRoutes, { oidc, secureCookie: config.oidc.redirectUrl.startsWith('https:') });
+    }
     app.apiV1.routes(usersRoutes, { users });
   },
   { name: 'module-identity', dependencies: ['infra', 'auth', 'module-audit'] },

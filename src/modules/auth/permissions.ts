@@ -40,6 +40,16 @@ export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
 }
 
+/** The second factor as the per-request check saw it (absent for actors that are not request users). */
+export interface ActorMfa {
+  /** A confirmed TOTP factor exists. */
+  enabled: boolean;
+  /** The user's role is in MFA_REQUIRED_ROLES. */
+  required: boolean;
+  /** Last second-factor verification in this session (ms since the epoch), or null. */
+  verifiedAt: number | null;
+}
+
 /** Who is acting: every service use case takes this first and checks access itself. */
 export interface Actor {
   userId: string;
@@ -51,6 +61,9 @@ export interface Actor {
    * built outside a request (jobs, the CLI); `effectiveClearance` then falls back to the role's default.
    */
   clearance?: Label;
+  mfa?: ActorMfa;
+  /** Set on a step-up route when a recent second-factor verification let the request through. */
+  stepUpVerified?: boolean;
 }
 
 /** Where a request came from, for the audit trail. */

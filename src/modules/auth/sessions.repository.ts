@@ -24,6 +24,10 @@ export interface OpenSessionInput {
   refreshTokenHash: string;
   refreshExpiresAt: Date;
   loggedInAt: Date;
+  /** RFC 8176 methods of this login, e.g. ['pwd'] or ['pwd', 'otp']. */
+  amr: readonly string[];
+  /** Set when the login itself passed a second factor. */
+  mfaVerifiedAt: Date | null;
 }
 
 export function createSessionsRepository() {
@@ -50,13 +54,25 @@ export function createSessionsRepository() {
     async open(db: DbOrTx, input: OpenSessionInput): Promise<void> {
       await db.execute(sql`
         with new_session as (
-          insert into ${sessions} (id, user_id, expires_at, ip_address, user_agent, created_at)
-          values (${input.sessionId}, ${input.userId}, ${input.expiresAt}, ${input.ipAddress}, ${input.userAgent}, ${input.loggedInAt})
+          insert into ${sessions} (id, user_id, expires_at, ip_address, user_agent, created_at, amr, mfa_verified_at)
+          values (${input.sessionId}, ${input.userId}, ${input.expiresAt}, ${input.ipAddress}, ${input.userAgent}, ${input.loggedInAt},
+                  ${`{${input.amr.join(',')}}`}::text[], ${input.mfaVerifiedAt})
         ), new_token as (
           insert into ${refreshTokens} (session_id, token_hash, expires_at)
           values (${input.sessionId}, ${input.refreshTokenHash}, ${input.refreshExpiresAt})
         )
         update ${users} set last_login_at = ${input.loggedInAt} where id = ${input.userId}`);
+    },
+
+    /** A second factor was just verified in this session (step-up, or enrolment): remembered with its method. */
+    async markMfaVerified(db: DbOrTx, sessionId: string, at: Date): Promise<void> {
+      await db
+        .update(sessions)
+        .set({
+          mfaVerifiedAt: at,
+          amr: sql`case when 'otp' = any(${sessions.amr}) then ${sessions.amr} else array_append(${sessions.amr}, 'otp') end`,
+        })
+        .where(eq(sessions.id, sessionId));
     },
 
     async findWithUser(db: DbOrTx, sessionId: string): Promise<SessionWithUser | undefined> {

@@ -10,7 +10,7 @@ const USER = '11111111-1111-4111-8111-111111111111';
 
 function user(role: UserRow['role'] = 'ANALYST'): UserRow {
   const at = new Date('2026-01-01T00:00:00.000Z');
-  return { id: USER, username: 'ada', email: 'ada@example.test', fullName: null, passwordHash: 'h', role, isActive: true, clearance: null, createdAt: at, updatedAt: at, lastLoginAt: null };
+  return { id: USER, username: 'ada', email: 'ada@example.test', fullName: null, passwordHash: 'h', role, isActive: true, clearance: null, mfaEnabled: false, createdAt: at, updatedAt: at, lastLoginAt: null };
 }
 
 /** A stand-in for the table: counts reads so the tests can see what the cache saves. */
@@ -47,7 +47,7 @@ function fakeRepository() {
   };
   const add = (id: string) =>
     rows.set(id, {
-      session: { id, userId: USER, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), lastUsedAt: null, revokedAt: null, revokedReason: null, ipAddress: null, userAgent: null },
+      session: { id, userId: USER, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), lastUsedAt: null, revokedAt: null, revokedReason: null, amr: ['pwd'], mfaVerifiedAt: null, ipAddress: null, userAgent: null },
       user: user(),
     });
   return {

@@ -25,6 +25,9 @@ export interface SessionState {
   userId: string;
   expiresAt: number;
   revoked: boolean;
+  /** Authentication methods of the login (RFC 8176), and the last second-factor verification (ms) in this session. */
+  amr: string[];
+  mfaVerifiedAt: number | null;
   user: CachedUser;
 }
 
@@ -110,6 +113,8 @@ export function createSessionService(deps: SessionServiceDeps) {
       userId: found.session.userId,
       expiresAt: found.session.expiresAt.getTime(),
       revoked: found.session.revokedAt !== null,
+      amr: found.session.amr,
+      mfaVerifiedAt: found.session.mfaVerifiedAt?.getTime() ?? null,
       user,
     };
   }
@@ -166,6 +171,11 @@ export function createSessionService(deps: SessionServiceDeps) {
         }
       });
       return ids;
+    },
+
+    /** This session's own state changed (a step-up): its cached copies are dropped everywhere after the commit. */
+    sessionChanged(uow: UnitOfWork, userId: string, sessionId: string): void {
+      uow.afterCommit(() => publish({ kind: 'changed', userId, sessionId }));
     },
 
     /** The user's role, status or profile changed: cached copies are dropped everywhere after the commit. */

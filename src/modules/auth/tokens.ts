@@ -19,6 +19,8 @@ export interface AccessClaims {
   role: Role;
   jti: string;
   expiresAt: number;
+  /** How the session's user authenticated (RFC 8176), e.g. `['pwd', 'otp']`. */
+  amr: string[];
 }
 
 export interface TokenIssuerOptions {
@@ -48,9 +50,9 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
   return {
     accessTtlSeconds: options.accessTtlSeconds,
 
-    async issueAccessToken(input: { userId: string; sessionId: string; role: Role }): Promise<{ token: string; expiresIn: number }> {
+    async issueAccessToken(input: { userId: string; sessionId: string; role: Role; amr?: readonly string[] }): Promise<{ token: string; expiresIn: number }> {
       const issuedAt = Math.floor(now() / 1000);
-      const token = await new SignJWT({ sid: input.sessionId, role: input.role })
+      const token = await new SignJWT({ sid: input.sessionId, role: input.role, amr: [...(input.amr ?? ['pwd'])] })
         .setProtectedHeader({ alg: ALGORITHM, typ: ACCESS_TOKEN_TYPE })
         .setIssuer(options.issuer)
         .setAudience(options.audience)
@@ -87,14 +89,15 @@ export async function createTokenIssuer(options: TokenIssuerOptions) {
         requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'role'],
         currentDate: new Date(now()),
       });
-      const { sub, sid, role, jti, exp, iat } = payload;
+      const { sub, sid, role, jti, exp, iat, amr } = payload;
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !isRole(role) || typeof exp !== 'number') {
         throw new InvalidTokenError('malformed claims');
       }
       // jose checks only that iat is a number. A token "issued" in the future was not issued by a clock within the
       // skew of ours: refuse it, like one whose nbf lies ahead.
       if (typeof iat !== 'number' || iat > now() / 1000 + CLOCK_SKEW_SECONDS) throw new InvalidTokenError('iat in the future');
-      return { userId: sub, sessionId: sid, role, jti, expiresAt: exp };
+      const methods = Array.isArray(amr) ? amr.filter((method): method is string => typeof method === 'string') : [];
+      return { userId: sub, sessionId: sid, role, jti, expiresAt: exp, amr: methods };
     } catch (error) {
       if (error instanceof InvalidTokenError) throw error;
       if (error instanceof joseErrors.JOSEError) throw new InvalidTokenError(error.code);

@@ -40,8 +40,10 @@ export const usersRoutes: FastifyPluginAsyncTypebox<UsersRoutesOptions> = async 
     },
     async (request, reply) => {
       const { username, email, password, full_name, role } = request.body;
+      // Granting a role above ANALYST is a role change: it needs a recent second factor (CONTRACT §4).
+      const actor = role !== undefined && role !== 'ANALYST' ? app.requireStepUp(request) : app.requireActor(request);
       const user = await users.createUser(
-        app.requireActor(request),
+        actor,
         { username, email, password, fullName: full_name, role: role ?? 'ANALYST' },
         { origin: 'admin', context: request.requestContext },
       );
@@ -72,7 +74,9 @@ export const usersRoutes: FastifyPluginAsyncTypebox<UsersRoutesOptions> = async 
     },
     async (request) => {
       const { role, is_active, clearance } = request.body;
-      return users.update(app.requireActor(request), request.params.id, { role, isActive: is_active, clearance }, request.requestContext);
+      // A role or clearance change needs a recent second factor (CONTRACT §4); activation changes do not.
+      const actor = role !== undefined || clearance !== undefined ? app.requireStepUp(request) : app.requireActor(request);
+      return users.update(actor, request.params.id, { role, isActive: is_active, clearance }, request.requestContext);
     },
   );
 

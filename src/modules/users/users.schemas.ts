@@ -25,7 +25,7 @@ export const UserSchema = Type.Object(
     role: RoleSchema,
     clearance: { ...LabelSchema, description: 'the highest document label whose content this user may read' },
     is_active: Type.Boolean(),
-    mfa_enabled: Type.Boolean(),
+    mfa_enabled: Type.Boolean({ description: 'a TOTP second factor is enrolled and confirmed' }),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     last_login_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -42,6 +42,7 @@ export interface PresentableUser {
   role: Role;
   clearance: Label | null;
   isActive: boolean;
+  mfaEnabled: boolean;
   createdAt: Date;
   updatedAt: Date;
   lastLoginAt: Date | null;
@@ -56,7 +57,7 @@ export function presentUser(row: PresentableUser): UserView {
     role: row.role,
     clearance: effectiveClearance(row),
     is_active: row.isActive,
-    mfa_enabled: false,
+    mfa_enabled: row.mfaEnabled,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     last_login_at: row.lastLoginAt ? row.lastLoginAt.toISOString() : null,

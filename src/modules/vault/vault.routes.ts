@@ -47,7 +47,7 @@ export const vaultRoutes: FastifyPluginAsyncTypebox<VaultRoutesOptions> = async 
   app.get(
     '/vault/secrets/:id',
     {
-      config: { requires: 'vault:reveal' },
+      config: { requires: 'vault:reveal', stepUp: true },
       schema: {
         tags,
         summary: 'Reveal a secret’s current value (audited; admins are notified)',
@@ -111,7 +111,7 @@ export const vaultRoutes: FastifyPluginAsyncTypebox<VaultRoutesOptions> = async 
   app.get(
     '/vault/secrets/:id/versions/:version',
     {
-      config: { requires: 'vault:manage' },
+      config: { requires: 'vault:manage', stepUp: true },
       schema: {
         tags,
         summary: 'Reveal one version’s value (admins; audited, admins are notified)',
