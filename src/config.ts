@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parsePiiTypeList } from './modules/redaction/policy.js';
 import type { PiiType } from './modules/redaction/types.js';
+import { isLabel, LABELS, type Label } from './lib/labels.js';
 
 /**
  * Configuration is parsed and validated here, once, from the environment. Every error names the variable so an
@@ -116,6 +117,9 @@ export interface OidcConfig {
   /** ID-token claim (string or array of strings) whose values OIDC_ROLE_MAP maps to roles; unset: roles stay local. */
   roleClaim: string | undefined;
   roleMap: Record<string, 'ANALYST' | 'MANAGER' | 'ADMIN'>;
+  /** ID-token claim whose values OIDC_CLEARANCE_MAP maps to clearances; unset: clearances stay local. */
+  clearanceClaim: string | undefined;
+  clearanceMap: Record<string, Label>;
   /** Password sign-in is refused except for the break-glass administrator. */
   only: boolean;
   breakGlassUsername: string | undefined;
@@ -277,6 +281,16 @@ function oidcConfig(env: Env, adminUsername: string | undefined): OidcConfig | u
   }
   const roleClaim = str(env, 'OIDC_ROLE_CLAIM');
   if (Object.keys(roleMap).length > 0 && !roleClaim) throw new ConfigError('OIDC_ROLE_MAP', 'needs OIDC_ROLE_CLAIM');
+  const clearanceMap: OidcConfig['clearanceMap'] = {};
+  for (const entry of list(env, 'OIDC_CLEARANCE_MAP')) {
+    const [value, label] = entry.split('=').map((part) => part.trim());
+    if (!value || !label || !isLabel(label.toUpperCase())) {
+      throw new ConfigError('OIDC_CLEARANCE_MAP', `"${entry}" is not claim-value=LABEL (LABEL one of ${LABELS.join(', ')})`);
+    }
+    clearanceMap[value] = label.toUpperCase() as Label;
+  }
+  const clearanceClaim = str(env, 'OIDC_CLEARANCE_CLAIM');
+  if (Object.keys(clearanceMap).length > 0 && !clearanceClaim) throw new ConfigError('OIDC_CLEARANCE_MAP', 'needs OIDC_CLEARANCE_CLAIM');
   const breakGlassUsername = str(env, 'OIDC_BREAK_GLASS_USERNAME') ?? adminUsername;
   if (only && !breakGlassUsername) {
     throw new ConfigError('OIDC_ONLY', 'needs a break-glass administrator (OIDC_BREAK_GLASS_USERNAME or CDSA_ADMIN_USERNAME)');
@@ -289,6 +303,8 @@ function oidcConfig(env: Env, adminUsername: string | undefined): OidcConfig | u
     scopes,
     roleClaim,
     roleMap,
+    clearanceClaim,
+    clearanceMap,
     only,
     breakGlassUsername,
   };

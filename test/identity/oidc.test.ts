@@ -56,6 +56,8 @@ beforeAll(async () => {
       OIDC_REDIRECT_URL: 'http://127.0.0.1:9/api/v1/auth/oidc/callback',
       OIDC_ROLE_CLAIM: 'groups',
       OIDC_ROLE_MAP: 'cdsa-managers=MANAGER,cdsa-admins=ADMIN',
+      OIDC_CLEARANCE_CLAIM: 'groups',
+      OIDC_CLEARANCE_MAP: 'cleared-restricted=RESTRICTED,cleared-public=PUBLIC',
     },
   });
 
@@ -205,9 +207,23 @@ describe('OpenID Connect sign-in', () => {
     expect(promoted.json().user.role).toBe('ADMIN');
     const demoted = await ssoLogin({ ...person, groups: [] });
     expect(demoted.json().user.role).toBe('ANALYST');
+    expect(demoted.json().user.clearance).toBe('INTERNAL');
     // The earlier session's token now carries the current role (checked per request).
     const listUsers = await t.app.inject({ method: 'GET', url: '/api/v1/users', headers: { authorization: `Bearer ${promoted.json().access_token}` } });
     expect(listUsers.statusCode).toBe(403);
+  });
+
+  it('maps the clearance claim at every login, back to the role default when nothing maps', async () => {
+    const person = account({ groups: ['cdsa-managers', 'cleared-public', 'cleared-restricted'] });
+    const first = await ssoLogin(person);
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json().user).toMatchObject({ role: 'MANAGER', clearance: 'RESTRICTED' });
+    const lowered = await ssoLogin({ ...person, groups: ['cdsa-managers', 'cleared-public'] });
+    expect(lowered.json().user).toMatchObject({ role: 'MANAGER', clearance: 'PUBLIC' });
+    const unmapped = await ssoLogin({ ...person, groups: ['cdsa-managers'] });
+    expect(unmapped.json().user).toMatchObject({ role: 'MANAGER', clearance: 'CONFIDENTIAL' });
+    const updates = (await auditEvents(t, 'USER_UPDATED')).filter((event) => event.resource_id === first.json().user.id);
+    expect(updates.map((event) => (event.details.changes as { clearance?: { to: string | null } }).clearance?.to)).toEqual(expect.arrayContaining(['PUBLIC', null]));
   });
 
   it('refuses a forged state, a replayed callback and a callback from another browser', async () => {

@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, ilike, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { users, type Role } from '../../db/schema/users.js';
+import type { Label } from '../../lib/labels.js';
 
 export type UserRow = typeof users.$inferSelect;
 
@@ -10,6 +11,8 @@ export interface NewUserRow {
   fullName: string | null;
   passwordHash: string;
   role: Role;
+  /** Null or absent: the role's default clearance. */
+  clearance?: Label | null;
 }
 
 export interface UserListFilter {

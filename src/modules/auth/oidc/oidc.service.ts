@@ -6,6 +6,7 @@ import { withTransaction } from '../../../db/unit-of-work.js';
 import { sha256Hex } from '../../../lib/crypto/hmac.js';
 import { ConflictError, UnauthorizedError, UpstreamError } from '../../../lib/errors.js';
 import type { KeyValueStore } from '../../../lib/infra/kv.js';
+import { labelRank, type Label } from '../../../lib/labels.js';
 import type { AuditRecorder } from '../../audit/audit.service.js';
 import type { UserRow, UsersRepository } from '../../users/users.repository.js';
 import type { AuthService, LoginResult, MfaChallengeResult } from '../auth.service.js';
@@ -83,16 +84,31 @@ export function createOidcService(deps: OidcServiceDeps) {
     return configuration;
   }
 
+  /** A claim's values: a string or an array of strings (other shapes count as none). */
+  function claimValues(claims: oidc.IDToken, name: string): string[] {
+    const value = claims[name];
+    return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : typeof value === 'string' ? [value] : [];
+  }
+
   function mappedRole(claims: oidc.IDToken): Role | undefined {
     if (!config.roleClaim) return undefined;
-    const value = claims[config.roleClaim];
-    const values = Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : typeof value === 'string' ? [value] : [];
     let role: Role = 'ANALYST';
-    for (const item of values) {
+    for (const item of claimValues(claims, config.roleClaim)) {
       const mapped = config.roleMap[item];
       if (mapped && roleAtLeast(mapped, role)) role = mapped;
     }
     return role;
+  }
+
+  /** The highest mapped clearance; null (the role's default) when none maps; undefined when clearances stay local. */
+  function mappedClearance(claims: oidc.IDToken): Label | null | undefined {
+    if (!config.clearanceClaim) return undefined;
+    let clearance: Label | null = null;
+    for (const item of claimValues(claims, config.clearanceClaim)) {
+      const mapped = config.clearanceMap[item];
+      if (mapped && (clearance === null || labelRank(mapped) > labelRank(clearance))) clearance = mapped;
+    }
+    return clearance;
   }
 
   async function provision(claims: oidc.IDToken, email: string, role: Role, context: RequestContext): Promise<UserRow> {
@@ -110,6 +126,7 @@ export function createOidcService(deps: OidcServiceDeps) {
             fullName: typeof claims.name === 'string' ? claims.name.slice(0, 200) : null,
             passwordHash,
             role,
+            clearance: mappedClearance(claims) ?? null,
           });
           if (!row) return undefined;
           if (!(await deps.identities.link(uow.tx, { userId: row.id, issuer: claims.iss, subject: claims.sub, at: new Date(now()) }))) {
@@ -170,24 +187,38 @@ export function createOidcService(deps: OidcServiceDeps) {
     return { user: await provision(claims, email, mappedRole(claims) ?? 'ANALYST', context), how: 'provisioned' };
   }
 
-  /** The provider's role for this login, applied when it differs (OIDC_ROLE_CLAIM set): at every login. */
+  /**
+   * The provider's role and clearance for this login (OIDC_ROLE_CLAIM, OIDC_CLEARANCE_CLAIM), applied at every login
+   * when they differ from the stored ones, in one transaction with their audit row.
+   */
   async function syncRole(user: UserRow, claims: oidc.IDToken, context: RequestContext): Promise<UserRow> {
     const role = mappedRole(claims);
-    if (role === undefined || role === user.role) return user;
+    const clearance = mappedClearance(claims);
+    const patch: { role?: Role; clearance?: Label | null } = {};
+    const changes: Record<string, { from: string | null; to: string | null }> = {};
+    if (role !== undefined && role !== user.role) {
+      patch.role = role;
+      changes.role = { from: user.role, to: role };
+    }
+    if (clearance !== undefined && clearance !== (user.clearance ?? null)) {
+      patch.clearance = clearance;
+      changes.clearance = { from: user.clearance ?? null, to: clearance };
+    }
+    if (Object.keys(patch).length === 0) return user;
     return withTransaction(
       db,
       async (uow) => {
-        const updated = await deps.usersRepository.update(uow.tx, user.id, { role });
+        const updated = await deps.usersRepository.update(uow.tx, user.id, patch);
         await audit.record(uow.tx, {
           eventType: 'USER_UPDATED',
           userId: user.id,
           resourceType: 'user',
           resourceId: user.id,
-          details: { changes: { role: { from: user.role, to: role } }, by: 'oidc_role_claim', claim: config.roleClaim },
+          details: { changes, by: 'oidc_claims', role_claim: config.roleClaim ?? null, clearance_claim: config.clearanceClaim ?? null },
           context,
         });
         deps.sessions.userChanged(uow, user.id);
-        return updated ?? { ...user, role };
+        return updated ?? { ...user, ...patch };
       },
       deps.logger,
     );
@@ -244,10 +275,11 @@ export function createOidcService(deps: OidcServiceDeps) {
         claims = verified;
         // Many providers put profile claims only in the UserInfo response when an access token is issued; it is
         // fetched for the same subject (checked by the library) and never overrides iss, sub, aud or nonce.
-        if (claims.email === undefined || (config.roleClaim !== undefined && claims[config.roleClaim] === undefined)) {
+        const mappedClaims = [config.roleClaim, config.clearanceClaim].filter((name): name is string => name !== undefined);
+        if (claims.email === undefined || mappedClaims.some((name) => claims[name] === undefined)) {
           const info = await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub);
           const profile: Record<string, oidc.JsonValue> = {};
-          for (const name of ['email', 'email_verified', 'name', 'preferred_username', ...(config.roleClaim ? [config.roleClaim] : [])]) {
+          for (const name of ['email', 'email_verified', 'name', 'preferred_username', ...mappedClaims]) {
             if (claims[name] === undefined && info[name] !== undefined) profile[name] = info[name];
           }
           claims = { ...claims, ...profile };
