@@ -138,7 +138,13 @@ describe.skipIf(!usingPostgres)('CLI commands with DATABASE_URL', { timeout: 120
   });
 
   it('creates a user the running instance can log in, and verifies the same chain', async () => {
-    const env = { DATABASE_URL: t.databaseUrl!, DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-pgcli-')) };
+    // The command shares the instance's keys, as an operator's would: the chain's MACs and the field cipher use them.
+    const env = {
+      DATABASE_URL: t.databaseUrl!,
+      DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-pgcli-')),
+      AUDIT_HMAC_KEYS: t.secrets.auditHmacKeys,
+      ENCRYPTION_KEYS: t.secrets.encryptionKeys,
+    };
     const created = await cdsa(['users', 'create', '--username', 'pg-admin', '--email', 'pg-admin@example.com', '--role', 'ADMIN'], env);
     expect(created.code).toBe(0);
     const response = await t.app.inject({

@@ -41,6 +41,8 @@ export async function startService(env: Record<string, string>, sameSecretsAs?: 
     AUDIT_CHECKPOINT_INTERVAL: '0',
     // Like the test apps: managers and admins sign in with a password alone here (MFA has its own tests).
     MFA_REQUIRED_ROLES: '',
+    // The clients here register themselves; closed registration is the default and has its own tests.
+    REGISTRATION_MODE: 'open',
     ...env,
   });
   const service: Service = {
