@@ -9,4 +9,5 @@ export * from './tools.js';
 export * from './approvals.js';
 export * from './instances.js';
 export * from './documents.js';
+export * from './mcp.js';
 export * from './api-keys.js';
