@@ -28,7 +28,8 @@
  *
  * Knobs (environment): CHAT_BENCH_DATABASES=embedded|postgres|both, CHAT_BENCH_BURSTS=50,200,500,
  * CHAT_BENCH_SEQUENTIAL=false (bursts only), CHAT_BENCH_CPU_PROF=<dir> (the server runs with --cpu-prof into <dir>,
- * only the bursts are run after a short warm-up; summarise with `npx tsx bench/lib/cpuprofile-summary.ts <file>`).
+ * only the bursts are run after a short warm-up; summarise with `npx tsx bench/lib/cpuprofile-summary.ts <file>`),
+ * CHAT_BENCH_NODE_FLAGS (more node flags for the server, to try one against the start script's).
  */
 import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -517,6 +518,8 @@ async function benchDatabase(
   const port = await freePort();
   const serverArgs = productionServerArgs();
   const profileArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=chat-${kind}.cpuprofile`] : [];
+  // Extra runtime flags to try against the start script's (e.g. CHAT_BENCH_NODE_FLAGS=--max-semi-space-size=32).
+  profileArgs.push(...(process.env.CHAT_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(port),
@@ -548,7 +551,7 @@ async function benchDatabase(
   try {
     const base = `http://127.0.0.1:${port}`;
     await Promise.race([
-      waitForHttp(`${base}/health/ready`),
+      waitForHttp(`${base}/health/ready`, 300_000),
       serverExited.then((code) => Promise.reject(new Error(`the server exited (${code}) before it was ready`))),
     ]);
     const headers = [];

@@ -20,7 +20,8 @@ let carol: TestUser;
 beforeAll(async () => {
   mock = await startMockLlm({ models: ['mock-model'] });
   // A cloud model, so every prompt is redacted; a budget, so every turn start checks it.
-  t = await buildTestApp({ env: mockEnv(mock.url, { OPENAI_LOCAL: 'false', LLM_DAILY_TOKEN_BUDGET: '100000000' }) });
+  // The provider timeout is generous: on a loaded machine 90 turns at once may wait a while for their first token.
+  t = await buildTestApp({ env: mockEnv(mock.url, { OPENAI_LOCAL: 'false', LLM_DAILY_TOKEN_BUDGET: '100000000', LLM_REQUEST_TIMEOUT_MS: '90000' }) });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   [alice, bob, carol] = [await createUser(t), await createUser(t), await createUser(t)];
 });
@@ -131,7 +132,7 @@ describe('grouped chat writes (one statement for many turns)', () => {
 describe('many turns at once', () => {
   const TURNS = 90;
 
-  it('ends every stream with done, stores every question and answer, audits each, and the chain verifies', async () => {
+  it('ends every stream with done, stores every question and answer, audits each, and the chain verifies', { timeout: 120_000 }, async () => {
     mock.setDefault(textReply(['Hello ', 'there, ', 'Jane.']));
     const users = [alice, bob, carol];
     // A third of the turns continue one session per user, the rest open new ones.
@@ -152,7 +153,8 @@ describe('many turns at once', () => {
     agent.destroy();
 
     for (const [i, stream] of streams.entries()) {
-      expect(eventOf(stream.events, 'done'), `turn ${i}`).toEqual({ status: 'completed' });
+      const error = stream.events.find((e) => e.event === 'error')?.data;
+      expect(eventOf(stream.events, 'done'), `turn ${i}: ${JSON.stringify(error)}`).toEqual({ status: 'completed' });
       expect(tokensOf(stream.events)).toBe('Hello there, Jane.');
     }
     const userQueries = new Set((await auditEvents(t, 'USER_QUERY')).map((e) => e.details.message_id));
