@@ -134,6 +134,9 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       const card = m.page.getByTestId('approval').filter({ hasText: 'transfer_funds' });
       await card.waitFor();
       await expect.poll(() => card.textContent()).toContain('ACME Ltd');
+      // Who asked, by name; quorum progress.
+      expect(await card.textContent()).toContain(`Ana Lyst (${analyst.user.username})`);
+      expect(await card.textContent()).toContain('0 of 1 approvals');
       await screenshot(m.page, 'approvals-inbox');
       await expectAccessible(m.page, 'approvals');
 
