@@ -30,6 +30,11 @@ let admin: TestUser;
 const cspViolations: string[] = [];
 const figures: string[] = [];
 
+/** Polls like expect.poll, with room for a loaded machine (the default gives up after one second). */
+function poll<T>(probe: () => T | Promise<T>, options: { timeout?: number } = {}) {
+  return expect.poll(probe, { timeout: 20_000, ...options });
+}
+
 async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
@@ -86,7 +91,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-dev-shm-usage'],
     });
-  });
+  }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -110,14 +115,14 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
         buffer: Buffer.from('Retention policy.\n\nCustomer invoices are kept for seven years, then destroyed.\n'),
       });
       await a.page.getByRole('link', { name: 'retention-policy.txt' }).or(a.page.getByRole('link', { name: /retention/i })).first().waitFor();
-      await expect.poll(() => a.page.getByTestId('status').first().textContent(), { timeout: 20_000 }).toContain('indexed');
+      await poll(() => a.page.getByTestId('status').first().textContent(), { timeout: 120_000 }).toContain('indexed');
 
       // A question, answered by a streamed reply.
       await a.page.getByRole('link', { name: 'Chat' }).click();
       mock.script(textReply(['Customer invoices ', 'are kept ', 'for **seven years**', ', then destroyed.'], { chunkDelayMs: 40 }));
       await a.page.getByLabel('Message').fill('How long do we keep invoices?');
       await a.page.keyboard.press('Enter');
-      await expect.poll(() => a.page.getByTestId('answer').last().textContent(), { timeout: 15_000 }).toContain('seven years, then destroyed.');
+      await poll(() => a.page.getByTestId('answer').last().textContent(), { timeout: 15_000 }).toContain('seven years, then destroyed.');
       // Markdown rendered, as markup the page built itself.
       expect(await a.page.locator('.msg.assistant strong').last().textContent()).toBe('seven years');
 
@@ -129,11 +134,11 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await screenshot(a.page, 'chat-awaiting-approval');
 
       // The manager's bell rings without a reload.
-      await expect.poll(() => m.page.getByTestId('unread-count').textContent(), { timeout: 10_000 }).not.toBe('0');
+      await poll(() => m.page.getByTestId('unread-count').textContent(), { timeout: 10_000 }).not.toBe('0');
       await m.page.getByRole('link', { name: 'Approvals' }).click();
       const card = m.page.getByTestId('approval').filter({ hasText: 'transfer_funds' });
       await card.waitFor();
-      await expect.poll(() => card.textContent()).toContain('ACME Ltd');
+      await poll(() => card.textContent()).toContain('ACME Ltd');
       // Who asked, by name; quorum progress.
       expect(await card.textContent()).toContain(`Ana Lyst (${analyst.user.username})`);
       expect(await card.textContent()).toContain('0 of 1 approvals');
@@ -144,7 +149,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       mock.script(textReply(['Paid: ', '250 to ACME Ltd.']));
       await card.getByLabel('Reason (optional)').fill('Invoice checked');
       await card.getByRole('button', { name: 'Approve' }).click();
-      await expect.poll(() => a.page.getByTestId('answer').last().textContent(), { timeout: 15_000 }).toContain('Paid: 250 to ACME Ltd.');
+      await poll(() => a.page.getByTestId('answer').last().textContent(), { timeout: 15_000 }).toContain('Paid: 250 to ACME Ltd.');
       await expect(a.page.getByTestId('approval-pending').count()).resolves.toBe(0);
       expect(sink.calls).toHaveLength(1);
       expect(JSON.parse(sink.calls[0]!.body)).toMatchObject({ tool: 'transfer_funds', args: { amount: 250, to: 'ACME Ltd' } });
@@ -161,7 +166,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await a.context.close();
       await m.context.close();
     }
-  });
+  }, 300_000);
 
   it('chat: a reload keeps the session through the cookie alone and the view is interactive quickly', async () => {
     const { context, page } = await newPage();
@@ -179,13 +184,13 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       expect(cookies.find((c) => c.name === 'cdsa_refresh')).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/api/v1/auth/refresh' });
       // The sessions list shows the journey's chat; opening it shows its stored messages.
       await page.getByRole('button', { name: /invoices/i }).first().click();
-      await expect.poll(() => page.locator('.log').textContent()).toContain('seven years');
+      await poll(() => page.locator('.log').textContent()).toContain('seven years');
       await expectAccessible(page, 'chat');
       await screenshot(page, 'chat-history');
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('sign-in: a wrong password is a readable message; sign out ends the session', async () => {
     const { context, page } = await newPage();
@@ -196,7 +201,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await page.getByLabel('Username or e-mail').fill(analyst.user.username);
       await page.getByLabel('Password').fill('not-the-password-at-all');
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/invalid/i);
+      await poll(() => page.getByRole('alert').textContent()).toMatch(/invalid/i);
       await page.getByLabel('Password').fill(analyst.password);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('navigation', { name: 'Main' }).waitFor();
@@ -208,7 +213,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('approvals: my requests show the decision and quorum', async () => {
     const { context, page } = await newPage();
@@ -216,7 +221,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await signIn(page, analyst);
       await page.getByRole('link', { name: 'Approvals' }).click();
       const card = page.getByTestId('approval').first();
-      await expect.poll(() => card.textContent()).toContain('APPROVED');
+      await poll(() => card.textContent()).toContain('APPROVED');
       expect(await card.textContent()).toContain('1 of 1 approvals');
       expect(await card.getByRole('button', { name: 'Approve' }).count()).toBe(0);
       await expectAccessible(page, 'my requests');
@@ -224,7 +229,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('notifications: the list, mark all read, the bell goes to zero', async () => {
     const { context, page } = await newPage();
@@ -235,11 +240,11 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await expectAccessible(page, 'notifications');
       await screenshot(page, 'notifications');
       await page.getByRole('button', { name: 'Mark all read' }).click();
-      await expect.poll(() => page.getByTestId('unread-count').textContent()).toBe('0');
+      await poll(() => page.getByTestId('unread-count').textContent()).toBe('0');
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('documents: list, detail with extracted text, share dialog, declassification request', async () => {
     const { context, page } = await newPage();
@@ -250,19 +255,19 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await expectAccessible(page, 'documents');
       await screenshot(page, 'documents');
       await page.getByRole('link', { name: /retention/i }).first().click();
-      await expect.poll(() => page.locator('.doctext').textContent()).toContain('seven years');
+      await poll(() => page.locator('.doctext').textContent()).toContain('seven years');
       await page.getByRole('button', { name: 'Share…' }).click();
       await page.getByRole('dialog').waitFor();
       await expectAccessible(page, 'share dialog');
       await page.getByRole('dialog').getByRole('button', { name: 'Share' }).click();
-      await expect.poll(() => page.locator('main').textContent()).toContain('Shared with');
+      await poll(() => page.locator('main').textContent()).toContain('Shared with');
       await page.getByLabel('Label').selectOption('PUBLIC');
-      await expect.poll(() => page.getByRole('status').first().textContent()).toMatch(/Declassification requested/);
+      await poll(() => page.getByRole('status').first().textContent()).toMatch(/Declassification requested/);
       await screenshot(page, 'document');
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('audit: the event table, verify chain, charts', async () => {
     const { context, page } = await newPage();
@@ -271,16 +276,16 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await page.getByRole('link', { name: 'Audit' }).click();
       await page.getByRole('table').waitFor();
       await page.getByRole('button', { name: 'Verify chain' }).click();
-      await expect.poll(() => page.getByTestId('verify-result').textContent()).toMatch(/Chain intact/);
+      await poll(() => page.getByTestId('verify-result').textContent()).toMatch(/Chain intact/);
       await page.getByRole('img', { name: /Events per type/ }).waitFor();
       await page.getByLabel('Event type').fill('LOGIN_SUCCEEDED');
-      await expect.poll(async () => (await page.locator('tbody tr').allTextContents()).every((row) => row.includes('LOGIN_SUCCEEDED'))).toBe(true);
+      await poll(async () => (await page.locator('tbody tr').allTextContents()).every((row) => row.includes('LOGIN_SUCCEEDED'))).toBe(true);
       await expectAccessible(page, 'audit');
       await screenshot(page, 'audit');
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('vault: an admin adds a secret, a reveal asks for confirmation and says it is audited', async () => {
     const { context, page } = await newPage();
@@ -294,17 +299,17 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await page.getByRole('cell', { name: 'crm_token' }).waitFor();
       await page.getByRole('button', { name: 'Reveal…' }).click();
       const dialog = page.getByRole('dialog');
-      await expect.poll(() => dialog.textContent()).toContain('audit trail');
+      await poll(() => dialog.textContent()).toContain('audit trail');
       await expectAccessible(page, 'vault reveal');
       await dialog.getByRole('button', { name: 'Reveal the value' }).click();
-      await expect.poll(() => page.getByTestId('secret-value').textContent()).toContain('s3cr3t-value-for-the-crm');
+      await poll(() => page.getByTestId('secret-value').textContent()).toContain('s3cr3t-value-for-the-crm');
       await dialog.getByRole('button', { name: 'Close' }).click();
       await expectAccessible(page, 'vault');
       await screenshot(page, 'vault');
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('admin: users with role and clearance, tools, models', async () => {
     const { context, page } = await newPage();
@@ -312,7 +317,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await signIn(page, admin);
       await page.getByRole('link', { name: 'Admin' }).click();
       await page.getByLabel(`Clearance of ${analyst.user.username}`).selectOption('CONFIDENTIAL');
-      await expect.poll(() => page.getByRole('status').first().textContent()).toContain('clearance CONFIDENTIAL');
+      await poll(() => page.getByRole('status').first().textContent()).toContain('clearance CONFIDENTIAL');
       await page.getByRole('cell', { name: /transfer_funds Transfers/ }).waitFor();
       await page.getByRole('cell', { name: /mock-model/ }).first().waitFor();
       await expectAccessible(page, 'admin');
@@ -322,7 +327,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 90_000);
 
   it('account: sign out everywhere ends the other browser too', async () => {
     const one = await newPage();
@@ -341,7 +346,7 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await one.context.close();
       await two.context.close();
     }
-  });
+  }, 90_000);
 
   it('no page broke the Content-Security-Policy', () => {
     expect(cspViolations).toEqual([]);

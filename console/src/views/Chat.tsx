@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { errorMessage, get, readEvents, request, type Page, type User } from '../api';
+import { get, readEvents, request, type Page, type User } from '../api';
 import { renderMarkdown } from '../markdown';
 import { onNotification } from '../notifications';
 import { Empty, ErrorMessage, LabelBadge, Link, useLoad, formatTime } from '../ui';
@@ -143,7 +143,6 @@ export default function Chat({ me }: { me: User }) {
   const [error, setError] = useState<unknown>(null);
   const [pending, setPending] = useState<Pending | null>(null);
   const arrivedAt = useRef<number | null>(null);
-  const tokenCount = useRef(0);
   const log = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -176,13 +175,28 @@ export default function Chat({ me }: { me: User }) {
     }
   }, []);
 
+  const itemsRef = useRef<Item[]>(items);
+  itemsRef.current = items;
+  const { reload: reloadSessions } = sessions;
+
+  /**
+   * Streams one turn. The items this turn produces are kept in a local list and the view is set from it after each
+   * event, so a token is on screen at the next render whatever arrives after it.
+   */
   const run = useCallback(
-    async (path: string, body: Record<string, unknown>) => {
+    async (path: string, body: Record<string, unknown>, prefix: Item[]) => {
       setBusy(true);
       setError(null);
-      let answerKey: string | null = null;
+      const base = [...itemsRef.current, ...prefix];
+      const turn: Item[] = [];
+      let answer = -1;
       let citations: Citation[] = [];
-      const update = (fn: (items: Item[]) => Item[]) => setItems(fn);
+      const show = () => setItems([...base, ...turn]);
+      const patchAnswer = (change: Partial<Extract<Item, { kind: 'assistant' }>>) => {
+        const current = turn[answer];
+        if (current?.kind === 'assistant') turn[answer] = { ...current, ...change };
+      };
+      show();
       try {
         const response = await request<Response>('POST', path, { body, raw: true });
         for await (const { event, data } of readEvents(response)) {
@@ -193,55 +207,61 @@ export default function Chat({ me }: { me: User }) {
               break;
             case 'token': {
               arrivedAt.current = performance.now();
-              tokenCount.current += 1;
               const delta = String(d.delta ?? '');
-              update((list) => {
-                if (answerKey) return list.map((it) => (it.key === answerKey && it.kind === 'assistant' ? { ...it, text: it.text + delta } : it));
-                answerKey = key();
-                return [...list, { kind: 'assistant', key: answerKey, text: delta, citations, streaming: true }];
-              });
+              const current = turn[answer];
+              if (current?.kind === 'assistant') turn[answer] = { ...current, text: current.text + delta };
+              else {
+                answer = turn.length;
+                turn.push({ kind: 'assistant', key: key(), text: delta, citations, streaming: true });
+              }
               break;
             }
             case 'citation':
               citations = [...citations, d as unknown as Citation];
-              update((list) => list.map((it) => (it.key === answerKey && it.kind === 'assistant' ? { ...it, citations } : it)));
+              patchAnswer({ citations });
               break;
             case 'routed':
-              update((list) => [...list, { kind: 'notice', key: key(), text: `Routed to the local model ${String(d.to)}: the context is labelled ${String(d.label)}.`, tone: 'info' }]);
+              turn.push({ kind: 'notice', key: key(), text: `Routed to the local model ${String(d.to)}: the context is labelled ${String(d.label)}.`, tone: 'info' });
               if (d.label) setLabel(String(d.label));
               break;
             case 'tool_call':
-              answerKey = null;
-              update((list) => [...list, { kind: 'tool_call', key: key(), tool: String(d.tool), args: d.args, id: String(d.tool_call_id) }]);
+              answer = -1;
+              turn.push({ kind: 'tool_call', key: key(), tool: String(d.tool), args: d.args, id: String(d.tool_call_id) });
               break;
             case 'tool_result':
-              answerKey = null;
-              update((list) => [...list, { kind: 'tool_result', key: key(), tool: String(d.tool), status: String(d.status), result: d.result, error: d.error }]);
+              answer = -1;
+              turn.push({ kind: 'tool_result', key: key(), tool: String(d.tool), status: String(d.status), result: d.result, error: d.error });
               break;
             case 'approval_required':
               setPending({ approvalId: String(d.approval_id), tool: String(d.tool), args: d.args });
               break;
             case 'message':
-              update((list) => list.map((it) => (it.key === answerKey && it.kind === 'assistant' ? { ...it, streaming: false, model: d.model as string } : it)));
-              answerKey = null;
+              patchAnswer({ streaming: false, model: d.model as string });
+              if (typeof d.label === 'string') setLabel(d.label);
+              answer = -1;
               break;
             case 'error':
-              update((list) => [...list, { kind: 'notice', key: key(), text: errorMessage({ message: (d.detail as string) || (d.title as string) || 'The answer failed' }), tone: 'error' }]);
+              turn.push({ kind: 'notice', key: key(), text: String(d.detail || d.title || 'The answer failed.'), tone: 'error' });
               break;
             case 'done':
-              if (d.status === 'interrupted') update((list) => [...list, { kind: 'notice', key: key(), text: 'The answer was interrupted. Send your message again.', tone: 'warn' }]);
+              if (d.status === 'interrupted') turn.push({ kind: 'notice', key: key(), text: 'The answer was interrupted. Send your message again.', tone: 'warn' });
               break;
           }
+          show();
         }
-        update((list) => list.map((it) => (it.kind === 'assistant' && it.streaming ? { ...it, streaming: false } : it)));
-        sessions.reload();
+        for (let i = 0; i < turn.length; i++) {
+          const item = turn[i];
+          if (item.kind === 'assistant' && item.streaming) turn[i] = { ...item, streaming: false };
+        }
+        show();
+        reloadSessions();
       } catch (e) {
         setError(e);
       } finally {
         setBusy(false);
       }
     },
-    [sessions],
+    [reloadSessions],
   );
 
   // The approval banner resumes the turn by itself once the approval is decided: on the live notification, and by
@@ -256,8 +276,8 @@ export default function Chat({ me }: { me: User }) {
         if (approval.status === 'PENDING' || done) return;
         done = true;
         setPending(null);
-        setItems((list) => [...list, { kind: 'notice', key: key(), text: `Approval ${approval.status.toLowerCase()}: ${pending.tool}. Continuing…`, tone: 'info' }]);
-        await run('/chat/continue', { session_id: sessionId, approval_id: pending.approvalId });
+        const notice: Item = { kind: 'notice', key: key(), text: `Approval ${approval.status.toLowerCase()}: ${pending.tool}. Continuing…`, tone: 'info' };
+        await run('/chat/continue', { session_id: sessionId, approval_id: pending.approvalId }, [notice]);
       } catch {
         // the next tick tries again
       }
@@ -278,8 +298,7 @@ export default function Chat({ me }: { me: User }) {
     const text = input.trim();
     if (!text || busy) return;
     setInput('');
-    setItems((list) => [...list, { kind: 'user', key: key(), text }]);
-    void run('/chat/stream', sessionId ? { message: text, session_id: sessionId } : { message: text });
+    void run('/chat/stream', sessionId ? { message: text, session_id: sessionId } : { message: text }, [{ kind: 'user', key: key(), text }]);
   }
 
   function onKeyDown(event: KeyboardEvent<HTMLTextAreaElement>) {
