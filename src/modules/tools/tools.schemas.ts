@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { TOOL_IMPLEMENTATION_TYPES } from '../../db/schema/tools.js';
 import { MultiLineText, SingleLineText } from '../../lib/text-formats.js';
 import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT } from './egress.js';
@@ -14,7 +15,7 @@ const NullableJsonSchema = Type.Union([JsonSchemaDocument, Type.Null()]);
 
 export const ImplementationSchema = Type.Object(
   {
-    type: Type.Union([Type.Literal('builtin'), Type.Literal('webhook')]),
+    type: Type.Union(TOOL_IMPLEMENTATION_TYPES.map((type) => Type.Literal(type))),
     builtin: Type.Optional(SingleLineText({ maxLength: 64, description: 'builtin: redact_text, http_request, …' })),
     url: Type.Optional(SingleLineText({ maxLength: 2048, description: 'webhook: called with POST; its host must be in TOOL_HTTP_ALLOWLIST' })),
     secret_name: Type.Optional(
@@ -25,6 +26,8 @@ export const ImplementationSchema = Type.Object(
     ),
     auth_header: Type.Optional(SingleLineText({ maxLength: 64, description: 'http_request: header carrying the secret (default Authorization)' })),
     auth_scheme: Type.Optional(SingleLineText({ maxLength: 32, description: 'http_request: prefix of the secret (default Bearer; empty for none)' })),
+    server_id: Type.Optional(Type.String({ format: 'uuid', description: 'mcp: the MCP server the tool was discovered on' })),
+    tool: Type.Optional(SingleLineText({ maxLength: 128, description: 'mcp: the tool’s name on its MCP server' })),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: MAX_EGRESS_TIMEOUT_MS })),
     max_response_bytes: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESPONSE_BYTES_LIMIT })),
   },
