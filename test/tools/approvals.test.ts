@@ -335,6 +335,33 @@ describe('approval visibility and lists', () => {
     expect(theirs.json().items).toEqual([]);
   });
 
+  it('names the requester and the deciders on every approval response (an approver cannot read /users/{id})', async () => {
+    await createTool(t, admin, gatedWebhook(sink, 'transfer_named', { approvals_required: 2 }));
+    const requester = await createUser(t, { role: 'ANALYST', fullName: 'Rita Requester' });
+    const approver = await createUser(t, { role: 'MANAGER', fullName: 'Max Manager' });
+    const pending = await requestGated('transfer_named', { amount: 3, to: 'n' }, requester);
+    const named = { requester_id: requester.user.id, requester_username: requester.user.username, requester_full_name: 'Rita Requester' };
+
+    expect((await t.app.inject({ method: 'GET', url: `/api/v1/users/${requester.user.id}`, headers: approver.headers })).statusCode).toBe(403);
+    const list = await t.app.inject({ method: 'GET', url: '/api/v1/approvals', headers: approver.headers });
+    expect((list.json().items as { id: string }[]).find((item) => item.id === pending.approval_id)).toMatchObject(named);
+    const one = await t.app.inject({ method: 'GET', url: `/api/v1/approvals/${pending.approval_id}`, headers: approver.headers });
+    expect(one.json()).toMatchObject(named);
+
+    const decided = await decide(t, approver, pending.approval_id, 'APPROVED', 'fine');
+    expect(decided.statusCode, decided.body).toBe(200);
+    expect(decided.json()).toMatchObject({
+      ...named,
+      status: 'PENDING',
+      decisions: [{ approver_id: approver.user.id, approver_username: approver.user.username, approver_full_name: 'Max Manager' }],
+    });
+    const mine = await t.app.inject({ method: 'GET', url: '/api/v1/approvals/my-requests', headers: requester.headers });
+    expect((mine.json().items as { id: string }[]).find((item) => item.id === pending.approval_id)).toMatchObject({
+      ...named,
+      decisions: [{ approver_username: approver.user.username }],
+    });
+  });
+
   it('pages approvals with a cursor', async () => {
     await createTool(t, admin, gatedWebhook(sink, 'transfer_paged'));
     const requester = await createUser(t, { role: 'ANALYST' });

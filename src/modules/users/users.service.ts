@@ -41,6 +41,12 @@ export interface UsersServiceDeps {
   logger?: { warn(obj: object, msg: string): void };
 }
 
+/** A user as other modules show them beside an id. */
+export interface UserName {
+  username: string;
+  full_name: string | null;
+}
+
 /** How a user came to exist, for the audit trail. */
 export type UserOrigin = 'registration' | 'admin' | 'cli' | 'bootstrap';
 
@@ -321,6 +327,15 @@ export function createUsersService(deps: UsersServiceDeps) {
       const row = await repository.findById(db, userId);
       if (!row || !row.isActive) return undefined;
       return { role: row.role, clearance: effectiveClearance(row) };
+    },
+
+    /**
+     * Who these ids are, for showing people by name where only ids are stored (approvals, reports). Deleted or unknown
+     * ids are absent from the map. Reads outside any transaction: callers ask after theirs has committed.
+     */
+    async namesOf(ids: readonly string[]): Promise<Map<string, UserName>> {
+      const rows = await repository.namesByIds(db, ids);
+      return new Map(rows.map((row) => [row.id, { username: row.username, full_name: row.fullName }]));
     },
 
     /** Ids of active users, optionally of some roles (recipients of role-targeted notifications). */
