@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../../db/client.js';
+import type { Db, DbOrTx } from '../../db/client.js';
 import type { ApprovalDecisionValue, ApprovalStatus } from '../../db/schema/approvals.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import type { JobQueue } from '../../lib/infra/jobs.js';
@@ -8,7 +8,6 @@ import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/paginatio
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, roleAtLeast, ROLES, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationContent, NotifyInput } from '../notifications/notifications.types.js';
-import type { UserName } from '../users/users.service.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
 import type { ApprovalDecisionRow, ApprovalRow, ApprovalsRepository, PageKey } from './approvals.repository.js';
 
@@ -31,8 +30,6 @@ export function approvalLink(approvalId: string): string {
 
 export interface ApprovalDecisionView {
   approver_id: string;
-  approver_username: string | null;
-  approver_full_name: string | null;
   decision: ApprovalDecisionValue;
   reason: string | null;
   decided_at: string;
@@ -46,9 +43,8 @@ export interface ApprovalView {
   tool_args: Record<string, unknown>;
   args_digest: string;
   requester_id: string;
-  /** Null when the account no longer exists. */
-  requester_username: string | null;
-  requester_full_name: string | null;
+  /** Who asked, so an approver sees a name (CONTRACT §5); null when that account no longer exists. */
+  requester: RequesterName | null;
   approvals_required: number;
   approver_role: Role;
   decisions: ApprovalDecisionView[];
@@ -82,6 +78,11 @@ export interface ApprovalLogger {
  */
 export type DecisionGuard = (approver: Actor, args: Record<string, unknown>) => Promise<string | null>;
 
+export interface RequesterName {
+  username: string;
+  full_name: string | null;
+}
+
 export interface ApprovalServiceDeps {
   db: Db;
   repository: ApprovalsRepository;
@@ -90,10 +91,10 @@ export interface ApprovalServiceDeps {
   jobs: Pick<JobQueue, 'enqueue'>;
   /** Resolved at call time: notifications are optional in some deployments and unit tests. */
   notifier: () => ApprovalNotifier | undefined;
-  /** Username and full name by user id (the identity module); approvals store ids only. */
-  namesOf: (ids: readonly string[]) => Promise<Map<string, UserName>>;
   /** Ids of the active users holding one of these roles (the identity module). */
   activeUserIds: (roles: readonly Role[]) => Promise<string[]>;
+  /** Usernames and full names by user id (the identity module); absent in unit tests that do not need them. */
+  displayNames?: (ids: readonly string[]) => Promise<Map<string, RequesterName>>;
   lifecycle: ApprovalLifecycle;
   ttlSeconds: number;
   logger?: ApprovalLogger;
@@ -155,8 +156,11 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     return parsed as Record<string, unknown>;
   }
 
-  function present(row: ApprovalRow, decisions: ApprovalDecisionRow[], names: Map<string, UserName>): ApprovalView {
-    const requester = names.get(row.requesterId);
+  async function namesOf(rows: readonly ApprovalRow[]): Promise<Map<string, RequesterName>> {
+    return deps.displayNames ? deps.displayNames(rows.map((row) => row.requesterId)) : new Map();
+  }
+
+  function present(row: ApprovalRow, decisions: ApprovalDecisionRow[], names: Map<string, RequesterName>): ApprovalView {
     return {
       id: row.id,
       status: row.status,
@@ -165,16 +169,13 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       tool_args: decryptArgs(row),
       args_digest: row.argsDigest,
       requester_id: row.requesterId,
-      requester_username: requester?.username ?? null,
-      requester_full_name: requester?.full_name ?? null,
+      requester: names.get(row.requesterId) ?? null,
       approvals_required: row.approvalsRequired,
       approver_role: row.approverRole,
       decisions: decisions
         .filter((decision) => decision.approvalId === row.id)
         .map((decision) => ({
           approver_id: decision.approverId,
-          approver_username: names.get(decision.approverId)?.username ?? null,
-          approver_full_name: names.get(decision.approverId)?.full_name ?? null,
           decision: decision.decision,
           reason: decision.reason,
           decided_at: decision.decidedAt.toISOString(),
@@ -189,29 +190,20 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     };
   }
 
-  /**
-   * Names of the requesters and deciders, looked up outside any transaction of this module (the users service reads
-   * on its own connection; asking it while holding an approval's row lock would tie up two connections per decider).
-   */
-  function namesFor(rows: readonly ApprovalRow[], decisions: readonly ApprovalDecisionRow[]): Promise<Map<string, UserName>> {
-    return deps.namesOf([...rows.map((row) => row.requesterId), ...decisions.map((decision) => decision.approverId)]);
-  }
-
-  async function presentWithNames(row: ApprovalRow, decisions: ApprovalDecisionRow[]): Promise<ApprovalView> {
-    return present(row, decisions, await namesFor([row], decisions));
-  }
-
-  async function presentOne(row: ApprovalRow): Promise<ApprovalView> {
-    return presentWithNames(row, await repository.decisionsFor(db, [row.id]));
+  async function presentOne(executor: DbOrTx, row: ApprovalRow): Promise<ApprovalView> {
+    const [decisions, names] = await Promise.all([repository.decisionsFor(executor, [row.id]), namesOf([row])]);
+    return present(row, decisions, names);
   }
 
   async function presentPage(rows: ApprovalRow[], limit: number): Promise<Page<ApprovalView>> {
     const shown = rows.slice(0, limit);
-    const decisions = await repository.decisionsFor(
-      db,
-      shown.map((row) => row.id),
-    );
-    const names = await namesFor(shown, decisions);
+    const [decisions, names] = await Promise.all([
+      repository.decisionsFor(
+        db,
+        shown.map((row) => row.id),
+      ),
+      namesOf(shown),
+    ]);
     return toPage(
       rows,
       limit,
@@ -459,13 +451,13 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
             context,
           });
           await audit.recordMany(uow.tx, events);
-          return { expired: false as const, row: current, decisions };
+          return { expired: false as const, current, decisions };
         },
         deps.logger,
       );
       if (result.expired) throw new ConflictError('The approval has expired');
-      // Committed: the names are read now, with no lock held.
-      return presentWithNames(result.row, result.decisions);
+      // The requester's name is read after the commit: it is for display, not part of the decision.
+      return present(result.current, result.decisions, await namesOf([result.current]));
     },
 
     /** Approvals the actor may decide (default: pending ones), newest first. */
@@ -497,7 +489,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     async get(actor: Actor, id: string): Promise<ApprovalView> {
       const row = await repository.findById(db, id);
       if (!row || (row.requesterId !== actor.userId && !canDecide(actor, row) && actor.role !== 'ADMIN')) throw new NotFoundError('Approval');
-      return presentOne(row);
+      return presentOne(db, row);
     },
 
     async find(id: string): Promise<ApprovalRow | undefined> {

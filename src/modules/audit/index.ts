@@ -50,7 +50,7 @@ function notifierOf(app: FastifyInstance) {
 /** The identity module registers after this one too; reports ask it for names when they are generated. */
 function namesOf(app: FastifyInstance) {
   const users = neighbour(app, 'users');
-  return (ids: readonly string[]) => users().namesOf(ids);
+  return (ids: readonly string[]) => users().displayNames(ids);
 }
 
 export const auditModule = fp(

@@ -41,12 +41,6 @@ export interface UsersServiceDeps {
   logger?: { warn(obj: object, msg: string): void };
 }
 
-/** A user as other modules show them beside an id. */
-export interface UserName {
-  username: string;
-  full_name: string | null;
-}
-
 /** How a user came to exist, for the audit trail. */
 export type UserOrigin = 'registration' | 'admin' | 'cli' | 'bootstrap';
 
@@ -329,12 +323,9 @@ export function createUsersService(deps: UsersServiceDeps) {
       return { role: row.role, clearance: effectiveClearance(row) };
     },
 
-    /**
-     * Who these ids are, for showing people by name where only ids are stored (approvals, reports). Deleted or unknown
-     * ids are absent from the map. Reads outside any transaction: callers ask after theirs has committed.
-     */
-    async namesOf(ids: readonly string[]): Promise<Map<string, UserName>> {
-      const rows = await repository.namesByIds(db, ids);
+    /** Usernames and full names by id, for showing who did something (an approval's requester); unknown ids are left out. */
+    async displayNames(ids: readonly string[]): Promise<Map<string, { username: string; full_name: string | null }>> {
+      const rows = await repository.namesByIds(db, [...new Set(ids)]);
       return new Map(rows.map((row) => [row.id, { username: row.username, full_name: row.fullName }]));
     },
 
