@@ -68,8 +68,8 @@ export interface GroundingInput {
   requested: readonly string[];
   /** The model is offered search_documents (`knowledge: "auto"` and the tool is there for this user). */
   canSearch: boolean;
-  /** Tokens the pinned passages may take of the prompt. */
-  sourceBudget: number;
+  /** Tokens the pinned passages may take of the prompt of the model the turn runs on. */
+  sourceBudget: (model: ResolvedModel) => number;
   countTokens: (text: string) => number;
 }
 
@@ -120,9 +120,9 @@ export function createGrounding(deps: GroundingDeps) {
           ? await loadPinnedContext(source, actor, { sessionPinned: input.sessionPinned, requested: input.requested }, context)
           : { documentIds: [...input.sessionPinned], passages: [] as SourceChunk[], label: 'PUBLIC' as Label };
       const registry: SourceRegistry = createSourceRegistry();
-      const fitted = fitSources(pinned.passages, input.sourceBudget, input.countTokens).kept;
-      // The label counts what enters the prompt, and what entered before (the session's label only rises).
-      const label = higherLabel(input.sessionLabel, highestLabel(fitted));
+      // Every pinned passage counts, even one that will not fit in this prompt (it may in the next, on another model),
+      // and so does what entered before: the session's label only rises.
+      const label = higherLabel(input.sessionLabel, pinned.label);
       const fallback = await fallbackFor(input.model, label);
       const decision = decideRouting({ label, target: input.model, cloudMaxLabel: deps.cloudMaxLabel, fallback });
       let model = input.model;
@@ -132,6 +132,7 @@ export function createGrounding(deps: GroundingDeps) {
 
       const canSearch = input.canSearch;
       const boundary = newBoundary();
+      const fitted = refusal ? [] : fitSources(pinned.passages, input.sourceBudget(model), input.countTokens).kept;
       const { sources } = registry.add(fitted);
       const systemText = sources.length > 0 || canSearch ? groundingInstructions(boundary, { canSearch }) + pinnedSection(sources, boundary) : '';
       const opening: TurnGrounding['opening'] = [];
