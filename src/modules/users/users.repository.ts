@@ -53,6 +53,11 @@ export function createUsersRepository() {
       return row;
     },
 
+    async namesByIds(db: DbOrTx, ids: readonly string[]): Promise<Array<{ id: string; username: string; fullName: string | null }>> {
+      if (ids.length === 0) return [];
+      return db.select({ id: users.id, username: users.username, fullName: users.fullName }).from(users).where(inArray(users.id, [...ids]));
+    },
+
     /** Undefined when the username or e-mail is taken (the unique indexes decide, so concurrent inserts are safe). */
     async insert(db: DbOrTx, row: NewUserRow): Promise<UserRow | undefined> {
       const [inserted] = await db.insert(users).values(row).onConflictDoNothing().returning();
