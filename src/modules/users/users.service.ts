@@ -329,6 +329,12 @@ export function createUsersService(deps: UsersServiceDeps) {
       return new Map(rows.map((row) => [row.id, { username: row.username, full_name: row.fullName }]));
     },
 
+    /** Where to write to a user (e-mailed notifications), and whether they are still active; undefined if gone. */
+    async contactOf(userId: string): Promise<{ email: string; isActive: boolean } | undefined> {
+      const row = await repository.findById(db, userId);
+      return row ? { email: row.email, isActive: row.isActive } : undefined;
+    },
+
     /** Ids of active users, optionally of some roles (recipients of role-targeted notifications). */
     async activeUserIds(roles?: readonly Role[]): Promise<string[]> {
       return repository.activeIdsByRole(db, roles);
