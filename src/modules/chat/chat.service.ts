@@ -14,6 +14,10 @@ import { systemPrompt, type HistoryMessage, type StoredToolCall, type ToolResult
 import type { ChatMessageRow, ChatRepository, ChatSessionRow } from './chat.repository.js';
 import type { ContinueBody, StreamBody } from './chat.schemas.js';
 import { countTokens, loadTokenizer, MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
+import type { Grounding, TurnGrounding } from './grounded-turn.js';
+import type { Citation } from './grounding.js';
+import { SEARCH_DOCUMENTS_TOOL } from './knowledge.js';
+import { labelRank, type Label } from '../../lib/labels.js';
 import { exportDocument, type ExportedSession, type ExportFormat } from './export.js';
 import { presentMessage, presentSession, type SessionDetail, type SessionView } from './presenters.js';
 import {
@@ -96,6 +100,8 @@ export interface ChatServiceDeps {
   now?: () => Date;
   /** Model calls in one turn (tool round trips included); the last one is offered no tools. */
   maxSteps?: number;
+  /** Document context and sensitivity routing of stored turns. */
+  grounding: Grounding;
 }
 
 const TITLE_LENGTH = 80;
@@ -106,6 +112,38 @@ export const messageContentAad = (id: string): string => `chat_messages:${id}:co
 export const messageToolCallsAad = (id: string): string => `chat_messages:${id}:tool_calls`;
 export const sessionTitleAad = (id: string): string => `chat_sessions:${id}:title`;
 export const sessionVaultAad = (id: string): string => `chat_sessions:${id}:placeholder_vault`;
+export const messageCitationsAad = (id: string): string => `chat_messages:${id}:citations`;
+
+/** Pinned passages may take this share of the prompt budget; the conversation keeps the rest. */
+const SOURCE_SHARE = 1 / 3;
+
+/**
+ * The tools a turn offers: `tools` decides CDSA's tools, `knowledge` decides search_documents. When only the search
+ * is wanted, the runtime refuses any other call, so a model cannot run a tool it was not offered.
+ */
+function selectTools(
+  listed: { runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] },
+  toolsMode: 'auto' | 'none',
+  knowledge: 'auto' | 'none',
+): { runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] } {
+  const tools = listed.tools.filter((tool) => (tool.name === SEARCH_DOCUMENTS_TOOL ? knowledge === 'auto' : toolsMode === 'auto'));
+  const runtime = listed.runtime;
+  if (!runtime || toolsMode === 'auto') return { runtime, tools };
+  if (tools.length === 0) return { runtime: undefined, tools };
+  const offered = new Set(tools.map((tool) => tool.name));
+  return {
+    tools,
+    runtime: {
+      ...runtime,
+      listForActor: runtime.listForActor.bind(runtime),
+      resumeApproval: runtime.resumeApproval.bind(runtime),
+      async executeFromChat(actor, call, context) {
+        if (!offered.has(call.toolName)) return { status: 'failed', execution_id: null, error: `The tool ${call.toolName} is not offered in this conversation` };
+        return runtime.executeFromChat(actor, call, context);
+      },
+    },
+  };
+}
 
 function titleFrom(message: string): string {
   const line = message.trim().split('\n')[0]!.trim();
@@ -161,6 +199,48 @@ export function createChatService(deps: ChatServiceDeps) {
     return PlaceholderVault.fromJSON(JSON.parse(cipher.decrypt(session.placeholderVault, sessionVaultAad(session.id))));
   }
 
+  function encryptCitations(id: string, citations: readonly Citation[]): string | null {
+    return citations.length === 0 ? null : cipher.encrypt(JSON.stringify(citations), messageCitationsAad(id));
+  }
+
+  function decryptCitations(row: ChatMessageRow): Citation[] | null {
+    return row.citations === null ? null : (JSON.parse(cipher.decrypt(row.citations, messageCitationsAad(row.id))) as Citation[]);
+  }
+
+  /** The turn's grounding: pinned passages that fit a third of the prompt, and where the turn goes. */
+  function prepareGrounding(
+    actor: Actor,
+    input: { model: ResolvedModel; sessionLabel: Label; sessionPinned: readonly string[]; requested: readonly string[]; tools: ChatToolDefinition[] },
+    context: RequestContext,
+  ): Promise<TurnGrounding> {
+    return deps.grounding.prepare(
+      actor,
+      {
+        model: input.model,
+        sessionLabel: input.sessionLabel,
+        sessionPinned: input.sessionPinned,
+        requested: input.requested,
+        canSearch: input.tools.some((tool) => tool.name === SEARCH_DOCUMENTS_TOOL),
+        sourceBudget: (model) => Math.floor(promptBudget(model) * SOURCE_SHARE),
+        countTokens,
+      },
+      context,
+    );
+  }
+
+  function routingEvent(actor: Actor, grounding: TurnGrounding, sessionId: string, messageId: string, context: RequestContext) {
+    if (!grounding.audit) return undefined;
+    return audit.recordStandalone({
+      ...grounding.audit,
+      details: { ...grounding.audit.details, message_id: messageId },
+      userId: actor.userId,
+      sessionId: actor.sessionId,
+      resourceType: 'chat_session',
+      resourceId: sessionId,
+      context,
+    });
+  }
+
   function encryptToolCalls(id: string, calls: StoredToolCall[]): string | null {
     return calls.length === 0 ? null : cipher.encrypt(JSON.stringify(calls), messageToolCallsAad(id));
   }
@@ -170,6 +250,7 @@ export function createChatService(deps: ChatServiceDeps) {
     call: { tool_call_id: string; tool: string },
     payload: ToolResultPayload,
     executor: DbOrTx = db,
+    label: Label | null = null,
   ): Promise<ChatMessageRow> {
     const id = randomUUID();
     const content = JSON.stringify(payload);
@@ -186,6 +267,7 @@ export function createChatService(deps: ChatServiceDeps) {
       model: null,
       usage: null,
       tokenCount: countTokens(content),
+      label,
       createdAt: at,
       completedAt: at,
     });
@@ -217,6 +299,9 @@ export function createChatService(deps: ChatServiceDeps) {
           model: record.model,
           usage: record.usage,
           tokenCount: record.tokenCount,
+          label: record.label ?? null,
+          routedTo: record.routedTo,
+          citations: encryptCitations(record.id, record.citations),
           createdAt: record.createdAt,
           completedAt: record.createdAt,
         };
@@ -226,8 +311,10 @@ export function createChatService(deps: ChatServiceDeps) {
         if (!stored) throw new NotFoundError('Chat session');
         if (placeholderVault !== null) session.placeholderVault = placeholderVault;
       },
-      async saveToolResult(call, payload) {
-        await storeToolResult(session.id, call, payload);
+      async saveToolResult(call, payload, label) {
+        // The label rises before the next model call sees the passages.
+        if (label) await repository.raiseSessionLabel(db, session.id, label);
+        await storeToolResult(session.id, call, payload, db, label ?? null);
       },
       async markAssistant(id, update) {
         await repository.updateMessage(db, id, {
@@ -242,7 +329,7 @@ export function createChatService(deps: ChatServiceDeps) {
     requireChat(actor);
     const session = await ownSession(actor, id);
     const rows = await repository.listMessages(db, session.id);
-    return { ...sessionView(session), messages: rows.map((row) => presentMessage(row, decryptMessage(row))) };
+    return { ...sessionView(session), messages: rows.map((row) => presentMessage(row, decryptMessage(row), decryptCitations(row))) };
   }
 
   async function toolsFor(actor: Actor, mode: 'auto' | 'none'): Promise<{ runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] }> {
@@ -273,12 +360,32 @@ export function createChatService(deps: ChatServiceDeps) {
         throw new ConflictError('This chat session waits for an approval decision: continue it with POST /chat/continue first');
       }
       const existing = found?.session;
-      const model = await llm.resolveModel(input.model, existing?.model);
+      const requested = await llm.resolveModel(input.model, existing?.model);
       await loadTokenizer();
+      const toolsMode = input.tools ?? 'auto';
+      const knowledge = input.knowledge ?? 'auto';
+      const { runtime, tools: offered } = selectTools(
+        await toolsFor(actor, toolsMode === 'none' && knowledge === 'none' ? 'none' : 'auto'),
+        toolsMode,
+        knowledge,
+      );
+      // Pinned documents are checked here (404 before anything is stored), and routing is decided.
+      const grounding = await prepareGrounding(
+        actor,
+        {
+          model: requested,
+          sessionLabel: existing?.label ?? 'PUBLIC',
+          sessionPinned: existing?.pinnedDocumentIds ?? [],
+          requested: input.document_ids ?? [],
+          tools: offered,
+        },
+        context,
+      );
+      const model = grounding.model;
       const tokenCount = countTokens(input.message);
       const redacting = deps.redactCloudPrompts && !model.isLocal;
-      const room = promptBudget(model) - systemTokens(systemPrompt(redacting)) - MESSAGE_OVERHEAD_TOKENS;
-      if (tokenCount > room) {
+      const room = promptBudget(model) - systemTokens(systemPrompt(redacting) + grounding.systemText) - MESSAGE_OVERHEAD_TOKENS;
+      if (tokenCount > room && !grounding.refusal) {
         throw new ValidationError('The message is too long for the model', [
           { pointer: '/message', detail: `is ${tokenCount} tokens; ${model.id} has room for ${Math.max(0, room)}` },
         ]);
@@ -290,16 +397,19 @@ export function createChatService(deps: ChatServiceDeps) {
         userId: actor.userId,
         sessionId,
         newTitle: existing ? null : cipher.encrypt(titleFrom(input.message), sessionTitleAad(sessionId)),
-        model: model.id,
+        // The session keeps the model asked for; a routed turn's messages name the model that answered.
+        model: requested.id,
         messageId,
         content: cipher.encrypt(input.message, messageContentAad(messageId)),
         tokenCount,
         at: now(),
+        label: grounding.label,
+        pinnedDocumentIds: grounding.pinnedDocumentIds,
       };
       // Everything the first model call needs is fetched at once: the message is stored (one statement) while its
-      // USER_QUERY event is written, the history read and the tools listed. The model is called only after all of it.
-      const tools = toolsFor(actor, input.tools ?? 'auto');
-      const [stored, audited, history] = await Promise.allSettled([
+      // USER_QUERY event (and a routing decision's LLM_ROUTED) is written and the history read. The model is called
+      // only after all of it.
+      const [stored, audited, history, routedAudit] = await Promise.allSettled([
         repository.startTurn(db, turn),
         audit.recordStandalone({
           eventType: 'USER_QUERY',
@@ -311,9 +421,11 @@ export function createChatService(deps: ChatServiceDeps) {
           context,
         }),
         existing ? repository.listMessages(db, sessionId) : Promise.resolve([]),
+        routingEvent(actor, grounding, sessionId, messageId, context),
       ]);
       if (stored.status === 'rejected') throw stored.reason;
       if (!stored.value) throw new NotFoundError('Chat session');
+      if (routedAudit.status === 'rejected') throw routedAudit.reason;
       if (audited.status === 'rejected' || history.status === 'rejected') {
         // Fail closed: a query that could not be audited is not kept, and never reaches a model.
         await repository.discardTurnStart(db, turn).catch((error: unknown) => {
@@ -322,7 +434,6 @@ export function createChatService(deps: ChatServiceDeps) {
         throw audited.status === 'rejected' ? audited.reason : (history as PromiseRejectedResult).reason;
       }
       const fresh: HistoryMessage = { id: messageId, role: 'user', content: input.message, toolCalls: [], toolCallId: null, toolName: null, tokenCount };
-      const { runtime, tools: offered } = await tools;
       const plan = {
         actor,
         context,
@@ -337,6 +448,7 @@ export function createChatService(deps: ChatServiceDeps) {
         tools: offered,
         opening: [{ type: 'session', session_id: sessionId, message_id: messageId } satisfies TurnEvent],
         stillWaiting: false,
+        grounding,
       };
       return { sessionId, messageId, run: (sink) => turns.run(plan, sink) };
     },
@@ -368,7 +480,7 @@ export function createChatService(deps: ChatServiceDeps) {
       if (!owner || matching.length === 0) throw new NotFoundError('Approval');
       const answered = await repository.answeredToolCalls(db, session.id, calls.map((c) => c.tool_call_id));
       if (matching.every((c) => answered.has(c.tool_call_id))) throw new ConflictError('This approval has already been continued');
-      const model = await llm.resolveModel(undefined, session.model);
+      const requested = await llm.resolveModel(undefined, session.model);
       await loadTokenizer();
 
       // No result is stored for these calls (checked above): a continuation cut off by a crash is picked up here.
@@ -396,6 +508,15 @@ export function createChatService(deps: ChatServiceDeps) {
         logger,
       );
       const { tools } = await toolsFor(actor, 'auto');
+      // The session's context is kept: its pinned documents (read again, access-checked) and its label.
+      const grounding = await prepareGrounding(
+        actor,
+        { model: requested, sessionLabel: session.label, sessionPinned: session.pinnedDocumentIds, requested: [], tools },
+        context,
+      );
+      const model = grounding.model;
+      if (labelRank(grounding.label) > labelRank(session.label)) await repository.raiseSessionLabel(db, session.id, grounding.label);
+      await routingEvent(actor, grounding, session.id, stored.id, context);
       const opening: TurnEvent[] = [
         { type: 'session', session_id: session.id, message_id: stored.id },
         ...unanswered.map((c): TurnEvent => ({ type: 'tool_result', tool_call_id: c.tool_call_id, tool: c.tool, ...payload })),
@@ -410,6 +531,7 @@ export function createChatService(deps: ChatServiceDeps) {
         tools,
         opening,
         stillWaiting,
+        grounding,
       };
       return { sessionId: session.id, messageId: stored.id, run: (sink) => turns.run(plan, sink) };
     },

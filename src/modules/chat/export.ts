@@ -1,3 +1,4 @@
+import type { Citation } from './grounding.js';
 import type { SessionDetail } from './presenters.js';
 
 export type ExportFormat = 'json' | 'markdown';
@@ -23,7 +24,7 @@ export function exportDocument(detail: SessionDetail, format: ExportFormat, expo
 function toMarkdown(detail: SessionDetail, exportedAt: string): string {
   const blocks: string[] = [
     `# ${detail.title.replace(/\s+/g, ' ')}`,
-    [`- Session: ${detail.id}`, `- Model: ${detail.model}`, `- Created: ${detail.created_at}`, `- Exported: ${exportedAt}`].join('\n'),
+    [`- Session: ${detail.id}`, `- Model: ${detail.model}`, `- Label: ${detail.label}`, `- Created: ${detail.created_at}`, `- Exported: ${exportedAt}`].join('\n'),
   ];
   for (const message of detail.messages) {
     const who =
@@ -38,8 +39,20 @@ function toMarkdown(detail: SessionDetail, exportedAt: string): string {
     for (const call of message.tool_calls ?? []) {
       blocks.push(`Tool call \`${call.tool}\` (${call.tool_call_id}):`, fenced(JSON.stringify(call.args, null, 2)));
     }
+    if (message.routed_to) blocks.push(`_Routed to ${message.routed_to}: the conversation holds ${message.label ?? 'labelled'} content._`);
+    if (message.citations && message.citations.length > 0) blocks.push(sources(message.citations));
   }
   return `${blocks.join('\n\n')}\n`;
+}
+
+/** The passages an answer was given, as a list its `[n]` references resolve against. */
+function sources(citations: readonly Citation[]): string {
+  const lines = citations.map((c) => {
+    const title = c.title.replace(/\s+/g, ' ').trim() || 'Untitled';
+    const page = c.page === null ? '' : `, page ${c.page}`;
+    return `- [${c.n}] ${title}${page} (${c.label}; document ${c.document_id}, passage ${c.chunk_id})`;
+  });
+  return ['Sources:', ...lines].join('\n');
 }
 
 /** A JSON code block whose fence is longer than any backtick run inside it. */

@@ -1,4 +1,6 @@
 import type { ChatMessageStatus, ChatUsage } from '../../db/schema/chat.js';
+import type { Label } from '../../lib/labels.js';
+import type { Citation } from './grounding.js';
 import type { HistoryMessage } from './chat.context.js';
 import type { ChatMessageRow, ChatSessionRow } from './chat.repository.js';
 
@@ -20,6 +22,9 @@ export interface MessageView {
   tool_calls: ToolCallView[] | null;
   tool_call_id: string | null;
   tool_name: string | null;
+  label: Label | null;
+  routed_to: string | null;
+  citations: Citation[] | null;
   created_at: string;
 }
 
@@ -27,6 +32,8 @@ export interface SessionView {
   id: string;
   title: string;
   model: string;
+  label: Label;
+  pinned_document_ids: string[];
   created_at: string;
   updated_at: string;
 }
@@ -35,8 +42,8 @@ export interface SessionDetail extends SessionView {
   messages: MessageView[];
 }
 
-/** A stored message with its decrypted content and tool calls. */
-export function presentMessage(row: ChatMessageRow, decrypted: HistoryMessage): MessageView {
+/** A stored message with its decrypted content, tool calls and citations. */
+export function presentMessage(row: ChatMessageRow, decrypted: HistoryMessage, citations: Citation[] | null = null): MessageView {
   return {
     id: row.id,
     role: row.role,
@@ -47,6 +54,9 @@ export function presentMessage(row: ChatMessageRow, decrypted: HistoryMessage): 
     tool_calls: decrypted.toolCalls.length === 0 ? null : decrypted.toolCalls.map((call) => ({ ...call })),
     tool_call_id: row.toolCallId,
     tool_name: row.toolName,
+    label: row.label,
+    routed_to: row.routedTo,
+    citations,
     created_at: row.createdAt.toISOString(),
   };
 }
@@ -57,6 +67,8 @@ export function presentSession(row: ChatSessionRow, title: string): SessionView 
     id: row.id,
     title,
     model: row.model,
+    label: row.label,
+    pinned_document_ids: [...row.pinnedDocumentIds],
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };

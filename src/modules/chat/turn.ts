@@ -22,6 +22,8 @@ import {
   type ToolResultPayload,
 } from './chat.context.js';
 import { countTokens, MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
+import type { TurnGrounding } from './grounded-turn.js';
+import type { Citation } from './grounding.js';
 
 export type TurnStatus = 'completed' | 'awaiting_approval' | 'error' | 'interrupted';
 
@@ -35,6 +37,9 @@ export interface AssistantMessageEvent {
   created_at: string;
   status: ChatMessageStatus;
   tool_calls?: StoredToolCall[];
+  citations?: Citation[];
+  label?: Label;
+  routed_to?: string | null;
   context_truncated?: true;
 }
 
@@ -82,6 +87,11 @@ export interface AssistantRecord {
   usage: ChatUsage | null;
   tokenCount: number;
   createdAt: Date;
+  /** The passages given to the model in this turn so far; empty without grounding. */
+  citations: Citation[];
+  /** The session's label when the model was called; undefined without grounding. */
+  label: Label | undefined;
+  routedTo: string | null;
 }
 
 /**
@@ -98,7 +108,8 @@ export interface TurnStore {
   context(step: number): Promise<ContextEntry[]>;
   /** Stores an answer; `grownVault` when redaction added placeholders since the last save. */
   saveAssistant(message: AssistantRecord, grownVault: PlaceholderVault | null): Promise<void>;
-  saveToolResult(call: { tool_call_id: string; tool: string }, payload: ToolResultPayload): Promise<void>;
+  /** `label`: the highest label of the passages the result brings, which the session's label rises to. */
+  saveToolResult(call: { tool_call_id: string; tool: string }, payload: ToolResultPayload, label?: Label | null): Promise<void>;
   markAssistant(id: string, update: { status: ChatMessageStatus; toolCalls?: StoredToolCall[] }): Promise<void>;
 }
 
@@ -128,6 +139,11 @@ export interface TurnPlan {
   stillWaiting: boolean;
   /** Added to the details of every audit event of this turn (e.g. the API key it was made with). */
   auditDetails?: Record<string, unknown>;
+  /**
+   * Document context and sensitivity routing (grounded-turn.ts): extra system text, citations, search results as
+   * numbered passages, and a refusal that stops the turn before any model call.
+   */
+  grounding?: TurnGrounding;
 }
 
 export interface TurnLogger {
@@ -195,6 +211,7 @@ interface StepResult {
 }
 
 function messageEvent(record: AssistantRecord, calls: StoredToolCall[], truncated: boolean, status = record.status): TurnEvent {
+  const grounded = record.label !== undefined;
   return {
     type: 'message',
     id: record.id,
@@ -205,6 +222,8 @@ function messageEvent(record: AssistantRecord, calls: StoredToolCall[], truncate
     created_at: record.createdAt.toISOString(),
     status,
     ...(calls.length > 0 ? { tool_calls: calls.map((call) => ({ ...call })) } : {}),
+    ...(record.citations.length > 0 ? { citations: record.citations.map((c) => ({ ...c })) } : {}),
+    ...(grounded ? { label: record.label, routed_to: record.routedTo } : {}),
     ...(truncated ? { context_truncated: true as const } : {}),
   };
 }
@@ -223,6 +242,14 @@ export function createTurnRunner(deps: TurnDeps) {
   async function run(plan: TurnPlan, sink: TurnEventSink): Promise<TurnStatus> {
     const { model, store } = plan;
     for (const opening of plan.opening) sink.emit(opening);
+    const grounding = plan.grounding;
+    if (grounding?.refusal) {
+      // Refused by the sensitivity policy: nothing has been sent, and nothing will be.
+      sink.emit({ type: 'error', error: grounding.refusal });
+      sink.emit({ type: 'done', status: 'error' });
+      return 'error';
+    }
+    for (const opening of grounding?.opening ?? []) sink.emit(opening);
     if (plan.stillWaiting) {
       sink.emit({ type: 'done', status: 'awaiting_approval' });
       return 'awaiting_approval';
@@ -231,7 +258,9 @@ export function createTurnRunner(deps: TurnDeps) {
     const vault = redacting ? store.vault() : null;
     const policy = redacting ? await llm.redactionPolicy() : undefined;
     let savedVaultSize = vault?.size ?? 0;
-    const base = systemPrompt(redacting);
+    // The grounding text (the rule about untrusted passages, and the pinned ones) is part of the system prompt, so it
+    // goes through the redactor like the rest of it.
+    const base = systemPrompt(redacting) + (grounding?.systemText ?? '');
     const system = plan.clientSystem ? `${base}\n\n${plan.clientSystem}` : base;
     const systemCost = systemTokens(system);
     let truncated = false;
@@ -390,6 +419,9 @@ export function createTurnRunner(deps: TurnDeps) {
       usage: result.usage,
       tokenCount,
       createdAt: now(),
+      citations: plan.grounding?.citations() ?? [],
+      label: plan.grounding?.label,
+      routedTo: plan.grounding?.routedTo ?? null,
     };
     const write = store.saveAssistant(record, input.vault);
     const usage = llm.recordUsage(db, actor.userId, spent);
@@ -409,6 +441,7 @@ export function createTurnRunner(deps: TurnDeps) {
         model: model.id,
         provider: model.provider,
         is_local: model.isLocal,
+        ...(plan.grounding ? { label: plan.grounding.label, routed_to: plan.grounding.routedTo, citations: record.citations.length } : {}),
         step: input.step,
         status,
         input_tokens: result.usage?.input_tokens ?? null,
@@ -456,9 +489,12 @@ export function createTurnRunner(deps: TurnDeps) {
         sink.emit({ type: 'approval_required', approval_id: outcome.approval_id, tool_call_id: call.tool_call_id, tool: call.tool, args: call.args });
         continue;
       }
-      const payload = toolResultPayload(outcome);
-      await plan.store.saveToolResult(call, payload);
+      // A search's hits become numbered, delimited passages (the model sees them so, the session's label rises).
+      const grounded = plan.grounding?.toolResult(call.tool, toolResultPayload(outcome));
+      const payload = grounded?.payload ?? toolResultPayload(outcome);
+      await plan.store.saveToolResult(call, payload, grounded?.label ?? null);
       sink.emit({ type: 'tool_result', tool_call_id: call.tool_call_id, tool: call.tool, ...payload });
+      for (const citation of grounded?.citations ?? []) sink.emit({ type: 'citation', ...citation });
     }
     return pending;
   }

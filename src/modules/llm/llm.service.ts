@@ -669,6 +669,25 @@ export function createLlmService(deps: LlmServiceDeps) {
       };
     },
 
+    /**
+     * Whether a model can take a call now: its provider is configured, it is not disabled, and its provider lists it
+     * (discovery, cached for seconds; a provider that cannot be reached lists nothing). The local fallback of
+     * sensitivity routing is only used when this holds.
+     */
+    async modelAvailable(id: string): Promise<boolean> {
+      const s = await current();
+      let ref: ReturnType<typeof parseModelId>;
+      try {
+        ref = parseModelId(id);
+      } catch {
+        return false;
+      }
+      const normalized = formatModelId(ref);
+      if (!registry.isConfigured(ref.provider) || s.models.get(normalized)?.isEnabled === false) return false;
+      const entry = await discover(ref.provider);
+      return entry.ok && entry.models.some((model) => model.id === normalized);
+    },
+
     /** One model step (see the provider layer); throws only for a model id that cannot be used. */
     streamChat(request: StreamChatRequest): AsyncIterable<ChatStreamEvent> {
       return registry.streamChat(request);
