@@ -178,6 +178,8 @@ export function createDocumentsRepository() {
             charEnd: chunk.charEnd,
             tokenCount: chunk.tokenCount,
             searchVector: sql`to_tsvector('english', ${chunk.text})`,
+            // BM25's length of the passage: its lexeme occurrences (what the postings' term frequencies add up to).
+            termCount: sql`(select coalesce(sum(coalesce(array_length(v.positions, 1), 1)), 0)::int from unnest(to_tsvector('english', ${chunk.text})) v)`,
           })),
         );
       }

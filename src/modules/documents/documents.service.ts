@@ -6,14 +6,15 @@ import { ConflictError, NotFoundError, UnsupportedMediaTypeError, ValidationErro
 import type { JobQueue } from '../../lib/infra/jobs.js';
 import { higherLabel, labelRank, type Label } from '../../lib/labels.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AuditEvent } from '../audit/audit.chain.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
-import { isRole, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
+import { hasPermission, isRole, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotifyInput } from '../notifications/notifications.types.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
 import { DocumentRejectedError, preflight, sniffMediaType } from './documents.formats.js';
 import { canManage, canReadContent, canSeeMetadata, metadataVisibleSql } from './documents.policy.js';
 import type { ChunkRow, DocumentMetadata, DocumentsRepository, ShareRow } from './documents.repository.js';
-import type { ChunkView, DocumentView, ShareView } from './documents.schemas.js';
+import type { AccessLogEntry, ChunkView, DocumentView, ShareView } from './documents.schemas.js';
 import { ParseFailedError, type ParserPool } from './documents.worker-pool.js';
 
 export const DOCUMENT_PROCESS_JOB = 'documents.process';
@@ -60,6 +61,8 @@ export interface DocumentsServiceDeps {
   zipLimits: { maxUnzippedBytes: number; maxEntries: number };
   /** Turns a lower label into an approval request (the declassification built-in); absent: lowering is refused. */
   declassifier?: () => ((actor: Actor, row: DocumentMetadata, to: Label, context: RequestContext) => Promise<{ approvalId: string }>) | undefined;
+  /** Reads the audit trail of one document (the audit module's query service). */
+  accessTrail?: () => ((documentId: string, query: { limit: number; cursor?: string }, eventTypes: readonly string[]) => Promise<Page<AuditEvent>>) | undefined;
   /** Why documents are indexed for keyword search only (no embedding model yet): reported by every document. */
   vectorReason: string;
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -98,6 +101,27 @@ export function presentDocument(row: DocumentMetadata, shares: readonly ShareRow
     shares: shares.filter((share) => share.documentId === row.id).map(presentShare),
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** The events an access log is made of (those that also list the document in `details.document_ids` count too). */
+export const ACCESS_EVENT_TYPES = ['DOCUMENT_ACCESSED', 'DOCUMENT_SEARCHED', 'USER_QUERY', 'LLM_REQUEST', 'LLM_ROUTED'] as const;
+
+const ACCESS_ACTIONS: Record<string, AccessLogEntry['action']> = { text: 'read', chunks: 'read', file: 'downloaded', retrieved: 'retrieved', cited: 'cited' };
+
+function presentAccess(event: AuditEvent, auditor: boolean): AccessLogEntry {
+  const details = event.details as { access?: string; mode_used?: string };
+  const action = event.event_type === 'DOCUMENT_SEARCHED' ? 'searched' : (ACCESS_ACTIONS[details.access ?? ''] ?? 'retrieved');
+  return {
+    event_id: event.id,
+    seq: event.seq,
+    event_type: event.event_type,
+    action,
+    user_id: event.user_id,
+    session_id: event.session_id,
+    created_at: event.created_at,
+    // The rest of an event (other documents a search found, the query's digest) is for auditors only.
+    ...(auditor ? { details: event.details } : {}),
   };
 }
 
@@ -481,10 +505,21 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       }, deps.logger);
     },
 
-    /** Who may see a document's access log: its owner, or `audit:read`. */
-    async assertAccessLogVisible(actor: Actor, id: string, canReadAudit: boolean): Promise<void> {
-      const { row } = await loadVisible(actor, id);
-      if (row.ownerId !== actor.userId && !canReadAudit) throw new NotFoundError('Document');
+    /**
+     * `GET /documents/{id}/access-log`: who searched, retrieved, cited, read or downloaded it, from the audit trail.
+     * Its owner sees who and how (not what else those searches found); `audit:read` reads the whole trail anyway, so
+     * it gets the log of any id, a deleted document's included.
+     */
+    async accessLog(actor: Actor, id: string, query: { limit: number; cursor?: string }): Promise<Page<AccessLogEntry>> {
+      const auditor = hasPermission(actor.role, 'audit:read');
+      if (!auditor) {
+        const { row } = await loadVisible(actor, id);
+        if (row.ownerId !== actor.userId) throw new NotFoundError('Document');
+      }
+      const trail = deps.accessTrail?.();
+      if (!trail) return { items: [], next_cursor: null };
+      const page = await trail(id, query, ACCESS_EVENT_TYPES);
+      return { items: page.items.map((item) => presentAccess(item, auditor)), next_cursor: page.next_cursor };
     },
   };
 }

@@ -4,16 +4,24 @@ import { ConflictError } from '../../lib/errors.js';
 import { createDeclassifyTool, DECLASSIFY_TOOL } from './documents.declassify.js';
 import { registerDocumentJobs } from './documents.jobs.js';
 import { createDocumentsRepository } from './documents.repository.js';
+import { createDocumentSearch, type DocumentSearch } from './documents.search.js';
 import { documentsRoutes } from './documents.routes.js';
 import { chunkContentAad, createDocumentsService, documentContentAad, documentTextAad, type DocumentsService } from './documents.service.js';
 import { createParserPool } from './documents.worker-pool.js';
 
 export { canReadContent, contentReadableSql } from './documents.policy.js';
 export type { DocumentsService } from './documents.service.js';
+export type { ContextPassage, DocumentSearch, SearchHit, SearchInput, SearchResult } from './documents.search.js';
+
+/**
+ * What other modules use (chat, MCP, the OpenAI-compatible API): the documents service and, beside it, search and
+ * retrieval of passages, every call with the acting user's own rights.
+ */
+export type DocumentsModule = DocumentsService & DocumentSearch;
 
 declare module 'fastify' {
   interface FastifyInstance {
-    documents: DocumentsService;
+    documents: DocumentsModule;
   }
 }
 
@@ -44,6 +52,7 @@ export const documentsModule = fp(
       chunking: { chunkTokens: app.config.documents.chunkTokens, overlapTokens: app.config.documents.chunkOverlapTokens },
       zipLimits: { maxUnzippedBytes: app.config.documents.maxUnzippedBytes, maxEntries: app.config.documents.maxZipEntries },
       vectorReason: NO_EMBEDDING_MODEL_REASON,
+      accessTrail: () => (documentId, query, eventTypes) => app.auditTrail.queries.documentAccess(documentId, query, eventTypes),
       declassifier: () => async (actor, row, to, context) => {
         const result = await app.tools.engine.execute(actor, { name: DECLASSIFY_TOOL }, { document_id: row.id, from: row.label, to }, context);
         if (result.status === 'pending_approval') return { approvalId: result.approval_id };
@@ -52,7 +61,8 @@ export const documentsModule = fp(
       },
       logger: app.log,
     });
-    app.decorate('documents', service);
+    const search: DocumentSearch = createDocumentSearch({ db, audit: app.audit, fieldCipher: app.fieldCipher, logQueries: app.config.auditLogPrompts, logger: app.log });
+    app.decorate('documents', { ...service, ...search });
     const declassify = createDeclassifyTool({
       documents: service,
       approverIds: (approvalId) => app.approvals.approverIds(approvalId),
@@ -94,7 +104,7 @@ export const documentsModule = fp(
       await parser.close();
     });
 
-    app.apiV1.routes(documentsRoutes, { documents: service, maxBytes: app.config.documents.maxBytes });
+    app.apiV1.routes(documentsRoutes, { documents: service, search, maxBytes: app.config.documents.maxBytes });
   },
   { name: 'module-documents', dependencies: ['infra', 'auth', 'module-audit', 'module-identity', 'module-notifications', 'module-vault', 'module-tools', 'module-approvals'] },
 );
