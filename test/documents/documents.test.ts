@@ -177,8 +177,9 @@ describe('documents: upload, extraction, chunking', () => {
       }
       return found;
     };
-    // Before: the keyword index holds the word (as a lexeme), so the scan can find what a delete leaves behind.
-    expect(await tablesHoldingMarker()).toEqual(['document_chunks']);
+    // Before: the keyword index holds the word (as a lexeme, in the passage's lexemes, its BM25 postings and the
+    // corpus statistics), so the scan can find what a delete leaves behind.
+    expect((await tablesHoldingMarker()).sort()).toEqual(['document_chunks', 'search_postings', 'search_term_stats']);
     const removed = await t.app.inject({ method: 'DELETE', url: `/api/v1/documents/${document.id}`, headers: owner.headers });
     expect(removed.statusCode).toBe(204);
     expect((await t.app.inject({ method: 'GET', url: `/api/v1/documents/${document.id}`, headers: owner.headers })).statusCode).toBe(404);
