@@ -37,6 +37,23 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrowError(new RegExp(name));
   });
 
+  it('bounds cloud content at INTERNAL by default and CONFIDENTIAL at most', () => {
+    expect(loadConfig({}).llm.cloudMaxLabel).toBe('INTERNAL');
+    expect(loadConfig({}).llm.localFallbackModel).toBeUndefined();
+    expect(loadConfig({ CLOUD_MAX_LABEL: 'confidential' }).llm.cloudMaxLabel).toBe('CONFIDENTIAL');
+    expect(loadConfig({ CLOUD_MAX_LABEL: 'PUBLIC' }).llm.cloudMaxLabel).toBe('PUBLIC');
+    expect(() => loadConfig({ CLOUD_MAX_LABEL: 'RESTRICTED' })).toThrowError(/CLOUD_MAX_LABEL.*never goes to a cloud provider/);
+    expect(() => loadConfig({ CLOUD_MAX_LABEL: 'SECRET' })).toThrowError(/CLOUD_MAX_LABEL.*PUBLIC, INTERNAL, CONFIDENTIAL/);
+  });
+
+  it('accepts only a local model as LOCAL_FALLBACK_MODEL', () => {
+    expect(loadConfig({ LOCAL_FALLBACK_MODEL: 'ollama/llama3.1:8b' }).llm.localFallbackModel).toBe('ollama/llama3.1:8b');
+    expect(loadConfig({ LOCAL_FALLBACK_MODEL: 'openai/qwen', OPENAI_LOCAL: 'true' }).llm.localFallbackModel).toBe('openai/qwen');
+    expect(() => loadConfig({ LOCAL_FALLBACK_MODEL: 'openai/gpt-4o' })).toThrowError(/LOCAL_FALLBACK_MODEL.*OPENAI_LOCAL/);
+    expect(() => loadConfig({ LOCAL_FALLBACK_MODEL: 'anthropic/claude' })).toThrowError(/LOCAL_FALLBACK_MODEL.*local model/);
+    expect(() => loadConfig({ LOCAL_FALLBACK_MODEL: 'llama3' })).toThrowError(/LOCAL_FALLBACK_MODEL.*provider\/model/);
+  });
+
   it('never echoes a database URL that may hold a password', () => {
     try {
       loadConfig({ DATABASE_URL: 'postgres://user:hunter2@' });

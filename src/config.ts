@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parsePiiTypeList } from './modules/redaction/policy.js';
 import type { PiiType } from './modules/redaction/types.js';
 import { isLabel, LABELS, type Label } from './lib/labels.js';
+import { CLOUD_MAX_LABELS, DEFAULT_CLOUD_MAX_LABEL, type CloudMaxLabel } from './modules/llm/sensitivity-routing.js';
 
 /**
  * Configuration is parsed and validated here, once, from the environment. Every error names the variable so an
@@ -82,6 +83,10 @@ export interface AppConfig {
     dailyTokenBudget: number | undefined;
     /** Chat requests (`/chat/stream`, `/chat/continue`) per user per window. */
     chatRateLimit: { max: number; periodSeconds: number };
+    /** The highest label of content a cloud (non-local) model may receive (CLOUD_MAX_LABEL); never RESTRICTED. */
+    cloudMaxLabel: CloudMaxLabel;
+    /** A local model for turns whose context is above cloudMaxLabel (LOCAL_FALLBACK_MODEL); undefined: such turns are refused. */
+    localFallbackModel: string | undefined;
   };
   auditLogPrompts: boolean;
   auditCheckpointIntervalSeconds: number;
@@ -310,6 +315,34 @@ function oidcConfig(env: Env, adminUsername: string | undefined): OidcConfig | u
   };
 }
 
+function cloudMaxLabel(env: Env): CloudMaxLabel {
+  const raw = str(env, 'CLOUD_MAX_LABEL');
+  if (raw === undefined) return DEFAULT_CLOUD_MAX_LABEL;
+  const value = raw.toUpperCase();
+  if (value === 'RESTRICTED') {
+    throw new ConfigError('CLOUD_MAX_LABEL', 'cannot be RESTRICTED: restricted content never goes to a cloud provider (at most CONFIDENTIAL)');
+  }
+  if (!(CLOUD_MAX_LABELS as readonly string[]).includes(value)) {
+    throw new ConfigError('CLOUD_MAX_LABEL', `must be one of ${CLOUD_MAX_LABELS.join(', ')}, got "${raw}"`);
+  }
+  return value as CloudMaxLabel;
+}
+
+/** The fallback must be a model of a local provider: Ollama, or the OpenAI-compatible server when OPENAI_LOCAL=true. */
+function localFallbackModel(env: Env, openaiLocal: boolean): string | undefined {
+  const raw = str(env, 'LOCAL_FALLBACK_MODEL');
+  if (raw === undefined) return undefined;
+  if (!/^[a-z0-9-]+\/.+$/.test(raw)) throw new ConfigError('LOCAL_FALLBACK_MODEL', 'must look like provider/model, e.g. ollama/llama3.1:8b');
+  const provider = raw.slice(0, raw.indexOf('/'));
+  if (provider === 'ollama' || (provider === 'openai' && openaiLocal)) return raw;
+  throw new ConfigError(
+    'LOCAL_FALLBACK_MODEL',
+    provider === 'openai'
+      ? 'names an openai model, but the OpenAI-compatible server is not marked local (OPENAI_LOCAL=true)'
+      : `must be a local model (ollama/..., or openai/... with OPENAI_LOCAL=true), got a ${provider} model`,
+  );
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig {
@@ -415,6 +448,8 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
         max: int(env, 'CHAT_RATE_LIMIT_REQUESTS', 30, 1, 10_000_000),
         periodSeconds: int(env, 'CHAT_RATE_LIMIT_PERIOD', 60, 1, 86_400),
       },
+      cloudMaxLabel: cloudMaxLabel(env),
+      localFallbackModel: localFallbackModel(env, bool(env, 'OPENAI_LOCAL', false)),
     },
     auditLogPrompts: bool(env, 'AUDIT_LOG_PROMPTS', false),
     auditCheckpointIntervalSeconds: int(env, 'AUDIT_CHECKPOINT_INTERVAL', 3600, 0, 31_536_000),
