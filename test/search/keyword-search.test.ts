@@ -26,6 +26,7 @@ async function search(t: TestApp, user: TestUser, payload: Record<string, unknow
   return response.json() as { items: Hit[]; mode_used: string; mode_reason: string | null; took_ms: number };
 }
 
+// Uploads go through the real pipeline (worker threads); on a loaded machine the set-up needs more than the default hook time.
 /** The statistics recomputed from the passages themselves: what the triggers must have kept. */
 async function recomputedStats(t: TestApp) {
   const db = t.app.infra.database.db;
@@ -61,7 +62,7 @@ describe('keyword search: BM25 against a hand computation', () => {
     for (const [name, text] of Object.entries(texts)) {
       ids[name] = (await uploadIndexed(t, owner, `${name}.txt`, text, { title: `doc ${name}` })).id;
     }
-  });
+  }, 240_000);
   afterAll(async () => {
     await t.close();
   });
@@ -153,7 +154,7 @@ describe('keyword search: authorization inside the ranking query', () => {
       documents.push(await uploadIndexed(t, owner, `public-${i}.txt`, `the budget and a long passage about other things entirely, item ${i}`, { title: `shared ${i}`, visibility: 'organization', tags: i < 3 ? 'finance' : 'other' }));
     }
     documents.push(await uploadIndexed(t, owner, 'confidential.txt', 'budget budget budget budget for the board', { title: 'board budget', visibility: 'organization', label: 'CONFIDENTIAL' }));
-  });
+  }, 240_000);
   afterAll(async () => {
     await t.close();
   });
@@ -276,7 +277,7 @@ describe('keyword search: permissions count from the next query, on every instan
     second = await buildTestApp({ share: t });
     owner = await createUser(t);
     reader = await createUser(t);
-  });
+  }, 240_000);
   afterAll(async () => {
     await second.close();
     await t.close();
