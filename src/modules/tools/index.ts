@@ -3,6 +3,7 @@ import { roleAtLeast, ROLES } from '../auth/permissions.js';
 import type { ChatToolRuntime } from '../chat/chat-tools.js';
 import { createBuiltinRegistry, type BuiltinTool } from './builtins/index.js';
 import { createAllowlist } from './egress.js';
+import { createBuiltinExecutor, createExecutorRegistry, createWebhookExecutor } from './executors/index.js';
 import { createToolEngine, executionArgsAad, executionResultAad, type ToolEngine } from './tool-engine.js';
 import { neighbour } from '../wiring.js';
 import { createToolSchemaValidator } from './tool-schemas.js';
@@ -43,6 +44,7 @@ export const toolsModule = fp(
     const repository = createToolsRepository();
     const validator = createToolSchemaValidator();
     const builtins = createBuiltinRegistry();
+    const executors = createExecutorRegistry([createBuiltinExecutor(builtins), createWebhookExecutor()]);
     const allowlist = createAllowlist(app.config.toolHttpAllowlist);
     const registry = createToolRegistry({
       db,
@@ -50,6 +52,7 @@ export const toolsModule = fp(
       audit: app.audit,
       validator,
       builtins,
+      executors,
       allowlist,
       notifier: neighbour(app, 'notifications'),
       announceChange: () => app.infra.pubsub.publish(TOOLS_CHANGED_CHANNEL, 'changed'),
@@ -66,7 +69,7 @@ export const toolsModule = fp(
       fieldCipher: app.fieldCipher,
       kv: app.infra.kv,
       validator,
-      builtins,
+      executors,
       allowlist,
       secrets: neighbour(app, 'vault'),
       approvals: neighbour(app, 'approvals'),

@@ -21,13 +21,13 @@ import type {
 } from '../chat/chat-tools.js';
 import type { NotifyInput } from '../notifications/notifications.types.js';
 import { EncryptedDataError, type FieldEncryptionService } from '../vault/field-cipher.js';
-import { ToolRunError, type BuiltinRegistry } from './builtins/index.js';
+import { ToolRunError } from './builtins/index.js';
 import { DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS, type Allowlist } from './egress.js';
 import { createSecretScrubber, type SecretScrubber } from './secret-scrub.js';
 import { describeFieldErrors, type ToolSchemaValidator } from './tool-schemas.js';
 import type { NewToolExecutionRow, ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
 import type { ToolRef, ToolRegistry } from './tools.service.js';
-import { callWebhook } from './webhook.js';
+import type { ExecutorRegistry } from './executors/index.js';
 import { isUniqueViolation } from './db-errors.js';
 
 const EXECUTION_RESOURCE = 'tool_execution';
@@ -70,7 +70,7 @@ export interface ToolEngineDeps {
   fieldCipher: Pick<FieldEncryptionService, 'encrypt' | 'decrypt'>;
   kv: KeyValueStore;
   validator: ToolSchemaValidator;
-  builtins: BuiltinRegistry;
+  executors: ExecutorRegistry;
   allowlist: Allowlist;
   secrets: () => ToolSecrets | undefined;
   /** The approval chain registers after this module; it is resolved at call time. */
@@ -184,20 +184,14 @@ function truncate(text: string): string {
  * run is refused when the tool or the arguments no longer match what was approved.
  */
 export function createToolEngine(deps: ToolEngineDeps) {
-  const { db, repository, registry, audit, fieldCipher, kv, validator, builtins, allowlist } = deps;
+  const { db, repository, registry, audit, fieldCipher, kv, validator, executors, allowlist } = deps;
   const now = deps.now ?? (() => new Date());
 
   function validateArgs(tool: ToolRow, args: unknown, pointerPrefix: string): Record<string, unknown> {
     if (!isPlainObject(args)) throw new ValidationError('The tool arguments are invalid', [{ pointer: pointerPrefix || '/', detail: 'must be an object' }]);
     const errors: FieldError[] = validator.validate(tool, 'input', tool.inputSchema, args, pointerPrefix);
-    // A built-in also checks its own schema: an admin may narrow a built-in's arguments, never widen them.
-    const builtin = tool.implementation.type === 'builtin' ? builtins.get(tool.implementation.builtin) : undefined;
-    if (errors.length === 0 && builtin) {
-      errors.push(...validator.validate({ id: `builtin:${builtin.name}`, version: 0 }, 'input', builtin.inputSchema, args, pointerPrefix));
-      if (errors.length === 0 && builtin.checkArgs) {
-        errors.push(...builtin.checkArgs(args, { allowlist }).map((error) => ({ ...error, pointer: `${pointerPrefix}${error.pointer}` })));
-      }
-    }
+    const executor = executors.get(tool.implementation.type);
+    if (errors.length === 0 && executor?.checkArgs) errors.push(...executor.checkArgs(tool, args, { allowlist, validator, pointerPrefix }));
     if (errors.length > 0) throw new ValidationError('The tool arguments are invalid', errors);
     return args;
   }
@@ -370,24 +364,9 @@ export function createToolEngine(deps: ToolEngineDeps) {
         used.push(value);
         return value;
       };
-      let work: Promise<unknown>;
-      if (tool.implementation.type === 'webhook') {
-        work = callWebhook({ toolName: tool.name, args, executionId, implementation: tool.implementation, allowlist, signal: controller.signal, useSecret: secretFor });
-      } else {
-        const builtin = builtins.get(tool.implementation.builtin);
-        if (!builtin) throw new ToolRunError('builtin_missing', `the built-in "${tool.implementation.builtin ?? ''}" is not available in this version`);
-        work = builtin.run(args, {
-          executionId,
-          userId,
-          approvalId,
-          toolName: tool.name,
-          implementation: tool.implementation,
-          signal: controller.signal,
-          allowlist,
-          useSecret: secretFor,
-          outputSchema: tool.outputSchema,
-        });
-      }
+      const executor = executors.get(tool.implementation.type);
+      if (!executor) throw new ToolRunError('kind_unavailable', `tools of kind "${tool.implementation.type}" cannot run in this version`);
+      const work = executor.run(tool, args, { executionId, userId, approvalId, signal: controller.signal, allowlist, useSecret: secretFor });
       const result = scrubber().deep(await Promise.race([work, deadline, shutdown]));
       if (tool.outputSchema !== null) {
         const errors = validator.validate(tool, 'output', tool.outputSchema, result);
@@ -472,7 +451,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
 
   /** A built-in that changes nothing outside this process: run first, then recorded once (run, row and audit). */
   function isPure(tool: ToolRow): boolean {
-    return tool.implementation.type === 'builtin' && builtins.get(tool.implementation.builtin)?.pure === true;
+    return executors.get(tool.implementation.type)?.isPure?.(tool) === true;
   }
 
   function completedOrThrow(tool: ToolRow, executionId: string, outcome: RunOutcome): ExecuteResult {

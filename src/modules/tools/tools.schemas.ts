@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { TOOL_IMPLEMENTATION_TYPES } from '../../db/schema/tools.js';
 import { MultiLineText, SingleLineText } from '../../lib/text-formats.js';
 import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT } from './egress.js';
@@ -14,7 +15,7 @@ const NullableJsonSchema = Type.Union([JsonSchemaDocument, Type.Null()]);
 
 export const ImplementationSchema = Type.Object(
   {
-    type: Type.Union([Type.Literal('builtin'), Type.Literal('webhook')]),
+    type: Type.Union(TOOL_IMPLEMENTATION_TYPES.map((type) => Type.Literal(type))),
     builtin: Type.Optional(SingleLineText({ maxLength: 64, description: 'builtin: redact_text, http_request, …' })),
     url: Type.Optional(SingleLineText({ maxLength: 2048, description: 'webhook: called with POST; its host must be in TOOL_HTTP_ALLOWLIST' })),
     secret_name: Type.Optional(

@@ -7,13 +7,13 @@ import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, roleAtLeast, ROLES, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationContent } from '../notifications/notifications.types.js';
 import { SECRET_NAME_PATTERN } from '../vault/vault.service.js';
-import type { BuiltinRegistry, BuiltinTool, ImplementationOption } from './builtins/index.js';
+import type { BuiltinRegistry } from './builtins/index.js';
+import type { ExecutorRegistry, ImplementationDefaults } from './executors/index.js';
 import { isUniqueViolation } from './db-errors.js';
 import { createDefinitionCache } from './definition-cache.js';
-import { checkEgressUrl, EgressError, MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT, type Allowlist } from './egress.js';
+import { MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT, type Allowlist } from './egress.js';
 import type { ToolSchemaValidator } from './tool-schemas.js';
 import type { ToolPatch, ToolRow, ToolsRepository } from './tools.repository.js';
-import { isReservedWebhookHeader } from './webhook.js';
 
 export const TOOL_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
 const TOOL_NAME = new RegExp(TOOL_NAME_PATTERN);
@@ -73,7 +73,9 @@ export interface ToolRegistryDeps {
   repository: ToolsRepository;
   audit: Pick<AuditRecorder, 'record'>;
   validator: ToolSchemaValidator;
+  /** Built-ins are seeded at start-up; every kind's configuration is checked by its executor. */
   builtins: BuiltinRegistry;
+  executors: ExecutorRegistry;
   allowlist: Allowlist;
   notifier: () => ToolNotifier | undefined;
   /** Tells the other instances that definitions changed (they drop their cached ones). */
@@ -139,7 +141,7 @@ interface Candidate {
  * allowed, a built-in must exist and accept the options given.
  */
 export function createToolRegistry(deps: ToolRegistryDeps) {
-  const { db, repository, audit, validator, builtins, allowlist } = deps;
+  const { db, repository, audit, validator, builtins, executors, allowlist } = deps;
   const now = deps.now ?? (() => new Date());
   const definitions = createDefinitionCache<ToolRow>({ ttlMs: deps.definitionCacheTtlMs ?? 0 });
   // The tool list offered to the model, per role: read on every chat turn, before the model is called.
@@ -175,42 +177,20 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     if (problem) errors.push({ pointer, detail: `is not a valid JSON Schema: ${problem}` });
   }
 
-  function checkImplementation(errors: FieldError[], implementation: ToolImplementation): BuiltinTool | undefined {
+  /** The kind's own checks, then the options every kind shares; returns the kind's defaults for a new definition. */
+  function checkImplementation(errors: FieldError[], implementation: ToolImplementation): ImplementationDefaults {
     const base = '/implementation';
-    const allowed: ImplementationOption[] = ['secret_name', 'timeout_ms', 'max_response_bytes'];
-    let builtin: BuiltinTool | undefined;
-    if (implementation.type === 'builtin') {
-      builtin = builtins.get(implementation.builtin);
-      if (!builtin) {
-        const known = builtins.list().map((tool) => tool.name).join(', ');
-        errors.push({ pointer: `${base}/builtin`, detail: `must name a built-in tool (${known})` });
-        return undefined;
-      }
-      for (const key of Object.keys(implementation) as (keyof ToolImplementation)[]) {
-        if (key === 'type' || key === 'builtin') continue;
-        if (!builtin.options.includes(key)) errors.push({ pointer: `${base}/${key}`, detail: `is not an option of the built-in ${builtin.name}` });
-      }
-    } else {
-      if (implementation.builtin !== undefined) errors.push({ pointer: `${base}/builtin`, detail: 'is only for built-in tools' });
-      for (const key of ['auth_header', 'auth_scheme'] as const) {
-        if (implementation[key] !== undefined) errors.push({ pointer: `${base}/${key}`, detail: 'is not an option of webhook tools' });
-      }
-      if (implementation.url === undefined) {
-        errors.push({ pointer: `${base}/url`, detail: 'is required for a webhook tool' });
-      } else {
-        try {
-          checkEgressUrl(implementation.url, allowlist);
-        } catch (error) {
-          if (!(error instanceof EgressError)) throw error;
-          errors.push({ pointer: `${base}/url`, detail: error.message });
-        }
-      }
-      for (const [name, value] of Object.entries(implementation.headers ?? {})) {
-        if (!HEADER_NAME.test(name) || isReservedWebhookHeader(name) || typeof value !== 'string' || /[\r\n]/.test(value)) {
-          errors.push({ pointer: `${base}/headers/${name}`, detail: 'is not a header this tool may set' });
-        }
-      }
-      allowed.push('url', 'headers');
+    const executor = executors.get(implementation.type);
+    if (!executor) {
+      errors.push({ pointer: `${base}/type`, detail: `must be one of ${executors.types().join(', ')}` });
+      return {};
+    }
+    const kindErrors = executor.validate(implementation, { allowlist });
+    errors.push(...kindErrors);
+    const options = new Set(executor.options(implementation));
+    for (const key of Object.keys(implementation)) {
+      if (key === 'type' || options.has(key) || kindErrors.some((error) => error.pointer === `${base}/${key}`)) continue;
+      errors.push({ pointer: `${base}/${key}`, detail: `is not an option of ${implementation.type} tools` });
     }
     if (implementation.secret_name !== undefined && !SECRET_NAME.test(implementation.secret_name)) {
       errors.push({ pointer: `${base}/secret_name`, detail: 'must name a vault secret' });
@@ -229,7 +209,7 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     if (size !== undefined && (!Number.isInteger(size) || size < 1 || size > MAX_RESPONSE_BYTES_LIMIT)) {
       errors.push({ pointer: `${base}/max_response_bytes`, detail: `must be an integer between 1 and ${MAX_RESPONSE_BYTES_LIMIT}` });
     }
-    return builtin;
+    return kindErrors.length === 0 ? (executor.defaults?.(implementation) ?? {}) : {};
   }
 
   /** Validates a whole definition; fills a built-in's own schemas in where the admin gave none. */
@@ -241,10 +221,10 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     if (candidate.description.length > TOOL_DESCRIPTION_MAX_LENGTH) {
       errors.push({ pointer: '/description', detail: `must be at most ${TOOL_DESCRIPTION_MAX_LENGTH} characters` });
     }
-    const builtin = checkImplementation(errors, candidate.implementation);
-    const inputSchema = candidate.inputSchema ?? builtin?.inputSchema;
+    const defaults = checkImplementation(errors, candidate.implementation);
+    const inputSchema = candidate.inputSchema ?? defaults.inputSchema;
     if (inputSchema === undefined) {
-      errors.push({ pointer: '/input_schema', detail: 'is required for a webhook tool' });
+      errors.push({ pointer: '/input_schema', detail: `is required for a ${candidate.implementation.type} tool` });
     } else if (!isPlainObject(inputSchema) || inputSchema.type !== 'object') {
       errors.push({ pointer: '/input_schema', detail: 'must be a JSON Schema of type "object" (tool arguments are an object)' });
     } else {
@@ -298,14 +278,14 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
   }
 
   function candidateFromInput(input: ToolInput): Candidate {
-    const builtin = input.implementation.type === 'builtin' ? builtins.get(input.implementation.builtin) : undefined;
+    const defaults = executors.get(input.implementation.type)?.defaults?.(input.implementation) ?? {};
     return {
       name: input.name,
-      description: input.description ?? builtin?.description ?? '',
+      description: input.description ?? defaults.description ?? '',
       inputSchema: input.input_schema,
-      outputSchema: input.output_schema === undefined ? (builtin?.outputSchema ?? null) : input.output_schema,
+      outputSchema: input.output_schema === undefined ? (defaults.outputSchema ?? null) : input.output_schema,
       requiredRole: input.required_role ?? 'ANALYST',
-      requiresApproval: input.requires_approval ?? builtin?.requiresApproval ?? false,
+      requiresApproval: input.requires_approval ?? defaults.requiresApproval ?? false,
       approvalWhen: input.approval_when ?? null,
       approvalsRequired: input.approvals_required ?? 1,
       approverRole: input.approver_role ?? 'MANAGER',
