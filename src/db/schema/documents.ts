@@ -43,6 +43,8 @@ export const documents = pgTable(
     chunkCount: integer('chunk_count').notNull().default(0),
     vectorIndexed: boolean('vector_indexed').notNull().default(false),
     vectorReason: text('vector_reason'),
+    /** The embedding model `vector_indexed`/`vector_reason` were decided for; another model means "embed again". */
+    vectorModel: text('vector_model'),
     encryptedContent: text('encrypted_content').notNull(),
     encryptedText: text('encrypted_text'),
     generation: integer('generation').notNull().default(1),

@@ -173,27 +173,29 @@ export function createDocumentSearch(deps: DocumentSearchDeps) {
       const vectors = deps.vectors?.();
       const vectorReason = vectors ? vectors.unavailableReason() : 'vector search is not configured';
       const requested: SearchMode = input.mode ?? (vectorReason === null ? 'hybrid' : 'keyword');
-      const modeUsed: SearchResult['mode_used'] = requested === 'keyword' || vectorReason !== null ? 'keyword' : requested;
-      const modeReason = requested !== 'keyword' && vectorReason !== null ? `${requested} search unavailable, keyword search used: ${vectorReason}` : null;
+      let modeUsed: SearchResult['mode_used'] = requested === 'keyword' || vectorReason !== null ? 'keyword' : requested;
+      let modeReason = requested !== 'keyword' && vectorReason !== null ? `${requested} search unavailable, keyword search used: ${vectorReason}` : null;
       const visible = contentReadableSql(actor);
 
       const lexemes = await queryLexemes(db, input.query);
-      let ranked: { chunkId: string; documentId: string; score: number }[];
-      const keywordScores = new Map<string, number>();
-      const vectorScores = new Map<string, number>();
-      if (modeUsed === 'keyword') {
-        ranked = await rankKeyword(db, lexemes, visible, input.filters, topK);
-        for (const hit of ranked) keywordScores.set(hit.chunkId, hit.score);
-      } else if (modeUsed === 'vector') {
-        ranked = await vectors!.rank(input.query, visible, input.filters, topK);
-        for (const hit of ranked) vectorScores.set(hit.chunkId, hit.score);
-      } else {
-        const candidates = Math.max(HYBRID_CANDIDATES, topK * 2);
-        const [keyword, vector] = await Promise.all([rankKeyword(db, lexemes, visible, input.filters, candidates), vectors!.rank(input.query, visible, input.filters, candidates)]);
-        for (const hit of keyword) keywordScores.set(hit.chunkId, hit.score);
-        for (const hit of vector) vectorScores.set(hit.chunkId, hit.score);
-        ranked = fuseRrf([keyword, vector]).slice(0, topK);
+      const candidates = modeUsed === 'hybrid' ? Math.max(HYBRID_CANDIDATES, topK * 2) : topK;
+      let vector: RankedChunk[] = [];
+      if (modeUsed !== 'keyword') {
+        try {
+          vector = await vectors!.rank(input.query, visible, input.filters, candidates);
+        } catch (error) {
+          // The embedding model down, the vector table being rebuilt: the answer is a keyword one, and says why.
+          const message = error instanceof Error ? error.message : String(error);
+          deps.logger?.warn({ err: message }, 'vector search failed; answered by keyword search');
+          modeReason = `${modeUsed} search failed, keyword search used: ${message}`.slice(0, 500);
+          modeUsed = 'keyword';
+        }
       }
+      const keyword = modeUsed === 'vector' ? [] : await rankKeyword(db, lexemes, visible, input.filters, candidates);
+      const keywordScores = new Map(keyword.map((hit) => [hit.chunkId, hit.score]));
+      const vectorScores = new Map(vector.map((hit) => [hit.chunkId, hit.score]));
+      const ranked: { chunkId: string; documentId: string; score: number }[] =
+        modeUsed === 'keyword' ? keyword : modeUsed === 'vector' ? vector : fuseRrf([keyword, vector]).slice(0, topK);
 
       const rows = await loadPassages(actor, ranked.map((hit) => hit.chunkId));
       const opened = ranked.flatMap((hit) => {

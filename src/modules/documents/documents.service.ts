@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
 import type { DocumentStatus, DocumentVisibility } from '../../db/schema/documents.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ConflictError, NotFoundError, UnsupportedMediaTypeError, ValidationError } from '../../lib/errors.js';
@@ -15,9 +15,14 @@ import { DocumentRejectedError, preflight, sniffMediaType } from './documents.fo
 import { canManage, canReadContent, canSeeMetadata, metadataVisibleSql } from './documents.policy.js';
 import type { ChunkRow, DocumentMetadata, DocumentsRepository, ShareRow } from './documents.repository.js';
 import type { AccessLogEntry, ChunkView, DocumentView, ShareView } from './documents.schemas.js';
+import type { EmbedOutcome, VectorIndex } from './documents.vectors.js';
 import { ParseFailedError, type ParserPool } from './documents.worker-pool.js';
 
 export const DOCUMENT_PROCESS_JOB = 'documents.process';
+export const DOCUMENT_EMBED_JOB = 'documents.embed';
+
+/** A run that a reindex (or a model change) overtook: its writes are rolled back and it stops quietly. */
+class StaleRunError extends Error {}
 const RESOURCE_TYPE = 'document';
 /** A processing stage older than this belongs to a worker that died: the sweep starts the document again. */
 export const STALE_STAGE_MS = 5 * 60_000;
@@ -63,8 +68,10 @@ export interface DocumentsServiceDeps {
   declassifier?: () => ((actor: Actor, row: DocumentMetadata, to: Label, context: RequestContext) => Promise<{ approvalId: string }>) | undefined;
   /** Reads the audit trail of one document (the audit module's query service). */
   accessTrail?: () => ((documentId: string, query: { limit: number; cursor?: string }, eventTypes: readonly string[]) => Promise<Page<AuditEvent>>) | undefined;
-  /** Why documents are indexed for keyword search only (no embedding model yet): reported by every document. */
+  /** Why documents are indexed for keyword search only when there is no vector index at all. */
   vectorReason: string;
+  /** The vector index (pgvector and an embedding model); absent: keyword search only. */
+  vectors?: () => VectorIndex | undefined;
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   now?: () => Date;
 }
@@ -262,16 +269,89 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
     }, deps.logger);
     if (!stored) return;
 
-    await withTransaction(db, async (uow) => {
-      const row = await repository.advance(uow.tx, id, generation, { status: 'indexed', progress: 1, error: null, vectorIndexed: false, vectorReason: deps.vectorReason });
-      if (!row) return;
-      await audit.record(uow.tx, event(null, 'DOCUMENT_INDEXED', id, { label: row.label, chunk_count: row.chunkCount, page_count: row.pageCount, vector_indexed: false, generation }, SYSTEM_CONTEXT));
-      await notifyOwner(uow, row, 'indexed');
-    }, deps.logger);
+    await finishIndexing(stored, chunks.map((chunk) => ({ id: chunk.id, text: chunk.text })));
+  }
+
+  /**
+   * The embedding step and the end of a run: vectors (when a model, pgvector and the label allow them) and the
+   * `indexed` state in one commit with DOCUMENT_INDEXED. An embedding failure does not fail the document: it is
+   * indexed for keyword search, says why it has no vectors, and the vector sweep tries again later.
+   */
+  async function finishIndexing(stored: DocumentMetadata, passages: { id: string; text: string }[]): Promise<void> {
+    const { id, generation } = stored;
+    const commit = async (outcome: EmbedOutcome, store?: (tx: Tx) => Promise<void>) => {
+      await withTransaction(db, async (uow) => {
+        if (store) {
+          const current = await repository.findMetadata(uow.tx, id);
+          if (!current || current.generation !== generation || current.status !== 'embedding') throw new StaleRunError();
+          await store(uow.tx);
+        }
+        const row = await repository.advance(uow.tx, id, generation, { status: 'indexed', progress: 1, error: null, vectorIndexed: outcome.vectorIndexed, vectorReason: outcome.vectorReason, vectorModel: outcome.vectorModel });
+        if (!row) return;
+        await audit.record(uow.tx, event(null, 'DOCUMENT_INDEXED', id, { label: row.label, chunk_count: row.chunkCount, page_count: row.pageCount, vector_indexed: outcome.vectorIndexed, generation }, SYSTEM_CONTEXT));
+        await notifyOwner(uow, row, 'indexed');
+      }, deps.logger);
+    };
+    const vectors = deps.vectors?.();
+    if (!vectors) {
+      await commit({ vectorIndexed: false, vectorReason: deps.vectorReason, vectorModel: null });
+      return;
+    }
+    try {
+      await vectors.embedDocument(id, stored.label, passages, (outcome, store) => commit(outcome, store));
+    } catch (error) {
+      if (error instanceof StaleRunError) return;
+      const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+      deps.logger?.warn({ document_id: id, err: reason }, 'document embedding failed');
+      await commit({ vectorIndexed: false, vectorReason: reason, vectorModel: null });
+    }
+  }
+
+  /** Vectors for an indexed document whose vectors are missing or from another model (model change, failure). */
+  async function embedAgain(id: string, generation: number): Promise<void> {
+    const vectors = deps.vectors?.();
+    if (!vectors) return;
+    const row = await repository.findMetadata(db, id);
+    if (!row || row.generation !== generation || row.status !== 'indexed') return;
+    const passages = (await repository.chunkCiphertexts(db, id)).map((chunk) => ({
+      id: chunk.id,
+      text: (JSON.parse(fieldCipher.decrypt(chunk.encryptedContent, chunkContentAad(chunk.id))) as { text: string }).text,
+    }));
+    const write = async (outcome: EmbedOutcome, store: (tx: Tx) => Promise<void>) => {
+      await withTransaction(db, async (uow) => {
+        const current = await repository.findMetadata(uow.tx, id);
+        if (!current || current.generation !== generation || current.status !== 'indexed') throw new StaleRunError();
+        await store(uow.tx);
+        await repository.update(uow.tx, id, { vectorIndexed: outcome.vectorIndexed, vectorReason: outcome.vectorReason, vectorModel: outcome.vectorModel });
+      }, deps.logger);
+    };
+    try {
+      await vectors.embedDocument(id, row.label, passages, write);
+    } catch (error) {
+      if (error instanceof StaleRunError) return;
+      const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+      await repository.update(db, id, { vectorIndexed: false, vectorReason: reason, vectorModel: null });
+      throw error;
+    }
   }
 
   return {
     processDocument,
+    embedAgain,
+
+    /**
+     * The vector sweep: indexed documents whose vectors are not for the current model are embedded again in the
+     * background (idempotent jobs; a document is re-read each time). Returns how many were enqueued.
+     */
+    async embedPending(limit = 50): Promise<number> {
+      const model = deps.vectors?.()?.state();
+      if (!model?.ready) return 0;
+      const pending = await repository.needingVectors(db, model.model, limit);
+      for (const { id, generation } of pending) {
+        await jobs.enqueue(DOCUMENT_EMBED_JOB, { documentId: id, generation }, { jobId: `documents-embed-${id}-${generation}-${randomUUID()}`, attempts: 3, backoffMs: 5_000 });
+      }
+      return pending.length;
+    },
 
     /** Runs the pipeline for a document's current generation here and now (the import command), then reports it. */
     async processNow(id: string): Promise<DocumentView | undefined> {
