@@ -9,6 +9,9 @@ import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import { uploadIndexed } from '../documents/helpers.js';
 
+/** Uploads wait for the real pipeline; the first one of an app starts its parser threads, slow on a loaded machine. */
+const FIRST_UPLOAD_MS = 90_000;
+
 interface Hit {
   chunk_id: string;
   document_id: string;
@@ -60,7 +63,7 @@ describe('keyword search: BM25 against a hand computation', () => {
     // One passage each; the lexemes are obvious: appl, banana, cherri, date.
     const texts = { a: 'apple banana apple', b: 'banana cherry', c: 'cherry cherry cherry date', d: 'date' };
     for (const [name, text] of Object.entries(texts)) {
-      ids[name] = (await uploadIndexed(t, owner, `${name}.txt`, text, { title: `doc ${name}` })).id;
+      ids[name] = (await uploadIndexed(t, owner, `${name}.txt`, text, { title: `doc ${name}` }, FIRST_UPLOAD_MS)).id;
     }
   }, 240_000);
   afterAll(async () => {
@@ -109,7 +112,7 @@ describe('keyword search: BM25 against a hand computation', () => {
 
   it('keeps the statistics exact through deletes and reindexing', async () => {
     expect(await recomputedStats(t)).toMatchObject({ kept: { chunks: 4, terms: 10 }, termDiff: 0, postingDiff: 0 });
-    const extra = await uploadIndexed(t, owner, 'extra.txt', 'apple pie with cherry and a unique quinceword', { title: 'extra' });
+    const extra = await uploadIndexed(t, owner, 'extra.txt', 'apple pie with cherry and a unique quinceword', { title: 'extra' }, FIRST_UPLOAD_MS);
     let stats = await recomputedStats(t);
     expect(stats.kept).toEqual(stats.actual);
     expect(stats).toMatchObject({ termDiff: 0, postingDiff: 0 });
@@ -117,7 +120,7 @@ describe('keyword search: BM25 against a hand computation', () => {
 
     const reindexed = await t.app.inject({ method: 'POST', url: `/api/v1/documents/${extra.id}/reindex`, headers: owner.headers });
     expect(reindexed.statusCode).toBe(202);
-    await uploadIndexed(t, owner, 'extra.txt', 'apple pie with cherry and a unique quinceword');
+    await uploadIndexed(t, owner, 'extra.txt', 'apple pie with cherry and a unique quinceword', {}, FIRST_UPLOAD_MS);
     stats = await recomputedStats(t);
     expect(stats.kept).toEqual(stats.actual);
     expect(stats).toMatchObject({ termDiff: 0, postingDiff: 0 });
@@ -148,12 +151,12 @@ describe('keyword search: authorization inside the ranking query', () => {
     admin = await createUser(t, { role: 'ADMIN' });
     // 12 private documents that mention "budget" many times (they would rank first), 6 readable ones that mention it once.
     for (let i = 0; i < 12; i += 1) {
-      documents.push(await uploadIndexed(t, owner, `private-${i}.txt`, `budget budget budget forecast number ${i}`, { title: `private ${i}`, tags: 'finance' }));
+      documents.push(await uploadIndexed(t, owner, `private-${i}.txt`, `budget budget budget forecast number ${i}`, { title: `private ${i}`, tags: 'finance' }, FIRST_UPLOAD_MS));
     }
     for (let i = 0; i < 6; i += 1) {
-      documents.push(await uploadIndexed(t, owner, `public-${i}.txt`, `the budget and a long passage about other things entirely, item ${i}`, { title: `shared ${i}`, visibility: 'organization', tags: i < 3 ? 'finance' : 'other' }));
+      documents.push(await uploadIndexed(t, owner, `public-${i}.txt`, `the budget and a long passage about other things entirely, item ${i}`, { title: `shared ${i}`, visibility: 'organization', tags: i < 3 ? 'finance' : 'other' }, FIRST_UPLOAD_MS));
     }
-    documents.push(await uploadIndexed(t, owner, 'confidential.txt', 'budget budget budget budget for the board', { title: 'board budget', visibility: 'organization', label: 'CONFIDENTIAL' }));
+    documents.push(await uploadIndexed(t, owner, 'confidential.txt', 'budget budget budget budget for the board', { title: 'board budget', visibility: 'organization', label: 'CONFIDENTIAL' }, FIRST_UPLOAD_MS));
   }, 240_000);
   afterAll(async () => {
     await t.close();
@@ -284,7 +287,7 @@ describe('keyword search: permissions count from the next query, on every instan
   });
 
   it('a deleted, unshared or relabelled document disappears from results at once on the other instance', async () => {
-    const document = await uploadIndexed(t, owner, 'roadmap.txt', 'the product roadmap for next year', { title: 'roadmap' });
+    const document = await uploadIndexed(t, owner, 'roadmap.txt', 'the product roadmap for next year', { title: 'roadmap' }, FIRST_UPLOAD_MS);
     const share = await t.app.inject({ method: 'POST', url: `/api/v1/documents/${document.id}/shares`, headers: owner.headers, payload: { user_id: reader.user.id } });
     expect(share.statusCode).toBe(201);
     const onSecond = async () => (await search(second, reader, { query: 'roadmap' })).items.map((item) => item.document_id);
@@ -293,7 +296,7 @@ describe('keyword search: permissions count from the next query, on every instan
     expect((await t.app.inject({ method: 'PATCH', url: `/api/v1/documents/${document.id}`, headers: owner.headers, payload: { label: 'CONFIDENTIAL' } })).statusCode).toBe(200);
     expect(await onSecond()).toEqual([]);
 
-    const other = await uploadIndexed(t, owner, 'roadmap2.txt', 'another roadmap, for the team', { title: 'roadmap 2', visibility: 'organization' });
+    const other = await uploadIndexed(t, owner, 'roadmap2.txt', 'another roadmap, for the team', { title: 'roadmap 2', visibility: 'organization' }, FIRST_UPLOAD_MS);
     expect(await onSecond()).toEqual([other.id]);
     const shared = await t.app.inject({ method: 'POST', url: `/api/v1/documents/${other.id}/shares`, headers: owner.headers, payload: { user_id: reader.user.id } });
     expect((await t.app.inject({ method: 'PATCH', url: `/api/v1/documents/${other.id}`, headers: owner.headers, payload: { visibility: 'private' } })).statusCode).toBe(200);
@@ -306,5 +309,5 @@ describe('keyword search: permissions count from the next query, on every instan
     expect((await t.app.inject({ method: 'DELETE', url: `/api/v1/documents/${other.id}`, headers: owner.headers })).statusCode).toBe(204);
     expect(await onSecond()).toEqual([]);
     expect((await search(second, owner, { query: 'roadmap' })).items.map((item) => item.document_id)).toEqual([document.id]);
-  });
+  }, 120_000);
 });

@@ -8,6 +8,9 @@ import { createUser, type TestUser } from '../helpers/users.js';
 import { startMockLlm, type MockLlm } from '../mock-llm/server.js';
 import { uploadIndexed, waitProcessed } from '../documents/helpers.js';
 
+/** Uploads wait for the real pipeline; the first one of an app starts its parser threads, slow on a loaded machine. */
+const FIRST_UPLOAD_MS = 90_000;
+
 interface SearchResponse {
   items: { chunk_id: string; document_id: string; document_title: string; text: string; score: number; scores: { keyword?: number; vector?: number } }[];
   mode_used: string;
@@ -43,7 +46,7 @@ describe.skipIf(usingPostgres)('vector and hybrid search with a local embedding 
     mock = await startMockLlm({ embeddingDimensions: 128 });
     t = await buildTestApp({ env: { OLLAMA_BASE_URL: mock.url, EMBEDDING_MODEL: 'ollama/mock-embed' } });
     owner = await createUser(t);
-    for (const [name, text] of Object.entries(TOPICS)) documents[name] = await uploadIndexed(t, owner, `${name}.txt`, text, { title: name, label: name === 'volcano' ? 'CONFIDENTIAL' : 'INTERNAL' });
+    for (const [name, text] of Object.entries(TOPICS)) documents[name] = await uploadIndexed(t, owner, `${name}.txt`, text, { title: name, label: name === 'volcano' ? 'CONFIDENTIAL' : 'INTERNAL' }, FIRST_UPLOAD_MS);
   }, 240_000);
   afterAll(async () => {
     await t.close();
@@ -84,7 +87,7 @@ describe.skipIf(usingPostgres)('vector and hybrid search with a local embedding 
 
   it('a failed embedding leaves the document in keyword search with the reason, and the sweep embeds it later', async () => {
     mock.embeddings.status = 500;
-    const failed = await uploadIndexed(t, owner, 'glaciers.txt', 'Glaciers carve valleys as they slowly retreat.', { title: 'glaciers' });
+    const failed = await uploadIndexed(t, owner, 'glaciers.txt', 'Glaciers carve valleys as they slowly retreat.', { title: 'glaciers' }, FIRST_UPLOAD_MS);
     expect(failed).toMatchObject({ status: 'indexed', vector_indexed: false });
     expect(failed.vector_reason).toMatch(/embedding failed/);
     expect((await search(t, owner, { query: 'glaciers', mode: 'keyword' })).items).toHaveLength(1);
@@ -112,7 +115,7 @@ describe.skipIf(usingPostgres)('vector and hybrid search with a local embedding 
   });
 
   it('deleting a document deletes its vectors', async () => {
-    const doomed = await uploadIndexed(t, owner, 'doomed.txt', 'A passage about tectonic plates.', { title: 'doomed' });
+    const doomed = await uploadIndexed(t, owner, 'doomed.txt', 'A passage about tectonic plates.', { title: 'doomed' }, FIRST_UPLOAD_MS);
     expect((await t.app.inject({ method: 'DELETE', url: `/api/v1/documents/${doomed.id}`, headers: owner.headers })).statusCode).toBe(204);
     const [left] = await queryRows<{ n: number }>(t.app.infra.database.db, sql`select count(*)::int as n from document_chunk_vectors where document_id = ${doomed.id}::uuid`);
     expect(left!.n).toBe(0);
@@ -135,7 +138,7 @@ describe.skipIf(usingPostgres)('a cloud embedding model gets redacted text and n
   });
 
   it('sends INTERNAL passages redacted, in OpenAI’s /v1/embeddings format', async () => {
-    const document = await uploadIndexed(t, owner, 'contacts.txt', 'Write to jane.doe@example.com about the harbour project.', { title: 'contacts', label: 'INTERNAL' });
+    const document = await uploadIndexed(t, owner, 'contacts.txt', 'Write to jane.doe@example.com about the harbour project.', { title: 'contacts', label: 'INTERNAL' }, FIRST_UPLOAD_MS);
     expect(document).toMatchObject({ vector_indexed: true, vector_reason: null });
     const sent = embeddedTexts(mock);
     expect(sent.some((text) => text.includes('harbour project'))).toBe(true);
@@ -144,13 +147,13 @@ describe.skipIf(usingPostgres)('a cloud embedding model gets redacted text and n
     const request = mock.embeddingRequests()[0]!;
     expect(request.headers.authorization).toBe('Bearer sk-test-embeddings');
     expect(request.body).toMatchObject({ model: 'text-embedding-3-small', encoding_format: 'float' });
-  });
+  }, 120_000);
 
   it('never sends CONFIDENTIAL or RESTRICTED passages; the document says it is keyword-only and why', async () => {
     const before = mock.embeddingRequests().length;
     for (const label of ['CONFIDENTIAL', 'RESTRICTED']) {
       const marker = `marker${label.toLowerCase()}${Date.now()}`;
-      const document = await uploadIndexed(t, owner, `${label}.txt`, `The merger plan ${marker} stays inside.`, { title: label, label });
+      const document = await uploadIndexed(t, owner, `${label}.txt`, `The merger plan ${marker} stays inside.`, { title: label, label }, FIRST_UPLOAD_MS);
       expect(document).toMatchObject({ status: 'indexed', vector_indexed: false });
       expect(document.vector_reason).toMatch(new RegExp(`${label} content is above CLOUD_MAX_LABEL=INTERNAL`));
       expect(embeddedTexts(mock).join('\n')).not.toContain(marker);
@@ -161,7 +164,7 @@ describe.skipIf(usingPostgres)('a cloud embedding model gets redacted text and n
 
   it('an auto-classification that raises the label keeps the passages away from the cloud model too', async () => {
     const card = '4111 1111 1111 1111';
-    const document = await uploadIndexed(t, owner, 'card.txt', `Customer card ${card} for the refund.`, { title: 'card', label: 'INTERNAL' });
+    const document = await uploadIndexed(t, owner, 'card.txt', `Customer card ${card} for the refund.`, { title: 'card', label: 'INTERNAL' }, FIRST_UPLOAD_MS);
     expect(document.label).toBe('CONFIDENTIAL');
     expect(document.vector_indexed).toBe(false);
     expect(embeddedTexts(mock).join('\n')).not.toContain('4111');
@@ -192,7 +195,7 @@ describe('without pgvector, vector and hybrid search fall back to keyword and sa
 
   it.runIf(usingPostgres)('reports the missing extension on documents and in mode_used, and sends nothing to the model', async () => {
     expect(t.app.infra.vectorSearch).toBe('unavailable');
-    const document = await uploadIndexed(t, owner, 'plain.txt', 'Keyword search still finds the harbour.', { title: 'plain' });
+    const document = await uploadIndexed(t, owner, 'plain.txt', 'Keyword search still finds the harbour.', { title: 'plain' }, FIRST_UPLOAD_MS);
     expect(document).toMatchObject({ status: 'indexed', vector_indexed: false });
     expect(document.vector_reason).toMatch(/pgvector/);
     for (const mode of ['vector', 'hybrid']) {
@@ -202,7 +205,7 @@ describe('without pgvector, vector and hybrid search fall back to keyword and sa
       expect(result.items).toHaveLength(1);
     }
     expect(mock.embeddingRequests()).toEqual([]);
-  });
+  }, 120_000);
 
   it.runIf(!usingPostgres)('the embedded database has pgvector', () => {
     expect(t.app.infra.vectorSearch).toBe('available');
