@@ -105,6 +105,14 @@ describe('keyword search: BM25 against a hand computation', () => {
     expect(hit!.document_title).toBe('doc a');
   });
 
+  it('indexes a document whose title is as long as allowed (its notification title is shortened)', async () => {
+    const title = `Long ${'title '.repeat(59)}`.slice(0, 300);
+    const document = await uploadIndexed(t, owner, 'long.txt', 'elderberry', { title }, FIRST_UPLOAD_MS);
+    expect(document).toMatchObject({ status: 'indexed', title: title.trim() });
+    expect((await search(t, owner, { query: 'elderberry' })).items.map((item) => item.document_title)).toEqual([title.trim()]);
+    expect((await t.app.inject({ method: 'DELETE', url: `/api/v1/documents/${document.id}`, headers: owner.headers })).statusCode).toBe(204);
+  });
+
   it('a query of stop words only finds nothing (and is not an error)', async () => {
     const result = await search(t, owner, { query: 'the and of', mode: 'keyword' });
     expect(result.items).toEqual([]);

@@ -15,7 +15,7 @@ import { DocumentRejectedError, preflight, sniffMediaType } from './documents.fo
 import { canManage, canReadContent, canSeeMetadata, metadataVisibleSql } from './documents.policy.js';
 import type { ChunkRow, DocumentMetadata, DocumentsRepository, ShareRow } from './documents.repository.js';
 import type { AccessLogEntry, ChunkView, DocumentView, ShareView } from './documents.schemas.js';
-import type { EmbedOutcome, VectorIndex } from './documents.vectors.js';
+import { EmbeddingFailedError, type EmbedOutcome, type VectorIndex } from './documents.vectors.js';
 import { ParseFailedError, type ParserPool } from './documents.worker-pool.js';
 
 export const DOCUMENT_PROCESS_JOB = 'documents.process';
@@ -189,7 +189,8 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       {
         userId: row.ownerId,
         type: outcome === 'indexed' ? 'DOCUMENT_INDEXED' : 'DOCUMENT_PROCESSING_FAILED',
-        title: outcome === 'indexed' ? `Document indexed: ${row.title}` : `Document processing failed: ${row.title}`,
+        // Titles may be 300 characters; a notification's title at most 200.
+        title: `${outcome === 'indexed' ? 'Document indexed' : 'Document processing failed'}: ${row.title.length > 160 ? `${row.title.slice(0, 159)}…` : row.title}`,
         message: outcome === 'indexed' ? `"${row.title}" is ready: ${row.chunkCount} passages indexed.` : `"${row.title}" could not be processed: ${row.error ?? 'unknown error'}`,
         priority: outcome === 'indexed' ? 'low' : 'normal',
         data: { document_id: row.id, status: row.status, link: `/api/v1/documents/${row.id}` },
@@ -301,6 +302,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       await vectors.embedDocument(id, stored.label, passages, (outcome, store) => commit(outcome, store));
     } catch (error) {
       if (error instanceof StaleRunError) return;
+      if (!(error instanceof EmbeddingFailedError)) throw error;
       const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
       deps.logger?.warn({ document_id: id, err: reason }, 'document embedding failed');
       await commit({ vectorIndexed: false, vectorReason: reason, vectorModel: null });
@@ -329,6 +331,7 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       await vectors.embedDocument(id, row.label, passages, write);
     } catch (error) {
       if (error instanceof StaleRunError) return;
+      if (!(error instanceof EmbeddingFailedError)) throw error;
       const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
       await repository.update(db, id, { vectorIndexed: false, vectorReason: reason, vectorModel: null });
       throw error;

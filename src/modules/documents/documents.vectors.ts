@@ -49,6 +49,9 @@ export interface EmbedOutcome {
   vectorModel: string | null;
 }
 
+/** The embedding model (or the redactor before it) failed for a document: it stays in keyword search for now. */
+export class EmbeddingFailedError extends Error {}
+
 export function vectorLiteral(values: readonly number[]): string {
   return `[${values.map((value) => (Number.isFinite(value) ? value : 0)).join(',')}]`;
 }
@@ -141,8 +144,14 @@ export function createVectorIndex(deps: VectorIndexDeps) {
         });
         return outcome;
       }
-      const texts = client!.isLocal || !deps.redactForCloud ? passages.map((passage) => passage.text) : await Promise.all(passages.map((passage) => deps.redactForCloud!(passage.text)));
-      const vectors = passages.length === 0 ? [] : await client!.embed(texts);
+      let vectors: number[][];
+      try {
+        const texts = client!.isLocal || !deps.redactForCloud ? passages.map((passage) => passage.text) : await Promise.all(passages.map((passage) => deps.redactForCloud!(passage.text)));
+        vectors = passages.length === 0 ? [] : await client!.embed(texts);
+      } catch (error) {
+        // The redactor or the model failed: nothing was stored, and nothing unredacted was sent.
+        throw new EmbeddingFailedError(error instanceof Error ? error.message : String(error), { cause: error });
+      }
       if (vectors.length > 0) await ensureTable(vectors[0]!.length);
       const outcome = { vectorIndexed: true, vectorReason: null, vectorModel: current.model };
       await write(outcome, async (tx) => {
