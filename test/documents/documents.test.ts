@@ -133,6 +133,12 @@ describe('documents: upload, extraction, chunking', () => {
     expect(after!.n).toBe(before!.n);
   });
 
+  it('accepts text that starts like a binary signature (a BMP’s "BM")', async () => {
+    const response = await upload(t, owner, 'bmi.txt', 'BMI and mortality in older adults: a cohort study.');
+    expect(response.statusCode).toBe(202);
+    expect(response.json().mime_type).toBe('text/plain');
+  });
+
   it('refuses a file over DOCUMENT_MAX_BYTES with 413, a JSON body with 415, and bad fields with 422', async () => {
     const big = await upload(t, owner, 'big.txt', 'x'.repeat(70_000));
     expect(big.statusCode).toBe(413);
