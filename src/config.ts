@@ -101,6 +101,8 @@ export interface AppConfig {
   /** Days a deleted vault secret (and its versions) is kept before it is purged. */
   vaultRetentionDays: number;
   toolHttpAllowlist: string[];
+  /** Commands an MCP server over stdio may be started with (absolute paths or names on PATH), exactly as listed. */
+  mcpStdioCommands: string[];
   documents: {
     /** Largest accepted upload (413 above it). */
     maxBytes: number;
@@ -467,6 +469,7 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
     vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,
+    mcpStdioCommands: list(env, 'MCP_STDIO_COMMANDS'),
     documents: {
       maxBytes: int(env, 'DOCUMENT_MAX_BYTES', 52_428_800, 1024, 1_073_741_824),
       chunkTokens: int(env, 'DOCUMENT_CHUNK_TOKENS', 400, 50, 4000),

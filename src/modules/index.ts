@@ -7,6 +7,7 @@ import { chatModule } from './chat/index.js';
 import { documentsModule } from './documents/index.js';
 import { healthRoutes } from './health/health.routes.js';
 import { llmModule } from './llm/index.js';
+import { mcpModule } from './mcp/index.js';
 import { notificationsModule } from './notifications/index.js';
 import { toolsModule } from './tools/index.js';
 import { vaultModule } from './vault/index.js';
@@ -18,7 +19,7 @@ import { vaultModule } from './vault/index.js';
  * A module uses the modules above it directly (`app.audit`; its plugin `dependencies` make a wrong order fail at
  * start-up). The edges that point down the list go through `neighbour(app, name)` (./wiring.ts), checked when the
  * app is ready: audit, identity, vault, tools and approvals → notifications; tools → vault (a getter by its
- * service's choice); tools → approvals; chat → chatTools.
+ * service's choice); tools → approvals; tools → mcp; chat → chatTools.
  *
  * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers.
  */
@@ -34,5 +35,6 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(toolsModule);
   await app.register(approvalsModule);
   await app.register(documentsModule);
+  await app.register(mcpModule);
   await registerApiV1(app);
 }

@@ -145,6 +145,9 @@ export const ROUTE_SCOPES: Record<string, ResourceScope> = {
     reason: "approvers decide other people's requests by design; self-approval and the approver role are refused: test/tools/approvals.test.ts",
   },
 
+  '/api/v1/mcp/servers/:id': { kind: 'shared', reason: 'MCP servers belong to the organisation; tools:manage governs them' },
+  '/api/v1/mcp/servers/:id/sync': { kind: 'shared', reason: 'MCP servers belong to the organisation; tools:manage governs them' },
+
   '/api/v1/llm/models/*': { kind: 'shared', reason: 'the model catalogue is global' },
   '/api/v1/llm/models/:id': { kind: 'shared', reason: 'the model catalogue is global' },
   '/api/v1/llm/models/:id/test': { kind: 'shared', reason: 'the model catalogue is global' },

@@ -9,3 +9,4 @@ export * from './tools.js';
 export * from './approvals.js';
 export * from './instances.js';
 export * from './documents.js';
+export * from './mcp.js';

@@ -6,7 +6,7 @@ import { users, type Role } from './users.js';
 /** A JSON Schema document as stored (draft-07 / 2019-09 keywords; Ajv decides what it means). */
 export type JsonSchemaDocument = Record<string, unknown>;
 
-export const TOOL_IMPLEMENTATION_TYPES = ['builtin', 'webhook'] as const;
+export const TOOL_IMPLEMENTATION_TYPES = ['builtin', 'webhook', 'mcp'] as const;
 export type ToolImplementationType = (typeof TOOL_IMPLEMENTATION_TYPES)[number];
 
 /**
@@ -25,6 +25,9 @@ export interface ToolImplementation {
   /** http_request: the header the vault secret is sent in (default Authorization) and its scheme (default Bearer). */
   auth_header?: string;
   auth_scheme?: string;
+  /** mcp: the registered MCP server (mcp_servers.id) and the tool's name there. */
+  server_id?: string;
+  tool?: string;
   timeout_ms?: number;
   max_response_bytes?: number;
 }

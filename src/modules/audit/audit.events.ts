@@ -50,6 +50,10 @@ export const AUDIT_EVENT_TYPES = [
   'MFA_FAILED',
   'RECOVERY_CODE_USED',
   'SSO_LOGIN',
+  'MCP_SERVER_CREATED',
+  'MCP_SERVER_UPDATED',
+  'MCP_SERVER_DELETED',
+  'MCP_SERVER_SYNCED',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

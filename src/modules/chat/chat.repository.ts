@@ -67,6 +67,53 @@ export function createChatRepository() {
       return rows.length === 1;
     },
 
+    /**
+     * `startTurn` for many turns in one statement (concurrent turns, see chat.grouped-writes.ts); per turn, whether its
+     * message was stored. A turn in a session that is not its user's stores nothing, as alone; several turns in one
+     * session touch it once (the latest time and model).
+     */
+    async startTurns(db: DbOrTx, turns: TurnStart[]): Promise<boolean[]> {
+      const input = turns.map((turn, ord) => ({
+        ord,
+        user_id: turn.userId,
+        session_id: turn.sessionId,
+        new_title: turn.newTitle,
+        model: turn.model,
+        message_id: turn.messageId,
+        content: turn.content,
+        token_count: turn.tokenCount,
+        at: turn.at.toISOString(),
+      }));
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`WITH input AS (
+              SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS r(
+                ord int, user_id uuid, session_id uuid, new_title text, model text, message_id uuid, content text,
+                token_count int, at timestamptz)
+            ), created AS (
+              INSERT INTO chat_sessions (id, user_id, title, model, created_at, updated_at)
+              SELECT session_id, user_id, new_title, model, at, at FROM input WHERE new_title IS NOT NULL
+              RETURNING id, user_id
+            ), latest AS (
+              SELECT session_id, user_id, max(at) AS at, (array_agg(model ORDER BY ord DESC))[1] AS model
+              FROM input WHERE new_title IS NULL GROUP BY session_id, user_id
+            ), touched AS (
+              UPDATE chat_sessions s SET updated_at = l.at, model = l.model
+              FROM latest l WHERE s.id = l.session_id AND s.user_id = l.user_id
+              RETURNING s.id, s.user_id
+            ), owned AS (
+              SELECT id, user_id FROM created UNION ALL SELECT id, user_id FROM touched
+            )
+            INSERT INTO chat_messages (id, session_id, role, content, status, token_count, created_at, completed_at)
+            SELECT i.message_id, i.session_id, 'user', i.content, 'completed', i.token_count, i.at, i.at
+            FROM input i JOIN owned o ON o.id = i.session_id AND o.user_id = i.user_id
+            ORDER BY i.ord
+            RETURNING id`,
+      );
+      const stored = new Set(rows.map((row) => row.id));
+      return turns.map((turn) => stored.has(turn.messageId));
+    },
+
     /** Undoes `startTurn` when its audit event could not be written. */
     async discardTurnStart(db: DbOrTx, turn: Pick<TurnStart, 'sessionId' | 'messageId' | 'newTitle'>): Promise<void> {
       if (turn.newTitle !== null) {
@@ -159,6 +206,55 @@ export function createChatRepository() {
             FROM s RETURNING id`,
       );
       return rows.length === 1;
+    },
+
+    /**
+     * `insertIntoSession` for many messages in one statement (concurrent turns' answers); per message, whether it was
+     * stored. Several messages of one session touch it once: the latest time, and the newest placeholder mapping given.
+     */
+    async insertManyIntoSessions(db: DbOrTx, items: Array<{ message: NewMessage; placeholderVault: string | null }>): Promise<boolean[]> {
+      const input = items.map(({ message, placeholderVault }, ord) => ({
+        ord,
+        id: message.id,
+        session_id: message.sessionId,
+        role: message.role,
+        content: message.content,
+        tool_calls: message.toolCalls,
+        tool_call_id: message.toolCallId,
+        tool_name: message.toolName,
+        status: message.status,
+        model: message.model,
+        usage: message.usage,
+        token_count: message.tokenCount,
+        created_at: message.createdAt.toISOString(),
+        completed_at: message.completedAt === null ? null : message.completedAt.toISOString(),
+        placeholder_vault: placeholderVault,
+      }));
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`WITH input AS (
+              SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS r(
+                ord int, id uuid, session_id uuid, role text, content text, tool_calls text, tool_call_id text,
+                tool_name text, status text, model text, usage jsonb, token_count int, created_at timestamptz,
+                completed_at timestamptz, placeholder_vault text)
+            ), latest AS (
+              SELECT session_id, max(created_at) AS at,
+                     (array_agg(placeholder_vault ORDER BY ord DESC) FILTER (WHERE placeholder_vault IS NOT NULL))[1] AS vault
+              FROM input GROUP BY session_id
+            ), s AS (
+              UPDATE chat_sessions c SET updated_at = l.at, placeholder_vault = coalesce(l.vault, c.placeholder_vault)
+              FROM latest l WHERE c.id = l.session_id
+              RETURNING c.id
+            )
+            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count, created_at, completed_at)
+            SELECT i.id, i.session_id, i.role, i.content, i.tool_calls, i.tool_call_id, i.tool_name, i.status, i.model,
+                   i.usage, i.token_count, i.created_at, i.completed_at
+            FROM input i WHERE i.session_id IN (SELECT id FROM s)
+            ORDER BY i.ord
+            RETURNING id`,
+      );
+      const stored = new Set(rows.map((row) => row.id));
+      return items.map(({ message }) => stored.has(message.id));
     },
 
     async insertMessage(db: DbOrTx, message: NewMessage): Promise<ChatMessageRow> {

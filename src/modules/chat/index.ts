@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import { neighbour } from '../wiring.js';
+import { withGroupedWrites } from './chat.grouped-writes.js';
 import { createChatRepository } from './chat.repository.js';
 import { loadRedactionData } from '../redaction/index.js';
 import { loadTokenizer } from './chat.tokens.js';
@@ -61,7 +62,8 @@ export const chatModule = fp(
 
     const chat = createChatService({
       db: app.infra.database.db,
-      repository: createChatRepository(),
+      // A turn's two hot writes are grouped across concurrent turns; everything else is the plain repository.
+      repository: withGroupedWrites(createChatRepository(), app.infra.database.db),
       audit: app.audit,
       llm: app.llm,
       cipher,

@@ -28,6 +28,15 @@ export interface SettingsPatch {
   now: Date;
 }
 
+/** One model call's tokens, for `addUsageMany`. */
+export interface UsageAddition {
+  userId: string;
+  day: string;
+  inputTokens: number;
+  outputTokens: number;
+  now: Date;
+}
+
 export function createLlmRepository() {
   return {
     async listModels(db: DbOrTx): Promise<LlmModelRow[]> {
@@ -91,6 +100,38 @@ export function createLlmRepository() {
             updatedAt: now,
           },
         });
+    },
+
+    /**
+     * `addUsage` for many model calls in one statement (concurrent turns). Calls of one user on one day are summed
+     * first: one upsert cannot change the same row twice.
+     */
+    async addUsageMany(db: DbOrTx, calls: UsageAddition[]): Promise<void> {
+      const totals = new Map<string, { user_id: string; day: string; input_tokens: number; output_tokens: number; requests: number; updated_at: string }>();
+      for (const call of calls) {
+        const key = `${call.userId}:${call.day}`;
+        const at = call.now.toISOString();
+        const total = totals.get(key);
+        if (total) {
+          total.input_tokens += call.inputTokens;
+          total.output_tokens += call.outputTokens;
+          total.requests += 1;
+          if (at > total.updated_at) total.updated_at = at;
+        } else {
+          totals.set(key, { user_id: call.userId, day: call.day, input_tokens: call.inputTokens, output_tokens: call.outputTokens, requests: 1, updated_at: at });
+        }
+      }
+      await db.execute(
+        sql`INSERT INTO llm_usage_daily (user_id, day, input_tokens, output_tokens, requests, updated_at)
+            SELECT r.user_id, r.day, r.input_tokens, r.output_tokens, r.requests, r.updated_at
+            FROM jsonb_to_recordset(${JSON.stringify([...totals.values()])}::jsonb) AS r(
+              user_id uuid, day date, input_tokens bigint, output_tokens bigint, requests int, updated_at timestamptz)
+            ON CONFLICT (user_id, day) DO UPDATE SET
+              input_tokens = llm_usage_daily.input_tokens + excluded.input_tokens,
+              output_tokens = llm_usage_daily.output_tokens + excluded.output_tokens,
+              requests = llm_usage_daily.requests + excluded.requests,
+              updated_at = excluded.updated_at`,
+      );
     },
 
     async usageOn(db: DbOrTx, userId: string, day: string): Promise<number> {

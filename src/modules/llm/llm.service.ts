@@ -3,6 +3,7 @@ import type { AppConfig } from '../../config.js';
 import type { Db, DbOrTx } from '../../db/client.js';
 import type { ProviderSecretRefs, StoredRedactionPolicy } from '../../db/schema/llm.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
+import { createWriteBatcher } from '../../db/write-batcher.js';
 import { ForbiddenError, NotFoundError, RateLimitedError, UpstreamError, ValidationError } from '../../lib/errors.js';
 import type { PubSub } from '../../lib/infra/pubsub.js';
 import { clampLimit, decodeCursor, type Page } from '../../lib/pagination.js';
@@ -23,7 +24,7 @@ import {
   type StreamChatRequest,
 } from './providers/index.js';
 import { PII_TYPES, type PiiType, type RedactionPolicy } from '../redaction/index.js';
-import type { LlmModelRow, LlmRepository, LlmSettingsRow } from './llm.repository.js';
+import type { LlmModelRow, LlmRepository, LlmSettingsRow, UsageAddition } from './llm.repository.js';
 
 /** What other modules see of a model; settings in `config` are optional per-model defaults for chat. */
 export interface LlmModelView {
@@ -191,6 +192,26 @@ export function createLlmService(deps: LlmServiceDeps) {
   const { db, repository, audit, config } = deps;
   const now = deps.now ?? (() => new Date());
   const discoveryTimeoutMs = deps.discoveryTimeoutMs ?? 2_000;
+
+  const usageWrites = createWriteBatcher<UsageAddition, void>({
+    writeOne: (call) => repository.addUsage(db, call.userId, call.day, call.inputTokens, call.outputTokens, call.now),
+    writeMany: async (calls) => {
+      await repository.addUsageMany(db, calls);
+      return calls.map(() => undefined);
+    },
+  });
+  // Budget checks of one user that arrive while a read of their total is under way share that read (a burst of one
+  // user's turns is one query, not one each); nothing is kept once it has answered.
+  const usageReads = new Map<string, Promise<number>>();
+  function usageToday(userId: string, day: string): Promise<number> {
+    const key = `${userId}:${day}`;
+    let read = usageReads.get(key);
+    if (!read) {
+      read = repository.usageOn(db, userId, day).finally(() => usageReads.delete(key));
+      usageReads.set(key, read);
+    }
+    return read;
+  }
 
   let registry: ProviderRegistry = createProviderRegistry(config);
   /** The settings version the registry was built for; the registry is rebuilt when stored keys change. */
@@ -630,7 +651,7 @@ export function createLlmService(deps: LlmServiceDeps) {
       const budget = config.dailyTokenBudget;
       if (budget === undefined) return;
       const at = now();
-      const used = await repository.usageOn(db, userId, utcDay(at));
+      const used = await usageToday(userId, utcDay(at));
       if (used >= budget) {
         throw new RateLimitedError(
           `Daily token budget of ${budget} tokens is used up; it resets at 00:00 UTC`,
@@ -639,10 +660,18 @@ export function createLlmService(deps: LlmServiceDeps) {
       }
     },
 
-    /** Adds one model call's tokens to the user's daily total (one atomic upsert; inside a transaction if given one). */
+    /**
+     * Adds one model call's tokens to the user's daily total: one atomic upsert inside the transaction if given one;
+     * on the database itself, grouped with the calls of concurrent turns (resolves once committed either way).
+     */
     async recordUsage(executor: DbOrTx, userId: string, usage: TokenCounts): Promise<void> {
       const at = now();
-      await repository.addUsage(executor, userId, utcDay(at), usage.input_tokens ?? 0, usage.output_tokens ?? 0, at);
+      const call: UsageAddition = { userId, day: utcDay(at), inputTokens: usage.input_tokens ?? 0, outputTokens: usage.output_tokens ?? 0, now: at };
+      if (executor === db) {
+        await usageWrites.write(call);
+        return;
+      }
+      await repository.addUsage(executor, call.userId, call.day, call.inputTokens, call.outputTokens, call.now);
     },
   };
 }

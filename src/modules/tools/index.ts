@@ -2,8 +2,9 @@ import fp from 'fastify-plugin';
 import { roleAtLeast, ROLES } from '../auth/permissions.js';
 import type { ChatToolRuntime } from '../chat/chat-tools.js';
 import { createBuiltinRegistry, type BuiltinTool } from './builtins/index.js';
-import { createAllowlist } from './egress.js';
+import { createAllowlist, DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS } from './egress.js';
 import { createBuiltinExecutor, createExecutorRegistry, createWebhookExecutor } from './executors/index.js';
+import { createMcpExecutor } from './executors/mcp.js';
 import { createToolEngine, executionArgsAad, executionResultAad, type ToolEngine } from './tool-engine.js';
 import { neighbour } from '../wiring.js';
 import { createToolSchemaValidator } from './tool-schemas.js';
@@ -44,7 +45,12 @@ export const toolsModule = fp(
     const repository = createToolsRepository();
     const validator = createToolSchemaValidator();
     const builtins = createBuiltinRegistry();
-    const executors = createExecutorRegistry([createBuiltinExecutor(builtins), createWebhookExecutor()]);
+    const mcp = neighbour(app, 'mcp');
+    const executors = createExecutorRegistry([
+      createBuiltinExecutor(builtins),
+      createWebhookExecutor(),
+      createMcpExecutor(() => mcp(), (timeoutMs) => Math.min(timeoutMs ?? DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS)),
+    ]);
     const allowlist = createAllowlist(app.config.toolHttpAllowlist);
     const registry = createToolRegistry({
       db,

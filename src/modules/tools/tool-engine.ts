@@ -23,6 +23,7 @@ import type { NotifyInput } from '../notifications/notifications.types.js';
 import { EncryptedDataError, type FieldEncryptionService } from '../vault/field-cipher.js';
 import { ToolRunError } from './builtins/index.js';
 import { DEFAULT_EGRESS_TIMEOUT_MS, MAX_EGRESS_TIMEOUT_MS, type Allowlist } from './egress.js';
+import { modelToolName } from './model-names.js';
 import { createSecretScrubber, type SecretScrubber } from './secret-scrub.js';
 import { describeFieldErrors, type ToolSchemaValidator } from './tool-schemas.js';
 import type { NewToolExecutionRow, ToolExecutionRow, ToolRow, ToolsRepository } from './tools.repository.js';
@@ -759,7 +760,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
       const rows = await registry.usableBy(actor);
       return rows.map(
         (row): ChatToolDefinition => ({
-          name: row.name,
+          name: modelToolName(row.name),
           description: row.description,
           input_schema: row.inputSchema as JSONSchema7,
         }),
@@ -768,9 +769,10 @@ export function createToolEngine(deps: ToolEngineDeps) {
 
     async executeFromChat(actor, call, context) {
       try {
+        const offered = (await registry.usableBy(actor)).find((row) => modelToolName(row.name) === call.toolName);
         return await execute(
           actor,
-          { name: call.toolName },
+          { name: offered?.name ?? call.toolName },
           call.args,
           { source: 'chat', context: context.requestContext, sessionId: context.sessionId, toolCallId: call.toolCallId },
           '',
@@ -787,7 +789,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
       const gate = deps.approvals();
       const approval = await gate.loadForContinuation(actor, approvalId, context.sessionId, { includeContinued: options.resultNotStored === true });
       const args = gate.decryptArgs(approval);
-      const call = { toolCallId: approval.toolCallId ?? approval.id, toolName: approval.toolName, args };
+      const call = { toolCallId: approval.toolCallId ?? approval.id, toolName: modelToolName(approval.toolName), args };
       if (approval.continuedAt !== null) return { ...call, outcome: await recordedOutcome(approval) };
       if (approval.status === 'APPROVED') {
         const prepared = await claimApproved(approval.id, { sessionId: context.sessionId, requesterId: actor.userId });

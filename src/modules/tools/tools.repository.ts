@@ -82,6 +82,14 @@ export function createToolsRepository() {
         .limit(options.limit);
     },
 
+    async listLiveByMcpServer(db: DbOrTx, serverId: string): Promise<ToolRow[]> {
+      return db
+        .select()
+        .from(tools)
+        .where(and(isNull(tools.deletedAt), sql`${tools.implementation}->>'type' = 'mcp'`, sql`${tools.implementation}->>'server_id' = ${serverId}`))
+        .orderBy(asc(tools.name));
+    },
+
     /** Applies the patch and bumps the version; undefined when the tool is gone or the new name is taken. */
     async updateTool(db: DbOrTx, id: string, patch: ToolPatch, now: Date): Promise<ToolRow | undefined> {
       const [row] = await db

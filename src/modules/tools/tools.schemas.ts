@@ -26,6 +26,8 @@ export const ImplementationSchema = Type.Object(
     ),
     auth_header: Type.Optional(SingleLineText({ maxLength: 64, description: 'http_request: header carrying the secret (default Authorization)' })),
     auth_scheme: Type.Optional(SingleLineText({ maxLength: 32, description: 'http_request: prefix of the secret (default Bearer; empty for none)' })),
+    server_id: Type.Optional(Type.String({ format: 'uuid', description: 'mcp: the MCP server the tool was discovered on' })),
+    tool: Type.Optional(SingleLineText({ maxLength: 128, description: 'mcp: the tool’s name on its MCP server' })),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: MAX_EGRESS_TIMEOUT_MS })),
     max_response_bytes: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESPONSE_BYTES_LIMIT })),
   },

@@ -15,7 +15,8 @@ import { MAX_EGRESS_TIMEOUT_MS, MAX_RESPONSE_BYTES_LIMIT, type Allowlist } from 
 import type { ToolSchemaValidator } from './tool-schemas.js';
 import type { ToolPatch, ToolRow, ToolsRepository } from './tools.repository.js';
 
-export const TOOL_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
+/** Dots separate an MCP server's name from its tool's (`<server>.<tool>`); models see them as `__` (model-names.ts). */
+export const TOOL_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]{0,63}$';
 const TOOL_NAME = new RegExp(TOOL_NAME_PATTERN);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
@@ -216,7 +217,7 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
   function validateCandidate(candidate: Candidate): Candidate & { inputSchema: JsonSchemaDocument } {
     const errors: FieldError[] = [];
     if (!TOOL_NAME.test(candidate.name) || UUID.test(candidate.name)) {
-      errors.push({ pointer: '/name', detail: 'must start with a letter and hold at most 64 letters, digits, "_" or "-" (and not look like an id)' });
+      errors.push({ pointer: '/name', detail: 'must start with a letter and hold at most 64 letters, digits, ".", "_" or "-" (and not look like an id)' });
     }
     if (candidate.description.length > TOOL_DESCRIPTION_MAX_LENGTH) {
       errors.push({ pointer: '/description', detail: `must be at most ${TOOL_DESCRIPTION_MAX_LENGTH} characters` });
@@ -406,6 +407,11 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
       }
       if (!roleAtLeast(actor.role, row.requiredRole)) throw new ForbiddenError(`The tool "${row.name}" needs the ${row.requiredRole} role`);
       return row;
+    },
+
+    /** The live tools discovered on one MCP server (enabled or not). */
+    async listForMcpServer(serverId: string): Promise<ToolRow[]> {
+      return repository.listLiveByMcpServer(db, serverId);
     },
 
     /** The live tool (enabled or not), for reading its executions. */

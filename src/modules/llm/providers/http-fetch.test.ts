@@ -8,6 +8,8 @@ let server: http.Server;
 let base: string;
 /** Requests whose connection closed before the handler finished writing. */
 const closedEarly: string[] = [];
+/** Requests answered by /closes-reused (each on a connection of its own). */
+const closesReused: string[] = [];
 
 beforeAll(async () => {
   server = http.createServer((request, response) => {
@@ -35,6 +37,18 @@ beforeAll(async () => {
           clearInterval(timer);
           if (!response.writableEnded) closedEarly.push(url);
         });
+      } else if (url === '/closes-reused') {
+        // Answers the first request of each connection and resets the connection on the next one, as a server does
+        // whose idle timeout closes a kept-alive connection just as the client reuses it.
+        const socket = request.socket as typeof request.socket & { answered?: boolean };
+        if (socket.answered) {
+          socket.destroy();
+          return;
+        }
+        socket.answered = true;
+        closesReused.push(request.method ?? '');
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        response.end('fresh connection');
       } else if (url === '/never') {
         // Holds the request until the client gives up.
         response.on('close', () => closedEarly.push(url));
@@ -51,6 +65,16 @@ afterAll(async () => {
 });
 
 describe('the providers’ fetch', () => {
+  it('sends a request once more on a new connection when the kept-alive one it reused was reset before any answer', async () => {
+    const first = await httpFetch(`${base}/closes-reused`, { method: 'POST', body: '{}' });
+    expect(await first.text()).toBe('fresh connection');
+    // The same kept-alive connection is reused and reset; the request goes again, on a new one.
+    const second = await httpFetch(`${base}/closes-reused`, { method: 'POST', body: '{}' });
+    expect(second.status).toBe(200);
+    expect(await second.text()).toBe('fresh connection');
+    expect(closesReused).toEqual(['POST', 'POST']);
+  });
+
   it('sends method, headers and body, and returns status, headers and body like fetch', async () => {
     const response = await httpFetch(`${base}/echo`, { method: 'POST', headers: { Authorization: 'Bearer k', 'content-type': 'application/json' }, body: '{"a":1}' });
     expect(response.status).toBe(201);

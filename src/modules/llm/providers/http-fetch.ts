@@ -12,7 +12,8 @@ import zlib from 'node:zlib';
  * to first token. Behaviour the clients rely on is kept: network failures reject with `TypeError('fetch failed')`
  * carrying the cause (the SDK reports "Cannot connect to API" from it), an abort rejects with the signal's reason and
  * closes the connection, compressed responses are decompressed, and cancelling the body closes the connection.
- * Anything else (other body types, redirects) is handed to the global fetch.
+ * Like undici, a request whose reused kept-alive connection is reset before any answer is sent again, once, on a new
+ * one. Anything else (other body types, redirects) is handed to the global fetch.
  */
 
 const agents = {
@@ -65,7 +66,7 @@ export const httpFetch: typeof fetch = (input, init) => {
     headers['accept-encoding'] ??= 'gzip, deflate, br';
     if (body !== undefined && body !== null) headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
 
-    const request = (url.protocol === 'https:' ? https : http).request(url, { method: init?.method ?? 'GET', headers, agent });
+    let request!: http.ClientRequest;
     let settled = false;
     const onAbort = (): void => {
       request.destroy();
@@ -76,14 +77,26 @@ export const httpFetch: typeof fetch = (input, init) => {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    request.on('error', (error) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (settled) return;
-      settled = true;
-      reject(new TypeError('fetch failed', { cause: error }));
-    });
+    const send = (retried: boolean): void => {
+      request = (url.protocol === 'https:' ? https : http).request(url, { method: init?.method ?? 'GET', headers, agent });
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        if (settled) return;
+        // A kept-alive connection the server closed just as it was reused (its idle timeout; under load the close
+        // can be noticed late): nothing of this request was answered, so it is sent once more on a new connection,
+        // as Node's documentation advises for reused sockets.
+        if (!retried && request.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) {
+          send(true);
+          return;
+        }
+        signal?.removeEventListener('abort', onAbort);
+        settled = true;
+        reject(new TypeError('fetch failed', { cause: error }));
+      });
+      request.on('response', (response) => onResponse(response));
+      request.end(body ?? undefined);
+    };
 
-    request.on('response', (response) => {
+    const onResponse = (response: http.IncomingMessage): void => {
       settled = true;
       const status = response.statusCode ?? 0;
       if (status >= 300 && status < 400 && response.headers.location !== undefined) {
@@ -104,8 +117,8 @@ export const httpFetch: typeof fetch = (input, init) => {
       const stream = NULL_BODY_STATUSES.has(status) ? null : (Readable.toWeb(decoded(response)) as ReadableStream<Uint8Array>);
       if (stream === null) response.resume();
       resolve(new Response(stream, { status, statusText: response.statusMessage ?? '', headers: responseHeaders }));
-    });
+    };
 
-    request.end(body ?? undefined);
+    send(false);
   });
 };

@@ -20,5 +20,6 @@ CREATE TABLE "search_term_stats" (
 );
 --> statement-breakpoint
 ALTER TABLE "document_chunks" ADD COLUMN "term_count" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "documents" ADD COLUMN "vector_model" text;--> statement-breakpoint
 CREATE INDEX "audit_events_resource_idx" ON "audit_events" USING btree ("resource_type","resource_id","seq");--> statement-breakpoint
 CREATE INDEX "audit_events_document_ids_idx" ON "audit_events" USING gin (("details" -> 'document_ids')) WHERE "audit_events"."details" ? 'document_ids';
