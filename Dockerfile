@@ -4,9 +4,13 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The web console is an npm workspace: its manifest must be there for npm ci.
+COPY console/package.json ./console/
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY console ./console
+# The server and the console (console/dist, served at /); the console's packages are build-time only.
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:24-bookworm-slim AS runtime
@@ -21,6 +25,7 @@ RUN groupadd --system --gid 10001 cdsa && useradd --system --uid 10001 --gid cds
     && mkdir -p /data /audit && chown cdsa:cdsa /data /audit
 COPY --from=build --chown=cdsa:cdsa /app/node_modules ./node_modules
 COPY --from=build --chown=cdsa:cdsa /app/dist ./dist
+COPY --from=build --chown=cdsa:cdsa /app/console/dist ./console/dist
 COPY --chown=cdsa:cdsa package.json ./
 COPY --chown=cdsa:cdsa bin ./bin
 # Migrations and post-migration SQL are read at start-up from src/db.

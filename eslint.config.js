@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', 'src/db/migrations/**'] },
+  { ignores: ['dist/**', 'console/dist/**', 'test-results/**', 'node_modules/**', 'data/**', 'coverage/**', 'src/db/migrations/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -28,6 +28,13 @@ export default tseslint.config(
           message: 'Reach another module with neighbour(app, name) from src/modules/wiring.ts.',
         },
       ],
+    },
+  },
+  {
+    // The console runs in the browser.
+    files: ['console/src/**'],
+    languageOptions: {
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', performance: 'readonly', fetch: 'readonly' },
     },
   },
   {

@@ -98,6 +98,10 @@ export interface AppConfig {
   /** Optional HTTP endpoint (a SIEM's collector) that receives every append as JSON Lines. */
   auditSink: { url: string | undefined; token: string | undefined; timeoutMs: number };
   approvalTtlSeconds: number;
+  /** E-mail delivery of notifications (SMTP_URL); undefined when not configured. `url` may hold credentials: never log it. */
+  smtp: { url: string; from: string; timeoutMs: number } | undefined;
+  /** Where people reach this service (links in e-mails): PUBLIC_URL, else http://HOST:PORT. No trailing slash. */
+  publicUrl: string;
   /** Days a deleted vault secret (and its versions) is kept before it is purged. */
   vaultRetentionDays: number;
   toolHttpAllowlist: string[];
@@ -195,6 +199,26 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
     throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
   }
   return raw as T;
+}
+
+/** `SMTP_URL` (smtp: or smtps:, credentials allowed in it) with its `SMTP_FROM`; neither value is ever echoed. */
+function smtpConfig(env: Env): AppConfig['smtp'] {
+  const smtpUrl = url(env, 'SMTP_URL', ['smtp:', 'smtps:']);
+  const from = str(env, 'SMTP_FROM');
+  const timeoutMs = int(env, 'SMTP_TIMEOUT_MS', 10_000, 100, 300_000);
+  if (smtpUrl === undefined) {
+    if (from !== undefined) throw new ConfigError('SMTP_FROM', 'is set but SMTP_URL is not');
+    return undefined;
+  }
+  if (from === undefined) throw new ConfigError('SMTP_FROM', 'is required with SMTP_URL (the sender address, e.g. "CDSA <cdsa@example.com>")');
+  if (!/^[^\r\n<>]*<?[^\s@<>]+@[^\s@<>]+>?$/.test(from)) throw new ConfigError('SMTP_FROM', 'must be an address, optionally with a name: "Name <user@host>"');
+  return { url: smtpUrl, from, timeoutMs };
+}
+
+/** A host that a link can point to: a wildcard listen address is not one. */
+function hostForLinks(host: string | undefined): string {
+  if (host === undefined || host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function url(env: Env, name: string, protocols: string[], fallback?: string): string | undefined {
@@ -467,6 +491,8 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       timeoutMs: int(env, 'AUDIT_SINK_TIMEOUT_MS', 5_000, 100, 60_000),
     },
     approvalTtlSeconds: int(env, 'APPROVAL_TTL_SECONDS', 86_400, 1, 31_536_000),
+    smtp: smtpConfig(env),
+    publicUrl: (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${hostForLinks(str(env, 'HOST'))}:${int(env, 'PORT', 8000, 0, 65535)}`).replace(/\/+$/, ''),
     vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,
     mcpStdioCommands: list(env, 'MCP_STDIO_COMMANDS'),

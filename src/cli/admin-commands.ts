@@ -5,6 +5,8 @@ import type { AppConfig } from '../config.js';
 import { ROLES } from '../modules/auth/permissions.js';
 import type { CommandIO } from './command-io.js';
 import { auditHandlers } from './commands/audit.js';
+import { documentsImportHandler } from './commands/documents.js';
+import { LABELS } from '../lib/labels.js';
 import { migrateHandler, migrateStandalone } from './commands/migrate.js';
 import { usersCreateHandler } from './commands/users.js';
 import { vaultRotateHandler } from './commands/vault.js';
@@ -73,6 +75,20 @@ export const ADMIN_COMMANDS: Readonly<Record<string, AdminCommand>> = {
   'vault.rotate': command({
     args: Type.Object({ batchSize: Type.Integer({ minimum: 1, maximum: 100_000 }) }, { additionalProperties: false }),
     run: vaultRotateHandler,
+  }),
+  'documents.import': command({
+    args: Type.Object(
+      {
+        paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 10_000 }),
+        cwd: Type.Optional(Type.String()),
+        owner: Type.Optional(Type.String()),
+        label: Type.Optional(Type.Union(LABELS.map((value) => Type.Literal(value)))),
+        tags: Type.Optional(Type.Array(Type.String(), { maxItems: 100 })),
+        visibility: Type.Optional(Type.Union([Type.Literal('private'), Type.Literal('organization')])),
+      },
+      { additionalProperties: false },
+    ),
+    run: documentsImportHandler,
   }),
   migrate: command({ args: Nothing, run: migrateHandler, standalone: (config, _args, io) => migrateStandalone(config, io) }),
 };

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { apiV1Routes, registerApiV1 } from '../http/api-v1.js';
+import { consoleSubtree } from '../http/console.js';
 import { approvalsModule } from './approvals/index.js';
 import { auditModule } from './audit/index.js';
 import { identityModule } from './auth/index.js';
@@ -21,7 +22,8 @@ import { vaultModule } from './vault/index.js';
  * app is ready: audit, identity, vault, tools and approvals → notifications; tools → vault (a getter by its
  * service's choice); tools → approvals; tools → mcp; chat → chatTools.
  *
- * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers.
+ * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers; then the web
+ * console (src/http/console.ts), a subtree with its own headers.
  */
 export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(healthRoutes);
@@ -37,4 +39,6 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(documentsModule);
   await app.register(mcpModule);
   await registerApiV1(app);
+  // The web console last: its fallback for client routes must never shadow a route above.
+  await app.register(consoleSubtree);
 }

@@ -71,7 +71,7 @@ describe('compliance reports', { timeout: 90_000 }, () => {
     expect(ready.headers['content-disposition']).toMatch(/^attachment; filename="cdsa-audit-report-.*\.json"$/);
     const body = ready.json();
     expect(body.report_id).toBe(id);
-    expect(body.security).toMatchObject({ security_alerts: 1, token_reuse_detected: 1 });
+    expect(body.security).toMatchObject({ security_alerts: 2, security_alert_events: 1, token_reuse_detected: 1 });
     expect(body.security.alerts.map((alert: { event_type: string }) => alert.event_type)).toEqual(['SECURITY_ALERT', 'TOKEN_REUSE_DETECTED']);
     expect(body.approvals.decisions).toEqual([
       expect.objectContaining({ decision: 'APPROVED', count: 1, avg_turnaround_seconds: expect.any(Number) }),

@@ -236,6 +236,20 @@ describe('refusals happen before the stream opens, as problem responses', () => 
     expect(mock.chatRequests()).toHaveLength(0);
   });
 
+  it('422 naming the available models for a model neither registered nor listed by its provider, before any call', async () => {
+    for (const model of ['ollama/nope', 'openai/not-a-model']) {
+      const response = await post({ message: 'hi', model });
+      expect(response.statusCode, model).toBe(422);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      const body = response.json();
+      expect(body.detail).toContain(`${model} is not available`);
+      expect(body.detail).toContain('ollama/mock-model');
+      expect(body.available_models).toEqual(expect.arrayContaining(['ollama/mock-model', 'openai/mock-model', 'anthropic/mock-model']));
+      expect(body.errors[0].pointer).toBe('/model');
+    }
+    expect(mock.chatRequests()).toHaveLength(0);
+  });
+
   it("404 for another user's session or none at all, and nothing is stored", async () => {
     const owner = await createUser(t);
     mock.script(textReply(['mine']));

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import type { Writable } from 'node:stream';
+import { buildApp, loggerOptions } from '../../src/app.js';
 import { loadConfig, type AppConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { generateAuditHmacKeys, generateAuditSigningKeyPem, generateEncryptionKeys, type ResolvedSecrets } from '../../src/lib/secrets.js';
@@ -37,6 +38,8 @@ export interface TestAppOptions {
    * use it to measure the configuration people run; tests stay in memory.
    */
   embeddedDir?: string;
+  /** Where the app's log goes (JSON lines, at env LOG_LEVEL), for tests that read what was logged. */
+  logStream?: Writable;
   /** Runs after the modules are registered and before the app is ready (e.g. to decorate a test double). */
   beforeReady?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -104,7 +107,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     database = options.embeddedDir ? await openDatabase({ embeddedDir: options.embeddedDir }) : await openTestDatabase();
   }
   const borrowed = !databaseUrl && options.share ? options.share.app.infra.database : undefined;
-  const app = await buildApp({ config, secrets, database: database ?? borrowed });
+  const logger = options.logStream ? { ...(loggerOptions(config) as object), stream: options.logStream } : undefined;
+  const app = await buildApp({ config, secrets, database: database ?? borrowed, logger });
   await options.beforeReady?.(app);
   await app.ready();
   if (options.processJobs ?? true) await app.infra.jobs.start();

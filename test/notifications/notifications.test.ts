@@ -266,6 +266,17 @@ describe('notification preferences', () => {
     expect(await notify(user, { type: 'TOOL_ADDED' })).not.toBeNull();
   });
 
+  it('takes realtime as the in-app method, and refuses email while no SMTP server is configured', async () => {
+    const user = await createUser(t);
+    const realtime = await api(user, 'PUT', '/preferences', { preferences: [{ notification_type: 'TOOL_ADDED', enabled: true, delivery_method: 'realtime' }] });
+    expect(realtime.statusCode, realtime.body).toBe(200);
+    expect(realtime.json().preferences).toContainEqual({ notification_type: 'TOOL_ADDED', enabled: true, delivery_method: 'in_app' });
+    expect(await notify(user, { type: 'TOOL_ADDED', title: 'still here' })).not.toBeNull();
+    const email = await api(user, 'PUT', '/preferences', { preferences: [{ notification_type: 'TOOL_ADDED', enabled: true, delivery_method: 'email' }] });
+    expect(email.statusCode).toBe(422);
+    expect(email.json().errors).toEqual([expect.objectContaining({ pointer: '/preferences/0/delivery_method', detail: expect.stringContaining('SMTP_URL') })]);
+  });
+
   it('SECURITY_ALERT cannot be switched off and is always delivered', async () => {
     const user = await createUser(t);
     for (const preference of [

@@ -85,6 +85,40 @@ describe.skipIf(usingPostgres)('one process per DATA_DIR (embedded database)', {
     expect(setup.status).toBe(409);
   });
 
+  it('documents import runs inside the running server: the files are documents of the owner, served at once', async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-import-src-'));
+    try {
+      fs.writeFileSync(path.join(folder, 'memo.md'), '# Memo\n\nImported while the server runs.');
+      fs.writeFileSync(path.join(folder, 'notes.txt'), 'Second file.');
+      const created = await cdsa(['users', 'create', '--username', 'importer', '--email', 'importer@example.com', '--role', 'ANALYST'], env);
+      expect(created.code).toBe(0);
+      const imported = await cdsa(['documents', 'import', folder, '--owner', 'importer', '--tags', 'bulk'], env);
+      expect(imported.stderr).not.toMatch(/refused|failed/);
+      expect(imported.code).toBe(0);
+      expect(imported.stdout).toMatch(/^imported 2 of 2 files/m);
+      expect(imported.stdout.split('\n').filter((line) => /^\[#+\.*\] \d\/2 /.test(line))).toHaveLength(2);
+
+      const session = await fetch(`${server.url}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'importer', password: generatedPassword(created.stdout) }),
+      });
+      const { access_token: token } = (await session.json()) as { access_token: string };
+      const listed = await fetch(`${server.url}/api/v1/documents?owner=me`, { headers: { authorization: `Bearer ${token}` } });
+      const items = ((await listed.json()) as { items: { filename: string; status: string; tags: string[] }[] }).items;
+      expect(items.map((item) => [item.filename, item.status, item.tags]).sort()).toEqual([
+        ['memo.md', 'indexed', ['bulk']],
+        ['notes.txt', 'indexed', ['bulk']],
+      ]);
+
+      const missing = await cdsa(['documents', 'import', path.join(folder, 'absent.md'), '--owner', 'importer'], env);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('cannot read');
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it('audit verify prints only its JSON report on stdout; export > file then verify --file works', async () => {
     const verified = await cdsa(['audit', 'verify'], env);
     expect(verified.code).toBe(0);

@@ -51,6 +51,21 @@ async function requestGated(tool: string, args: Record<string, unknown>, as: Tes
 }
 
 describe('approval gate on direct execution', () => {
+  it("shows approvers the requester's username and full name, in the inbox, one approval and the decision", async () => {
+    await createTool(t, admin, gatedWebhook(sink, 'transfer_named'));
+    const named = await createUser(t, { role: 'ANALYST', fullName: 'Nora Named' });
+    const pending = await requestGated('transfer_named', { amount: 5, to: 'acct-9' }, named);
+    const expected = { username: named.user.username, full_name: 'Nora Named' };
+    const inbox = await t.app.inject({ method: 'GET', url: '/api/v1/approvals?status=PENDING&limit=200', headers: managers[0]!.headers });
+    expect(inbox.json().items.find((item: { id: string }) => item.id === pending.approval_id)?.requester).toEqual(expected);
+    const one = await t.app.inject({ method: 'GET', url: `/api/v1/approvals/${pending.approval_id}`, headers: managers[0]!.headers });
+    expect(one.json().requester).toEqual(expected);
+    const decided = await decide(t, managers[0]!, pending.approval_id, 'REJECTED', 'not today');
+    expect(decided.json().requester).toEqual(expected);
+    const mine = await t.app.inject({ method: 'GET', url: '/api/v1/approvals/my-requests', headers: named.headers });
+    expect(mine.json().items[0].requester).toEqual(expected);
+  });
+
   it('runs nothing before approval and exactly once after it; the requester gets the result link', async () => {
     const tool = await createTool(t, admin, gatedWebhook(sink, 'transfer_once'));
     const before = hookCalls();

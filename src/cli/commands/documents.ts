@@ -7,7 +7,8 @@ import { isLabel, type Label } from '../../lib/labels.js';
 import type { Actor } from '../../modules/auth/permissions.js';
 import { DOCUMENT_FORMATS } from '../../modules/documents/documents.formats.js';
 import { SYSTEM_CONTEXT } from '../../modules/auth/permissions.js';
-import { withApp } from '../context.js';
+import { lineOutput, processIO, type CommandIO } from '../command-io.js';
+import { runCommand } from '../dispatch.js';
 
 interface Output {
   log(message: string): void;
@@ -27,7 +28,10 @@ const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set<string>(Object.values(
 export async function collectFiles(paths: string[]): Promise<string[]> {
   const files: string[] = [];
   const walk = async (target: string, explicit: boolean): Promise<void> => {
-    const info = await stat(target);
+    const info = await stat(target).catch((error: NodeJS.ErrnoException) => {
+      if (explicit && (error.code === 'ENOENT' || error.code === 'EACCES')) throw new ValidationError(`cannot read ${target}: ${error.code}`);
+      throw error;
+    });
     if (info.isDirectory()) {
       for (const entry of (await readdir(target)).sort()) {
         if (!entry.startsWith('.')) await walk(path.join(target, entry), false);
@@ -51,7 +55,7 @@ function progressBar(done: number, total: number): string {
  * encryption, audit) and then through the same pipeline, run here so the command reports each outcome.
  * Returns the exit code: 1 when any file was refused or failed.
  */
-export async function runDocumentsImport(app: FastifyInstance, paths: string[], options: ImportOptions, out: Output): Promise<number> {
+export async function runDocumentsImport(app: FastifyInstance, paths: string[], options: ImportOptions, out: Output, cwd = process.cwd()): Promise<number> {
   const username = options.owner ?? app.config.admin?.username;
   if (!username) {
     out.error('cdsa: --owner is required (no CDSA_ADMIN_USERNAME to default to)');
@@ -64,12 +68,19 @@ export async function runDocumentsImport(app: FastifyInstance, paths: string[], 
   }
   // The command acts as the owner, without a login session.
   const actor: Actor = { userId: owner.id, username: owner.username, role: owner.role, clearance: owner.clearance, sessionId: '' };
-  const files = await collectFiles(paths);
+  let files: string[];
+  try {
+    files = await collectFiles(paths.map((target) => path.resolve(cwd, target)));
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    out.error(`cdsa: ${error.message}`);
+    return 2;
+  }
   const started = performance.now();
   let failed = 0;
   let chunks = 0;
   for (const [index, file] of files.entries()) {
-    const prefix = `${progressBar(index + 1, files.length)} ${path.relative(process.cwd(), file) || file}`;
+    const prefix = `${progressBar(index + 1, files.length)} ${path.relative(cwd, file) || file}`;
     try {
       const info = await stat(file);
       if (info.size > app.config.documents.maxBytes) throw new ValidationError(`larger than DOCUMENT_MAX_BYTES (${app.config.documents.maxBytes})`);
@@ -93,6 +104,24 @@ export async function runDocumentsImport(app: FastifyInstance, paths: string[], 
   const seconds = (performance.now() - started) / 1000;
   out.log(`imported ${files.length - failed} of ${files.length} files, ${chunks} chunks in ${seconds.toFixed(1)} s (${(files.length / Math.max(seconds, 0.001)).toFixed(1)} documents/s)`);
   return failed > 0 ? 1 : 0;
+}
+
+/** The `documents.import` admin command's arguments (src/cli/admin-commands.ts checks them). */
+export interface DocumentsImportArgs extends ImportOptions {
+  paths: string[];
+  /** Where the operator ran the command, for the file names the progress lines show. */
+  cwd?: string;
+}
+
+/** The admin command: runs in this process or inside the server holding DATA_DIR, its lines sent back as they come. */
+export async function documentsImportHandler(app: FastifyInstance, args: DocumentsImportArgs, io: CommandIO): Promise<number> {
+  const out = lineOutput(io);
+  const { paths, cwd, ...options } = args;
+  try {
+    return await runDocumentsImport(app, paths, options, out, cwd);
+  } finally {
+    await out.flush();
+  }
 }
 
 function label(raw: string): Label {
@@ -121,6 +150,9 @@ export function registerDocumentsCommand(program: Command): void {
     .option('--tags <a,b>', 'comma-separated tags', tags)
     .option('--visibility <visibility>', 'private (default) or organization', visibility)
     .action(async (paths: string[], options: ImportOptions) => {
-      process.exitCode = await withApp((app) => runDocumentsImport(app, paths, options, console));
+      // Paths travel absolute: on the embedded database the files are read by the server that holds DATA_DIR (the
+      // same account: the admin socket is owner-only), with DATABASE_URL by this process.
+      const args: DocumentsImportArgs = { paths: paths.map((target) => path.resolve(target)), cwd: process.cwd(), ...options };
+      process.exitCode = await runCommand('documents.import', args, processIO());
     });
 }

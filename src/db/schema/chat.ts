@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { bigint, check, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import type { Label } from '../../lib/labels.js';
 import { createdAt, id, timestampMs, updatedAt } from './columns.js';
 import { users } from './users.js';
 
@@ -12,6 +13,7 @@ export type ChatMessageStatus = (typeof CHAT_MESSAGE_STATUSES)[number];
 /**
  * A conversation. The title and the placeholder mapping (which holds the original values behind `[EMAIL_1]` and
  * friends) are field ciphertexts bound to the row: `chat_sessions:<id>:title`, `chat_sessions:<id>:placeholder_vault`.
+ * `label` is the highest label of any document content that ever entered the session; it is only ever raised.
  */
 export const chatSessions = pgTable(
   'chat_sessions',
@@ -23,10 +25,16 @@ export const chatSessions = pgTable(
     title: text('title').notNull(),
     model: text('model').notNull(),
     placeholderVault: text('placeholder_vault'),
+    label: text('label').$type<Label>().notNull().default('PUBLIC'),
+    /** Documents pinned to the session: their passages are read again (access-checked) at every turn. */
+    pinnedDocumentIds: uuid('pinned_document_ids').array().notNull().default(sql`'{}'::uuid[]`),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [index('chat_sessions_user_updated_idx').on(table.userId, table.updatedAt, table.id)],
+  (table) => [
+    index('chat_sessions_user_updated_idx').on(table.userId, table.updatedAt, table.id),
+    check('chat_sessions_label_check', sql`${table.label} in ('PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED')`),
+  ],
 );
 
 export interface ChatUsage {
@@ -35,8 +43,10 @@ export interface ChatUsage {
 }
 
 /**
- * One message of a session. `content` and `tool_calls` are field ciphertexts bound to the message id
- * (`chat_messages:<id>:content`, `chat_messages:<id>:tool_calls`); `seq` orders a session's messages.
+ * One message of a session. `content`, `tool_calls` and `citations` are field ciphertexts bound to the message id
+ * (`chat_messages:<id>:content`, `chat_messages:<id>:tool_calls`, `chat_messages:<id>:citations`); `seq` orders a
+ * session's messages. `label` is the session's label when the model was called (assistant) or of the passages a
+ * search brought (tool); `routed_to` the local model a turn above CLOUD_MAX_LABEL went to.
  */
 export const chatMessages = pgTable(
   'chat_messages',
@@ -56,6 +66,9 @@ export const chatMessages = pgTable(
     usage: jsonb('usage').$type<ChatUsage>(),
     /** Tokens of the plaintext (content and tool calls), counted once when stored, for the context window. */
     tokenCount: integer('token_count').notNull().default(0),
+    label: text('label').$type<Label>(),
+    routedTo: text('routed_to'),
+    citations: text('citations'),
     createdAt: createdAt(),
     completedAt: timestampMs('completed_at'),
   },
@@ -66,5 +79,6 @@ export const chatMessages = pgTable(
       'chat_messages_status_check',
       sql`${table.status} in ('completed', 'interrupted', 'error', 'awaiting_approval')`,
     ),
+    check('chat_messages_label_check', sql`${table.label} is null or ${table.label} in ('PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED')`),
   ],
 );

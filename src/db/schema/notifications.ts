@@ -6,7 +6,8 @@ import { users } from './users.js';
 export const NOTIFICATION_PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
 export type NotificationPriority = (typeof NOTIFICATION_PRIORITIES)[number];
 
-export const DELIVERY_METHODS = ['in_app', 'none'] as const;
+/** `in_app`: inbox and stream; `email`: the same, and an e-mail too (SMTP_URL); `none`: not received. */
+export const DELIVERY_METHODS = ['in_app', 'email', 'none'] as const;
 export type DeliveryMethod = (typeof DELIVERY_METHODS)[number];
 
 /**
@@ -31,6 +32,8 @@ export const notifications = pgTable(
     readAt: timestampMs('read_at'),
     expiresAt: timestampMs('expires_at'),
     createdAt: createdAt(),
+    /** When its e-mail was handed to the SMTP server (recipients who asked for e-mail only), so a retry does not resend. */
+    emailedAt: timestampMs('emailed_at'),
   },
   (table) => [
     // Also serves unread counts: a user's rows are few (expired ones are purged), and one more index to maintain
@@ -71,6 +74,6 @@ export const notificationPreferences = pgTable(
   },
   (table) => [
     primaryKey({ columns: [table.userId, table.notificationType] }),
-    check('notification_preferences_delivery_check', sql`${table.deliveryMethod} in ('in_app', 'none')`),
+    check('notification_preferences_delivery_check', sql`${table.deliveryMethod} in ('in_app', 'email', 'none')`),
   ],
 );

@@ -36,6 +36,10 @@ export const ApprovalSchema = Type.Object({
   tool_args: Type.Record(Type.String(), Type.Unknown(), { description: 'exactly the arguments that will run if approved' }),
   args_digest: Type.String({ description: 'SHA-256 of the canonical JSON (RFC 8785) of tool_args' }),
   requester_id: Uuid,
+  requester: Type.Union(
+    [Type.Object({ username: Type.String(), full_name: Type.Union([Type.String(), Type.Null()]) }), Type.Null()],
+    { description: 'who asked (username and full name), for the approvers; null when that account no longer exists' },
+  ),
   approvals_required: Type.Integer(),
   approver_role: Type.Union([Type.Literal('ANALYST'), Type.Literal('MANAGER'), Type.Literal('ADMIN')]),
   decisions: Type.Array(

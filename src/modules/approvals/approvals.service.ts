@@ -43,6 +43,8 @@ export interface ApprovalView {
   tool_args: Record<string, unknown>;
   args_digest: string;
   requester_id: string;
+  /** Who asked, so an approver sees a name (CONTRACT §5); null when that account no longer exists. */
+  requester: RequesterName | null;
   approvals_required: number;
   approver_role: Role;
   decisions: ApprovalDecisionView[];
@@ -76,6 +78,11 @@ export interface ApprovalLogger {
  */
 export type DecisionGuard = (approver: Actor, args: Record<string, unknown>) => Promise<string | null>;
 
+export interface RequesterName {
+  username: string;
+  full_name: string | null;
+}
+
 export interface ApprovalServiceDeps {
   db: Db;
   repository: ApprovalsRepository;
@@ -86,6 +93,8 @@ export interface ApprovalServiceDeps {
   notifier: () => ApprovalNotifier | undefined;
   /** Ids of the active users holding one of these roles (the identity module). */
   activeUserIds: (roles: readonly Role[]) => Promise<string[]>;
+  /** Usernames and full names by user id (the identity module); absent in unit tests that do not need them. */
+  displayNames?: (ids: readonly string[]) => Promise<Map<string, RequesterName>>;
   lifecycle: ApprovalLifecycle;
   ttlSeconds: number;
   logger?: ApprovalLogger;
@@ -147,7 +156,11 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     return parsed as Record<string, unknown>;
   }
 
-  function present(row: ApprovalRow, decisions: ApprovalDecisionRow[]): ApprovalView {
+  async function namesOf(rows: readonly ApprovalRow[]): Promise<Map<string, RequesterName>> {
+    return deps.displayNames ? deps.displayNames(rows.map((row) => row.requesterId)) : new Map();
+  }
+
+  function present(row: ApprovalRow, decisions: ApprovalDecisionRow[], names: Map<string, RequesterName>): ApprovalView {
     return {
       id: row.id,
       status: row.status,
@@ -156,6 +169,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       tool_args: decryptArgs(row),
       args_digest: row.argsDigest,
       requester_id: row.requesterId,
+      requester: names.get(row.requesterId) ?? null,
       approvals_required: row.approvalsRequired,
       approver_role: row.approverRole,
       decisions: decisions
@@ -177,19 +191,24 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
   }
 
   async function presentOne(executor: DbOrTx, row: ApprovalRow): Promise<ApprovalView> {
-    return present(row, await repository.decisionsFor(executor, [row.id]));
+    const [decisions, names] = await Promise.all([repository.decisionsFor(executor, [row.id]), namesOf([row])]);
+    return present(row, decisions, names);
   }
 
   async function presentPage(rows: ApprovalRow[], limit: number): Promise<Page<ApprovalView>> {
-    const decisions = await repository.decisionsFor(
-      db,
-      rows.slice(0, limit).map((row) => row.id),
-    );
+    const shown = rows.slice(0, limit);
+    const [decisions, names] = await Promise.all([
+      repository.decisionsFor(
+        db,
+        shown.map((row) => row.id),
+      ),
+      namesOf(shown),
+    ]);
     return toPage(
       rows,
       limit,
       (row) => ({ t: row.requestedAt.toISOString(), id: row.id }),
-      (row) => present(row, decisions),
+      (row) => present(row, decisions, names),
     );
   }
 
@@ -432,12 +451,13 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
             context,
           });
           await audit.recordMany(uow.tx, events);
-          return { expired: false as const, view: present(current, decisions) };
+          return { expired: false as const, current, decisions };
         },
         deps.logger,
       );
       if (result.expired) throw new ConflictError('The approval has expired');
-      return result.view;
+      // The requester's name is read after the commit: it is for display, not part of the decision.
+      return present(result.current, result.decisions, await namesOf([result.current]));
     },
 
     /** Approvals the actor may decide (default: pending ones), newest first. */

@@ -30,6 +30,7 @@ export const approvalsModule = fp(
       jobs: app.infra.jobs,
       notifier: neighbour(app, 'notifications'),
       activeUserIds: (roles) => app.users.activeUserIds(roles),
+      displayNames: (ids) => app.users.displayNames(ids),
       lifecycle: app.tools.engine.lifecycle,
       ttlSeconds: app.config.approvalTtlSeconds,
       logger: app.log,

@@ -93,16 +93,20 @@ export interface ReportSummary {
   title: string;
   generated_at: string;
   requested_by: string;
+  requested_by_user: { username: string | null; full_name: string | null };
   period: { from: string; to: string };
   totals: { events: number; users: number; event_types: number };
   by_event_type: { event_type: string; count: number }[];
-  by_user: { user_id: string | null; count: number }[];
+  /** Users as of generation: a deleted account keeps its id, with null names. */
+  by_user: { user_id: string | null; username: string | null; full_name: string | null; count: number }[];
   by_day: { day: string; count: number }[];
   security: {
+    /** Every alert event of the period (SECURITY_ALERT and TOKEN_REUSE_DETECTED): the rows `alerts` lists, uncapped. */
     security_alerts: number;
+    security_alert_events: number;
     token_reuse_detected: number;
     login_failures: number;
-    alerts: { seq: number; created_at: string; event_type: string; user_id: string | null; summary: string }[];
+    alerts: { seq: number; created_at: string; event_type: string; user_id: string | null; username: string | null; summary: string }[];
   };
   approvals: {
     requested: number;
@@ -133,6 +137,11 @@ function pdfText(value: string): string {
     out += (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff) || WIN_ANSI_EXTRA.includes(char) ? char : '?';
   }
   return out;
+}
+
+function userLabel(userId: string, name: { username: string | null; full_name: string | null }): string {
+  if (!name.username) return userId;
+  return `${name.username}${name.full_name ? ` (${name.full_name})` : ''} ${userId}`;
 }
 
 function seconds(value: number | null): string {
@@ -192,7 +201,7 @@ export async function renderPdf(summary: ReportSummary, write: (chunk: Buffer) =
   doc.moveDown(0.3).font('Helvetica').fontSize(10);
   line(`Period: ${summary.period.from} to ${summary.period.to}`);
   line(`Generated: ${summary.generated_at}   Report id: ${summary.report_id}`);
-  line(`Requested by: ${summary.requested_by}`);
+  line(`Requested by: ${userLabel(summary.requested_by, summary.requested_by_user)}`);
   line(
     `Events: ${summary.totals.events}   Distinct users: ${summary.totals.users}   Event types: ${summary.totals.event_types}`,
   );
@@ -233,26 +242,41 @@ export async function renderPdf(summary: ReportSummary, write: (chunk: Buffer) =
   heading('Events by user');
   table(
     [
+      { title: 'Username', width: 2 },
+      { title: 'Full name', width: 2 },
       { title: 'User id', width: 3 },
       { title: 'Count', width: 1 },
     ],
-    summary.by_user.map((row) => [row.user_id ?? '(anonymous or system)', String(row.count)]),
+    summary.by_user.map((row) =>
+      row.user_id === null
+        ? ['(anonymous or system)', '', '', String(row.count)]
+        : [row.username ?? '(deleted user)', row.full_name ?? '', row.user_id, String(row.count)],
+    ),
   );
 
   heading('Security alerts');
   line(
-    `Security alerts: ${summary.security.security_alerts}   Refresh-token reuse: ${summary.security.token_reuse_detected}   Failed logins: ${summary.security.login_failures}`,
+    `Security alerts: ${summary.security.security_alerts} (SECURITY_ALERT ${summary.security.security_alert_events}, refresh-token reuse ${summary.security.token_reuse_detected})   Failed logins: ${summary.security.login_failures}`,
   );
+  if (summary.security.alerts.length < summary.security.security_alerts) {
+    line(`The table lists the latest ${summary.security.alerts.length} of them; the JSON and CSV reports hold every event.`);
+  }
   doc.moveDown(0.3);
   table(
     [
       { title: 'Seq', width: 1 },
       { title: 'Time', width: 3 },
       { title: 'Type', width: 3 },
-      { title: 'User id', width: 4 },
+      { title: 'User', width: 4 },
       { title: 'Details', width: 5 },
     ],
-    summary.security.alerts.map((alert) => [String(alert.seq), alert.created_at, alert.event_type, alert.user_id ?? '-', alert.summary]),
+    summary.security.alerts.map((alert) => [
+      String(alert.seq),
+      alert.created_at,
+      alert.event_type,
+      alert.user_id === null ? '-' : `${alert.username ?? '(deleted user)'} ${alert.user_id}`,
+      alert.summary,
+    ]),
   );
 
   heading('Approval decisions and turnaround');

@@ -58,6 +58,8 @@ const CONTENT_TYPES: Record<AuditReportFormat, string> = {
 };
 
 const MAX_LISTED_ALERTS = 100;
+/** The events a report counts and lists as security alerts: one figure for what its table shows. */
+export const SECURITY_ALERT_EVENT_TYPES = ['SECURITY_ALERT', 'TOKEN_REUSE_DETECTED'] as const;
 const MAX_LISTED_USERS = 500;
 
 function presentReport(row: AuditReportRow): ReportStatusView {
@@ -86,6 +88,8 @@ export interface AuditReportDeps {
   checkpoints: Pick<CheckpointService, 'createPeriodic'>;
   signer: AuditSigner;
   jobs: Pick<JobQueue, 'enqueue'>;
+  /** Username and full name by user id (the identity module, registered after this one), read outside transactions. */
+  namesOf?: (ids: readonly string[]) => Promise<Map<string, { username: string; full_name: string | null }>>;
   /** Tells the requester the report is ready (the notifications module, when it is installed). */
   notify?: (notification: ReportNotification) => Promise<void>;
   logger?: { warn(obj: object, msg: string): void };
@@ -98,7 +102,7 @@ export interface AuditReportDeps {
  * document is written in chunks as it grows, so a report over millions of events needs no more memory than one batch.
  */
 export function createAuditReportService(deps: AuditReportDeps) {
-  const { db, repository, recorder, verifier, checkpoints, signer, jobs, notify, logger, now = () => new Date(), batchSize = 2_000 } = deps;
+  const { db, repository, recorder, verifier, checkpoints, signer, jobs, notify, namesOf, logger, now = () => new Date(), batchSize = 2_000 } = deps;
 
   async function summarize(report: AuditReportRow): Promise<ReportSummary> {
     const filter: EventFilter = { from: report.periodFrom, to: report.periodTo };
@@ -113,7 +117,7 @@ export function createAuditReportService(deps: AuditReportDeps) {
     const countOf = (type: string) => byType.find((row) => row.key === type)?.count ?? 0;
     const alertRows = (
       await Promise.all(
-        ['SECURITY_ALERT', 'TOKEN_REUSE_DETECTED'].map((eventType) => repository.list(db, { ...filter, eventType }, undefined, MAX_LISTED_ALERTS)),
+        SECURITY_ALERT_EVENT_TYPES.map((eventType) => repository.list(db, { ...filter, eventType }, undefined, MAX_LISTED_ALERTS)),
       )
     )
       .flat()
@@ -129,12 +133,21 @@ export function createAuditReportService(deps: AuditReportDeps) {
     }
     const head = await repository.head(db);
     const lastEvent = range ? await repository.findBySeq(db, range.last) : undefined;
+    const listedUsers = byUser.slice(0, MAX_LISTED_USERS);
+    const names = namesOf
+      ? await namesOf([report.requestedBy, ...listedUsers.flatMap((row) => (row.key ? [row.key] : [])), ...alertRows.flatMap((row) => (row.userId ? [row.userId] : []))])
+      : new Map<string, { username: string; full_name: string | null }>();
+    const person = (userId: string | null) => {
+      const name = userId ? names.get(userId) : undefined;
+      return { username: name?.username ?? null, full_name: name?.full_name ?? null };
+    };
 
     return {
       report_id: report.id,
       title: 'CDSA audit trail compliance report',
       generated_at: now().toISOString(),
       requested_by: report.requestedBy,
+      requested_by_user: person(report.requestedBy),
       period: { from: report.periodFrom.toISOString(), to: report.periodTo.toISOString() },
       totals: {
         events: byType.reduce((sum, row) => sum + row.count, 0),
@@ -142,10 +155,11 @@ export function createAuditReportService(deps: AuditReportDeps) {
         event_types: byType.length,
       },
       by_event_type: byType.map((row) => ({ event_type: row.key ?? 'UNKNOWN', count: row.count })),
-      by_user: byUser.slice(0, MAX_LISTED_USERS).map((row) => ({ user_id: row.key, count: row.count })),
+      by_user: listedUsers.map((row) => ({ user_id: row.key, ...person(row.key), count: row.count })),
       by_day: byDay.map((row) => ({ day: row.key ?? '', count: row.count })).sort((a, b) => a.day.localeCompare(b.day)),
       security: {
-        security_alerts: countOf('SECURITY_ALERT'),
+        security_alerts: SECURITY_ALERT_EVENT_TYPES.reduce((sum, type) => sum + countOf(type), 0),
+        security_alert_events: countOf('SECURITY_ALERT'),
         token_reuse_detected: countOf('TOKEN_REUSE_DETECTED'),
         login_failures: countOf('LOGIN_FAILED'),
         alerts: alertRows.map((row) => ({
@@ -153,6 +167,7 @@ export function createAuditReportService(deps: AuditReportDeps) {
           created_at: row.createdAt.toISOString(),
           event_type: row.eventType,
           user_id: row.userId,
+          username: person(row.userId).username,
           summary: alertSummary(row.details),
         })),
       },

@@ -311,7 +311,8 @@ export function createAuditRepository() {
 
     /**
      * Entities redacted in the period, by type. PII_REDACTED details carry `counts: {TYPE: n}`, or `entities` as a
-     * list of `{type}`, or only `entity_count`; each form is counted.
+     * list of `{type, count}` (what chat writes: one entry per type; an entry without `count` is one entity), or only
+     * `entity_count`; each form is counted.
      */
     async redactionCounts(db: DbOrTx, filter: EventFilter): Promise<CountRow[]> {
       const conditions = rawConditions({ ...filter, eventType: 'PII_REDACTED' });
@@ -322,7 +323,7 @@ export function createAuditRepository() {
               from audit_events e, jsonb_each(case when jsonb_typeof(e.details->'counts') = 'object' then e.details->'counts' else '{}'::jsonb end) c
               where ${conditions}
               union all
-              select coalesce(x->>'type', 'UNKNOWN'), 1
+              select coalesce(x->>'type', 'UNKNOWN'), case when jsonb_typeof(x->'count') = 'number' then (x->>'count')::numeric else 1 end
               from audit_events e, jsonb_array_elements(case when jsonb_typeof(e.details->'entities') = 'array' then e.details->'entities' else '[]'::jsonb end) x
               where ${conditions} and jsonb_typeof(e.details->'counts') is distinct from 'object'
               union all

@@ -47,6 +47,12 @@ function notifierOf(app: FastifyInstance) {
   };
 }
 
+/** The identity module registers after this one too; reports ask it for names when they are generated. */
+function namesOf(app: FastifyInstance) {
+  const users = neighbour(app, 'users');
+  return (ids: readonly string[]) => users().displayNames(ids);
+}
+
 export const auditModule = fp(
   async (app) => {
     const db = app.infra.database.db;
@@ -77,6 +83,7 @@ export const auditModule = fp(
       signer,
       jobs: app.infra.jobs,
       notify: notifierOf(app),
+      namesOf: namesOf(app),
       logger: app.log,
     });
     const exporter = createAuditExporter({ db, repository, recorder, signer, keyring });

@@ -4,7 +4,19 @@ import { UserSchema } from '../users/users.schemas.js';
 import type { UsersService } from '../users/users.service.js';
 import type { AuthService } from './auth.service.js';
 import type { FirstRunSetup } from './first-run-setup.js';
-import { FirstRunSetupBody, LoginBody, LoginResponse, RefreshBody, RegisterBody, StreamTicketResponse, TokenPairSchema, UpdateMeBody } from './auth.schemas.js';
+import { UnauthorizedError, ValidationError } from '../../lib/errors.js';
+import {
+  FirstRunSetupBody,
+  LoginBody,
+  LoginResponse,
+  LogoutEverywhereResponse,
+  RefreshBody,
+  RegisterBody,
+  StreamTicketResponse,
+  TokenPairSchema,
+  UpdateMeBody,
+} from './auth.schemas.js';
+import { clearRefreshCookie, moveRefreshTokenToCookie, readRefreshCookie, wantsCookie } from './refresh-cookie.js';
 
 export interface AuthRoutesOptions {
   auth: AuthService;
@@ -70,7 +82,11 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         response: { 200: LoginResponse },
       },
     },
-    async (request) => auth.login(request.body, request.requestContext),
+    async (request, reply) => {
+      const result = await auth.login(request.body, request.requestContext);
+      if (!wantsCookie(request) || !('refresh_token' in result)) return result;
+      return moveRefreshTokenToCookie(request, reply, result, app.config.jwtRefreshTtl);
+    },
   );
 
   app.post(
@@ -80,11 +96,34 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
       schema: {
         tags: ['auth'],
         summary: 'Exchange a refresh token (once) for a new pair; reuse ends the session',
+        description:
+          'The console sends no token in the body but its HttpOnly refresh cookie with the header X-CDSA-CSRF: 1; the ' +
+          'new refresh token then comes back as the cookie (rotated like any other) and the body field is empty.',
         body: RefreshBody,
         response: { 200: TokenPairSchema },
       },
     },
-    async (request) => auth.refresh(request.body.refresh_token, request.requestContext),
+    async (request, reply) => {
+      const fromBody = request.body.refresh_token;
+      if (fromBody !== undefined) {
+        const pair = await auth.refresh(fromBody, request.requestContext);
+        return wantsCookie(request) ? moveRefreshTokenToCookie(request, reply, pair, app.config.jwtRefreshTtl) : pair;
+      }
+      // A cookie is only honoured together with the custom header (CSRF): without it the body field is required.
+      if (!wantsCookie(request)) {
+        throw new ValidationError('refresh_token is required', [{ pointer: '/refresh_token', detail: 'is required' }]);
+      }
+      const fromCookie = readRefreshCookie(request);
+      if (!fromCookie) throw new UnauthorizedError('No refresh cookie: sign in again');
+      try {
+        const pair = await auth.refresh(fromCookie, request.requestContext);
+        return moveRefreshTokenToCookie(request, reply, pair, app.config.jwtRefreshTtl);
+      } catch (error) {
+        // A dead cookie is of no use to the browser: drop it so the console shows the sign-in form.
+        clearRefreshCookie(request, reply);
+        throw error;
+      }
+    },
   );
 
   app.post(
@@ -99,7 +138,25 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
     async (request, reply) => {
       await auth.logout(app.requireActor(request), request.requestContext);
+      clearRefreshCookie(request, reply);
       return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/auth/logout-everywhere',
+    {
+      config: { beforeMfaEnrollment: true },
+      schema: {
+        tags: ['auth'],
+        summary: "Sign out everywhere: every session of the caller ends at once, this one included",
+        response: { 200: LogoutEverywhereResponse },
+      },
+    },
+    async (request, reply) => {
+      const revoked = await auth.logoutEverywhere(app.requireActor(request), request.requestContext);
+      clearRefreshCookie(request, reply);
+      return { sessions_revoked: revoked };
     },
   );
 

@@ -31,20 +31,36 @@ export const LoginBody = Type.Object(
 );
 
 export const RefreshBody = Type.Object(
-  { refresh_token: Type.String({ minLength: 1, maxLength: 512 }) },
+  {
+    refresh_token: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        description: 'required unless the console sends its refresh cookie with the header X-CDSA-CSRF: 1',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
+export const LogoutEverywhereResponse = Type.Object({
+  sessions_revoked: Type.Integer({ description: 'sessions of the caller that ended, this one included' }),
+});
+
+const RefreshTokenField = Type.String({
+  description: 'empty when the request carried X-CDSA-CSRF: 1: the console gets it as an HttpOnly cookie instead',
+});
+
 export const TokenPairSchema = Type.Object({
   access_token: Type.String(),
-  refresh_token: Type.String(),
+  refresh_token: RefreshTokenField,
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
 });
 
 export const SessionResponse = Type.Object({
   access_token: Type.String(),
-  refresh_token: Type.String(),
+  refresh_token: RefreshTokenField,
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
   user: UserSchema,

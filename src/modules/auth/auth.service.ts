@@ -315,6 +315,27 @@ export function createAuthService(deps: AuthServiceDeps) {
       );
     },
 
+    /** Sign-out everywhere: every session of the caller ends at once (this one included), one LOGOUT event. */
+    async logoutEverywhere(actor: Actor, context: RequestContext): Promise<number> {
+      return withTransaction(
+        db,
+        async (uow) => {
+          const ids = await sessions.revokeUserSessions(uow, { userId: actor.userId, reason: 'logout_everywhere' });
+          await audit.record(uow.tx, {
+            eventType: 'LOGOUT',
+            userId: actor.userId,
+            sessionId: actor.sessionId,
+            resourceType: 'session',
+            resourceId: actor.sessionId,
+            details: { all_sessions: true, sessions_revoked: ids.length },
+            context,
+          });
+          return ids.length;
+        },
+        deps.logger,
+      );
+    },
+
     /**
      * A single-use, short-lived ticket bound to the caller's session, for a browser EventSource (`?ticket=`). Stored in
      * the database, so browsers can open streams while Redis is down.

@@ -1,15 +1,13 @@
-import type { JSONSchema7 } from 'json-schema';
 import type { Actor, RequestContext } from '../auth/permissions.js';
+import type { ChatToolDefinition } from '../llm/providers/index.js';
 
-/**
+/*
  * The seam between chat and the tool engine. The tools module implements it and decorates `app.chatTools`; chat
  * reaches it through `neighbour(app, 'chatTools')` (the tools module registers after chat).
  */
-export interface ChatToolDefinition {
-  name: string;
-  description?: string;
-  input_schema: JSONSchema7;
-}
+
+/** A tool as offered to the model: the provider layer's definition, one type for both sides. */
+export type { ChatToolDefinition } from '../llm/providers/index.js';
 
 export interface ChatToolCall {
   toolCallId: string;

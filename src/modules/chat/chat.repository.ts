@@ -1,6 +1,7 @@
 import { and, asc, count, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm';
 import { queryRows, type DbOrTx } from '../../db/client.js';
 import { chatMessages, chatSessions, type ChatMessageStatus, type ChatRole, type ChatUsage } from '../../db/schema/chat.js';
+import type { Label } from '../../lib/labels.js';
 
 export type ChatSessionRow = typeof chatSessions.$inferSelect;
 export type ChatMessageRow = typeof chatMessages.$inferSelect;
@@ -21,6 +22,11 @@ export interface NewMessage {
   tokenCount: number;
   createdAt: Date;
   completedAt: Date | null;
+  /** The session's label when the model was called (assistant), or of the passages a tool result brought. */
+  label?: Label | null;
+  routedTo?: string | null;
+  /** Ciphertext of the JSON array of citations, or null. */
+  citations?: string | null;
 }
 
 /** The first write of a turn: the user's message, in a new session or an existing one of the same user. */
@@ -35,11 +41,22 @@ export interface TurnStart {
   content: string;
   tokenCount: number;
   at: Date;
+  /** The session's label after this turn's pinned content (only ever raises the stored one). */
+  label?: Label;
+  /** Documents pinned to the session after this turn; undefined: unchanged. */
+  pinnedDocumentIds?: string[];
 }
 
 export interface MessageUpdate {
   status?: ChatMessageStatus;
   toolCalls?: string | null;
+}
+
+const LABEL_ORDER = sql`ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED']::text[]`;
+
+/** `label = greatest(label, next)` in the labels' order: a session's label never goes down, whatever the writers race. */
+function raisedLabel(next: Label) {
+  return sql`CASE WHEN array_position(${LABEL_ORDER}, ${next}::text) > array_position(${LABEL_ORDER}, chat_sessions.label) THEN ${next}::text ELSE chat_sessions.label END`;
 }
 
 export function createChatRepository() {
@@ -50,12 +67,16 @@ export function createChatRepository() {
      */
     async startTurn(db: DbOrTx, turn: TurnStart): Promise<boolean> {
       const at = turn.at.toISOString();
+      const label = turn.label ?? 'PUBLIC';
+      const pinned = turn.pinnedDocumentIds === undefined ? null : `{${turn.pinnedDocumentIds.join(',')}}`;
       const session =
         turn.newTitle === null
-          ? sql`UPDATE chat_sessions SET updated_at = ${at}::timestamptz, model = ${turn.model}
+          ? sql`UPDATE chat_sessions SET updated_at = ${at}::timestamptz, model = ${turn.model}, label = ${raisedLabel(label)},
+                pinned_document_ids = coalesce(${pinned}::uuid[], pinned_document_ids)
                 WHERE id = ${turn.sessionId}::uuid AND user_id = ${turn.userId}::uuid RETURNING id`
-          : sql`INSERT INTO chat_sessions (id, user_id, title, model, created_at, updated_at)
-                VALUES (${turn.sessionId}::uuid, ${turn.userId}::uuid, ${turn.newTitle}, ${turn.model}, ${at}::timestamptz, ${at}::timestamptz)
+          : sql`INSERT INTO chat_sessions (id, user_id, title, model, label, pinned_document_ids, created_at, updated_at)
+                VALUES (${turn.sessionId}::uuid, ${turn.userId}::uuid, ${turn.newTitle}, ${turn.model}, ${label}::text,
+                        coalesce(${pinned}::uuid[], '{}'::uuid[]), ${at}::timestamptz, ${at}::timestamptz)
                 RETURNING id`;
       const rows = await queryRows<{ id: string }>(
         db,
@@ -83,22 +104,29 @@ export function createChatRepository() {
         content: turn.content,
         token_count: turn.tokenCount,
         at: turn.at.toISOString(),
+        label: turn.label ?? 'PUBLIC',
+        pinned: turn.pinnedDocumentIds === undefined ? null : `{${turn.pinnedDocumentIds.join(',')}}`,
       }));
       const rows = await queryRows<{ id: string }>(
         db,
         sql`WITH input AS (
               SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS r(
                 ord int, user_id uuid, session_id uuid, new_title text, model text, message_id uuid, content text,
-                token_count int, at timestamptz)
+                token_count int, at timestamptz, label text, pinned text)
             ), created AS (
-              INSERT INTO chat_sessions (id, user_id, title, model, created_at, updated_at)
-              SELECT session_id, user_id, new_title, model, at, at FROM input WHERE new_title IS NOT NULL
+              INSERT INTO chat_sessions (id, user_id, title, model, label, pinned_document_ids, created_at, updated_at)
+              SELECT session_id, user_id, new_title, model, label, coalesce(pinned::uuid[], '{}'::uuid[]), at, at FROM input WHERE new_title IS NOT NULL
               RETURNING id, user_id
             ), latest AS (
-              SELECT session_id, user_id, max(at) AS at, (array_agg(model ORDER BY ord DESC))[1] AS model
+              SELECT session_id, user_id, max(at) AS at, (array_agg(model ORDER BY ord DESC))[1] AS model,
+                     (array_agg(label ORDER BY array_position(${LABEL_ORDER}, label) DESC))[1] AS label,
+                     (array_agg(pinned ORDER BY ord DESC) FILTER (WHERE pinned IS NOT NULL))[1] AS pinned
               FROM input WHERE new_title IS NULL GROUP BY session_id, user_id
             ), touched AS (
-              UPDATE chat_sessions s SET updated_at = l.at, model = l.model
+              -- The label only rises, as in startTurn.
+              UPDATE chat_sessions s SET updated_at = l.at, model = l.model,
+                label = CASE WHEN array_position(${LABEL_ORDER}, l.label) > array_position(${LABEL_ORDER}, s.label) THEN l.label ELSE s.label END,
+                pinned_document_ids = coalesce(l.pinned::uuid[], s.pinned_document_ids)
               FROM latest l WHERE s.id = l.session_id AND s.user_id = l.user_id
               RETURNING s.id, s.user_id
             ), owned AS (
@@ -174,6 +202,11 @@ export function createChatRepository() {
         .where(eq(chatSessions.id, id));
     },
 
+    /** Raises the session's label to `label` when that is higher (content of that label entered it). */
+    async raiseSessionLabel(db: DbOrTx, id: string, label: Label): Promise<void> {
+      await queryRows(db, sql`UPDATE chat_sessions SET label = ${raisedLabel(label)} WHERE id = ${id}::uuid RETURNING id`);
+    },
+
     /** Deletes the session and (by cascade) every one of its messages; returns how many messages went. */
     async deleteSession(db: DbOrTx, id: string, userId: string): Promise<number | undefined> {
       const [counted] = await db
@@ -198,10 +231,12 @@ export function createChatRepository() {
       const rows = await queryRows<{ id: string }>(
         db,
         sql`WITH s AS (UPDATE chat_sessions SET updated_at = ${at}::timestamptz${vault} WHERE id = ${message.sessionId}::uuid RETURNING id)
-            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count, created_at, completed_at)
+            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count,
+                                       label, routed_to, citations, created_at, completed_at)
             SELECT ${message.id}::uuid, s.id, ${message.role}::text, ${message.content}::text, ${message.toolCalls}::text,
                    ${message.toolCallId}::text, ${message.toolName}::text, ${message.status}::text, ${message.model}::text,
                    ${message.usage === null ? null : JSON.stringify(message.usage)}::jsonb, ${message.tokenCount}::int,
+                   ${message.label ?? null}::text, ${message.routedTo ?? null}::text, ${message.citations ?? null}::text,
                    ${at}::timestamptz, ${completed}::timestamptz
             FROM s RETURNING id`,
       );
@@ -229,6 +264,9 @@ export function createChatRepository() {
         created_at: message.createdAt.toISOString(),
         completed_at: message.completedAt === null ? null : message.completedAt.toISOString(),
         placeholder_vault: placeholderVault,
+        label: message.label ?? null,
+        routed_to: message.routedTo ?? null,
+        citations: message.citations ?? null,
       }));
       const rows = await queryRows<{ id: string }>(
         db,
@@ -236,7 +274,7 @@ export function createChatRepository() {
               SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS r(
                 ord int, id uuid, session_id uuid, role text, content text, tool_calls text, tool_call_id text,
                 tool_name text, status text, model text, usage jsonb, token_count int, created_at timestamptz,
-                completed_at timestamptz, placeholder_vault text)
+                completed_at timestamptz, placeholder_vault text, label text, routed_to text, citations text)
             ), latest AS (
               SELECT session_id, max(created_at) AS at,
                      (array_agg(placeholder_vault ORDER BY ord DESC) FILTER (WHERE placeholder_vault IS NOT NULL))[1] AS vault
@@ -246,9 +284,10 @@ export function createChatRepository() {
               FROM latest l WHERE c.id = l.session_id
               RETURNING c.id
             )
-            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count, created_at, completed_at)
+            INSERT INTO chat_messages (id, session_id, role, content, tool_calls, tool_call_id, tool_name, status, model, usage, token_count,
+                                       label, routed_to, citations, created_at, completed_at)
             SELECT i.id, i.session_id, i.role, i.content, i.tool_calls, i.tool_call_id, i.tool_name, i.status, i.model,
-                   i.usage, i.token_count, i.created_at, i.completed_at
+                   i.usage, i.token_count, i.label, i.routed_to, i.citations, i.created_at, i.completed_at
             FROM input i WHERE i.session_id IN (SELECT id FROM s)
             ORDER BY i.ord
             RETURNING id`,

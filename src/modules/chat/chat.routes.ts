@@ -15,7 +15,9 @@ import {
   SessionParams,
   StreamBody,
 } from './chat.schemas.js';
-import type { ChatEventSink, ChatService, PreparedTurn } from './chat.service.js';
+import type { ChatService, PreparedTurn } from './chat.service.js';
+import { toSseEvent } from './sse-adapter.js';
+import type { TurnEventSink } from './turn.js';
 
 const tags = ['chat'];
 
@@ -65,14 +67,13 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
     const sse = app.infra.sse.open(request, reply, { onShutdown: () => shutdown.abort() });
     const endInterrupted = () => sse.close({ event: 'done', data: { status: 'interrupted' } });
     const untrack = options.trackStream(endInterrupted);
-    const sink: ChatEventSink = {
+    const problemOf = (error: unknown) => toProblem(request, error);
+    const sink: TurnEventSink = {
       // The client leaving and the server shutting down both stop the turn.
       signal: AbortSignal.any([sse.signal, shutdown.signal]),
-      send: (event, data) => {
-        sse.send(event, data);
-      },
-      fail: (error) => {
-        sse.send('error', toProblem(request, error));
+      emit: (event) => {
+        const out = toSseEvent(event, problemOf);
+        sse.send(out.event, out.data);
       },
     };
     try {
@@ -82,8 +83,8 @@ export const chatRoutes: FastifyPluginAsyncTypebox<ChatRoutesOptions> = async (a
       if (sse.closed) {
         request.log.error({ err: error }, 'chat turn failed after the client left');
       } else {
-        sink.fail(error);
-        sse.send('done', { status: 'error' });
+        sink.emit({ type: 'error', error });
+        sink.emit({ type: 'done', status: 'error' });
       }
     } finally {
       untrack();

@@ -1,95 +1,86 @@
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Db, DbOrTx } from '../../db/client.js';
-import type { ChatMessageStatus, ChatUsage } from '../../db/schema/chat.js';
 import { withTransaction } from '../../db/unit-of-work.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
+import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, type Actor, type RequestContext } from '../auth/permissions.js';
 import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
-import type { ChatStreamEvent, ChatToolDefinition } from '../llm/providers/index.js';
-import { createStreamingRestorer, PlaceholderVault } from '../redaction/index.js';
+import type { ChatToolDefinition } from '../llm/providers/index.js';
+import { PlaceholderVault } from '../redaction/index.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
-import type { ChatToolOutcome, ChatToolRuntime, ResumedOutcome } from './chat-tools.js';
-import {
-  chooseContext,
-  countsForAudit,
-  createRedactor,
-  restoreToolArgs,
-  systemPrompt,
-  toModelMessages,
-  type HistoryMessage,
-  type Redactor,
-  type StoredToolCall,
-  type ToolResultPayload,
-} from './chat.context.js';
+import type { ChatToolRuntime } from './chat-tools.js';
+import { systemPrompt, type HistoryMessage, type StoredToolCall, type ToolResultPayload } from './chat.context.js';
 import type { ChatMessageRow, ChatRepository, ChatSessionRow } from './chat.repository.js';
+import type { ContinueBody, StreamBody } from './chat.schemas.js';
 import { countTokens, loadTokenizer, MESSAGE_OVERHEAD_TOKENS } from './chat.tokens.js';
+import type { Grounding, TurnGrounding } from './grounded-turn.js';
+import type { Citation } from './grounding.js';
+import { SEARCH_DOCUMENTS_TOOL } from './knowledge.js';
+import { labelRank, type Label } from '../../lib/labels.js';
+import { exportDocument, type ExportedSession, type ExportFormat } from './export.js';
+import { presentMessage, presentSession, type SessionDetail, type SessionView } from './presenters.js';
+import {
+  createTurnRunner,
+  DEFAULT_MAX_STEPS,
+  freshEntry,
+  promptBudget,
+  statelessStore,
+  systemTokens,
+  tokensOf,
+  toolResultPayload,
+  type ContextEntry,
+  type TurnEvent,
+  type TurnEventSink,
+  type TurnStatus,
+  type TurnStore,
+} from './turn.js';
 
-export type ChatEventName = 'session' | 'token' | 'tool_call' | 'tool_result' | 'approval_required' | 'message' | 'error' | 'done';
-export type TurnStatus = 'completed' | 'awaiting_approval' | 'error' | 'interrupted';
-
-/** Where a turn's events go (the SSE stream); `signal` aborts when the client has gone. */
-export interface ChatEventSink {
-  readonly signal: AbortSignal;
-  send(event: ChatEventName, data: Record<string, unknown>): void;
-  /** Sends the `error` event: a problem object for this error. */
-  fail(error: unknown): void;
-}
+export { DEFAULT_MAX_STEPS } from './turn.js';
+export type { MessageView, SessionDetail, SessionView, ToolCallView } from './presenters.js';
 
 /** A request whose checks passed and whose input is stored: what is left runs while the stream is open. */
 export interface PreparedTurn {
   sessionId: string;
   /** The stored user message (or, for a continuation, the stored tool result). */
   messageId: string;
-  run(sink: ChatEventSink): Promise<TurnStatus>;
+  run(sink: TurnEventSink): Promise<TurnStatus>;
 }
 
-export interface StreamInput {
-  message: string;
-  session_id?: string;
+/** The body of POST /chat/stream. */
+export type StreamInput = StreamBody;
+
+/** One message of a conversation the client holds (an OpenAI-style `messages[]` entry, already parsed). */
+export interface StatelessMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  /** An assistant message's tool calls (arguments parsed). */
+  tool_calls?: Array<{ tool_call_id: string; tool: string; args: Record<string, unknown> }>;
+  /** A tool message: the call it answers. */
+  tool_call_id?: string;
+}
+
+/** A turn over a conversation the client sends whole each time: nothing is stored as a session. */
+export interface StatelessTurnInput {
+  messages: StatelessMessage[];
   model?: string;
   temperature?: number;
-  tools?: 'auto' | 'none';
+  maxOutputTokens?: number;
+  /** The client's own tools: offered to the model; a proposed call ends the turn and is returned, never run here. */
+  tools?: ChatToolDefinition[];
+  /** Added to every audit event of the turn (e.g. `api_key_id`). */
+  auditDetails?: Record<string, unknown>;
 }
 
-export interface ContinueInput {
-  session_id: string;
-  approval_id: string;
+export interface PreparedStatelessTurn {
+  /** What the turn's audit events point at (`resource_type` `chat_completion`). */
+  turnId: string;
+  model: ResolvedModel;
+  run(sink: TurnEventSink): Promise<TurnStatus>;
 }
 
-export interface ToolCallView {
-  tool_call_id: string;
-  tool: string;
-  args: Record<string, unknown>;
-  approval_id?: string;
-}
-
-export interface MessageView {
-  id: string;
-  role: 'user' | 'assistant' | 'tool';
-  content: string;
-  status: ChatMessageStatus;
-  model: string | null;
-  usage: ChatUsage | null;
-  tool_calls: ToolCallView[] | null;
-  tool_call_id: string | null;
-  tool_name: string | null;
-  created_at: string;
-}
-
-export interface SessionView {
-  id: string;
-  title: string;
-  model: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface SessionDetail extends SessionView {
-  messages: MessageView[];
-}
+/** The body of POST /chat/continue. */
+export type ContinueInput = ContinueBody;
 
 export interface ChatLogger {
   warn(obj: object, msg: string): void;
@@ -109,44 +100,54 @@ export interface ChatServiceDeps {
   now?: () => Date;
   /** Model calls in one turn (tool round trips included); the last one is offered no tools. */
   maxSteps?: number;
+  /** Document context and sensitivity routing of stored turns. */
+  grounding: Grounding;
 }
 
-export const DEFAULT_MAX_STEPS = 5;
 const TITLE_LENGTH = 80;
 /** Most assistant messages searched for an approval's tool call. */
 const APPROVAL_LOOKUP_LIMIT = 50;
-/** What the model is told when the tool runtime itself threw (the details go to the log only). */
-const TOOL_RUNTIME_FAILURE = 'The tool could not be run because of an internal error';
 
 export const messageContentAad = (id: string): string => `chat_messages:${id}:content`;
 export const messageToolCallsAad = (id: string): string => `chat_messages:${id}:tool_calls`;
 export const sessionTitleAad = (id: string): string => `chat_sessions:${id}:title`;
 export const sessionVaultAad = (id: string): string => `chat_sessions:${id}:placeholder_vault`;
+export const messageCitationsAad = (id: string): string => `chat_messages:${id}:citations`;
+
+/** Pinned passages may take this share of the prompt budget; the conversation keeps the rest. */
+const SOURCE_SHARE = 1 / 3;
+
+/**
+ * The tools a turn offers: `tools` decides CDSA's tools, `knowledge` decides search_documents. When only the search
+ * is wanted, the runtime refuses any other call, so a model cannot run a tool it was not offered.
+ */
+function selectTools(
+  listed: { runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] },
+  toolsMode: 'auto' | 'none',
+  knowledge: 'auto' | 'none',
+): { runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] } {
+  const tools = listed.tools.filter((tool) => (tool.name === SEARCH_DOCUMENTS_TOOL ? knowledge === 'auto' : toolsMode === 'auto'));
+  const runtime = listed.runtime;
+  if (!runtime || toolsMode === 'auto') return { runtime, tools };
+  if (tools.length === 0) return { runtime: undefined, tools };
+  const offered = new Set(tools.map((tool) => tool.name));
+  return {
+    tools,
+    runtime: {
+      ...runtime,
+      listForActor: runtime.listForActor.bind(runtime),
+      resumeApproval: runtime.resumeApproval.bind(runtime),
+      async executeFromChat(actor, call, context) {
+        if (!offered.has(call.toolName)) return { status: 'failed', execution_id: null, error: `The tool ${call.toolName} is not offered in this conversation` };
+        return runtime.executeFromChat(actor, call, context);
+      },
+    },
+  };
+}
 
 function titleFrom(message: string): string {
   const line = message.trim().split('\n')[0]!.trim();
   return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1)}…` : line || 'New chat';
-}
-
-/** Room kept for the answer: the model's own limit, else a quarter of the window up to 1024 tokens. */
-function promptBudget(model: ResolvedModel): number {
-  const reserve = model.maxOutputTokens ?? Math.min(1024, Math.floor(model.contextTokens / 4));
-  return Math.max(1, model.contextTokens - reserve);
-}
-
-function toolResultPayload(outcome: Exclude<ResumedOutcome, { status: 'pending_approval' }>): ToolResultPayload {
-  switch (outcome.status) {
-    case 'completed':
-      return { status: 'completed', result: outcome.result };
-    case 'failed':
-      return { status: 'failed', error: outcome.error };
-    case 'rejected':
-      return { status: 'rejected', error: `An approver rejected this call${outcome.reason ? `: ${outcome.reason}` : ''}` };
-    case 'expired':
-      return { status: 'expired', error: 'The approval expired before anyone decided' };
-    case 'interrupted':
-      return { status: 'interrupted', error: `The call was interrupted: ${outcome.error}` };
-  }
 }
 
 /**
@@ -157,7 +158,15 @@ function toolResultPayload(outcome: Exclude<ResumedOutcome, { status: 'pending_a
 export function createChatService(deps: ChatServiceDeps) {
   const { db, repository, audit, llm, cipher, logger } = deps;
   const now = deps.now ?? (() => new Date());
-  const maxSteps = deps.maxSteps ?? DEFAULT_MAX_STEPS;
+  const turns = createTurnRunner({
+    db,
+    audit,
+    llm,
+    redactCloudPrompts: deps.redactCloudPrompts,
+    logger,
+    now,
+    maxSteps: deps.maxSteps ?? DEFAULT_MAX_STEPS,
+  });
 
   function requireChat(actor: Actor): void {
     if (!hasPermission(actor.role, 'chat')) throw new ForbiddenError('This action needs the chat permission');
@@ -183,38 +192,53 @@ export function createChatService(deps: ChatServiceDeps) {
     };
   }
 
-  function presentMessage(row: ChatMessageRow, decrypted: HistoryMessage = decryptMessage(row)): MessageView {
-    return {
-      id: row.id,
-      role: row.role,
-      content: decrypted.content,
-      status: row.status,
-      model: row.model,
-      usage: row.usage,
-      tool_calls: decrypted.toolCalls.length === 0 ? null : decrypted.toolCalls.map((call) => ({ ...call })),
-      tool_call_id: row.toolCallId,
-      tool_name: row.toolName,
-      created_at: row.createdAt.toISOString(),
-    };
-  }
-
-  function presentSession(row: ChatSessionRow): SessionView {
-    return {
-      id: row.id,
-      title: cipher.decrypt(row.title, sessionTitleAad(row.id)),
-      model: row.model,
-      created_at: row.createdAt.toISOString(),
-      updated_at: row.updatedAt.toISOString(),
-    };
-  }
+  const sessionView = (row: ChatSessionRow): SessionView => presentSession(row, cipher.decrypt(row.title, sessionTitleAad(row.id)));
 
   function loadVault(session: { id: string; placeholderVault: string | null }): PlaceholderVault {
     if (session.placeholderVault === null) return new PlaceholderVault();
     return PlaceholderVault.fromJSON(JSON.parse(cipher.decrypt(session.placeholderVault, sessionVaultAad(session.id))));
   }
 
-  function tokensOf(content: string, toolCalls: StoredToolCall[]): number {
-    return countTokens(content) + (toolCalls.length === 0 ? 0 : countTokens(JSON.stringify(toolCalls)));
+  function encryptCitations(id: string, citations: readonly Citation[]): string | null {
+    return citations.length === 0 ? null : cipher.encrypt(JSON.stringify(citations), messageCitationsAad(id));
+  }
+
+  function decryptCitations(row: ChatMessageRow): Citation[] | null {
+    return row.citations === null ? null : (JSON.parse(cipher.decrypt(row.citations, messageCitationsAad(row.id))) as Citation[]);
+  }
+
+  /** The turn's grounding: pinned passages that fit a third of the prompt, and where the turn goes. */
+  function prepareGrounding(
+    actor: Actor,
+    input: { model: ResolvedModel; sessionLabel: Label; sessionPinned: readonly string[]; requested: readonly string[]; tools: ChatToolDefinition[] },
+    context: RequestContext,
+  ): Promise<TurnGrounding> {
+    return deps.grounding.prepare(
+      actor,
+      {
+        model: input.model,
+        sessionLabel: input.sessionLabel,
+        sessionPinned: input.sessionPinned,
+        requested: input.requested,
+        canSearch: input.tools.some((tool) => tool.name === SEARCH_DOCUMENTS_TOOL),
+        sourceBudget: (model) => Math.floor(promptBudget(model) * SOURCE_SHARE),
+        countTokens,
+      },
+      context,
+    );
+  }
+
+  function routingEvent(actor: Actor, grounding: TurnGrounding, sessionId: string, messageId: string, context: RequestContext) {
+    if (!grounding.audit) return undefined;
+    return audit.recordStandalone({
+      ...grounding.audit,
+      details: { ...grounding.audit.details, message_id: messageId },
+      userId: actor.userId,
+      sessionId: actor.sessionId,
+      resourceType: 'chat_session',
+      resourceId: sessionId,
+      context,
+    });
   }
 
   function encryptToolCalls(id: string, calls: StoredToolCall[]): string | null {
@@ -226,6 +250,7 @@ export function createChatService(deps: ChatServiceDeps) {
     call: { tool_call_id: string; tool: string },
     payload: ToolResultPayload,
     executor: DbOrTx = db,
+    label: Label | null = null,
   ): Promise<ChatMessageRow> {
     const id = randomUUID();
     const content = JSON.stringify(payload);
@@ -242,332 +267,69 @@ export function createChatService(deps: ChatServiceDeps) {
       model: null,
       usage: null,
       tokenCount: countTokens(content),
+      label,
       createdAt: at,
       completedAt: at,
     });
-  }
-
-  interface TurnState {
-    actor: Actor;
-    context: RequestContext;
-    session: { id: string; placeholderVault: string | null };
-    /** What the first model call may see, read while the message was stored (null: read it then). */
-    firstContext: ContextEntry[] | null;
-    model: ResolvedModel;
-    temperature: number | undefined;
-    runtime: ChatToolRuntime | undefined;
-    tools: ChatToolDefinition[];
-    /** Events to send right after `session` (a continuation's tool result). */
-    opening: Array<{ event: ChatEventName; data: Record<string, unknown> }>;
-    /** A continuation that still waits for other approvals does not call the model. */
-    stillWaiting: boolean;
-  }
-
-  /** A stored message as a context candidate: decrypted only if it is chosen. */
-  interface ContextEntry {
-    role: HistoryMessage['role'];
-    tokenCount: number;
-    open(): HistoryMessage;
   }
 
   const rowEntry = (row: ChatMessageRow): ContextEntry => ({ role: row.role, tokenCount: row.tokenCount, open: () => decryptMessage(row) });
-  const freshEntry = (message: HistoryMessage): ContextEntry => ({ role: message.role, tokenCount: message.tokenCount, open: () => message });
 
-  const systemTokenCache = new Map<string, number>();
-  function systemTokens(system: string): number {
-    let tokens = systemTokenCache.get(system);
-    if (tokens === undefined) {
-      tokens = countTokens(system) + MESSAGE_OVERHEAD_TOKENS;
-      systemTokenCache.set(system, tokens);
-    }
-    return tokens;
-  }
-
-  interface StepResult {
-    text: string;
-    calls: StoredToolCall[];
-    usage: { input_tokens: number | null; output_tokens: number | null } | null;
-    error: unknown;
-    firstTokenMs: number | null;
-    latencyMs: number;
-  }
-
-  async function runTurn(state: TurnState, messageId: string, sink: ChatEventSink): Promise<TurnStatus> {
-    const { model, session } = state;
-    sink.send('session', { session_id: session.id, message_id: messageId });
-    for (const opening of state.opening) sink.send(opening.event, opening.data);
-    if (state.stillWaiting) {
-      sink.send('done', { status: 'awaiting_approval' });
-      return 'awaiting_approval';
-    }
-    const redacting = deps.redactCloudPrompts && !model.isLocal;
-    const vault = redacting ? loadVault(session) : null;
-    const policy = redacting ? await llm.redactionPolicy() : undefined;
-    let savedVaultSize = vault?.size ?? 0;
-    const system = systemPrompt(redacting);
-    const systemCost = systemTokens(system);
-    let truncated = false;
-    let outgoing: { system: string; tools: ChatToolDefinition[] } | undefined;
-
-    for (let step = 1; step <= maxSteps; step += 1) {
-      // Stopped before this model call (the client left, or the server is shutting down): nothing to call or store.
-      if (sink.signal.aborted) return 'interrupted';
-      // The window of stored messages that fits, decrypted only once chosen.
-      const entries =
-        step === 1 && state.firstContext ? state.firstContext : (await repository.listMessages(db, session.id)).map(rowEntry);
-      const chosen = chooseContext(entries, promptBudget(model) - systemCost);
-      truncated ||= chosen.truncated;
-      const history = chosen.kept.map((entry) => entry.open());
-      // Throws RedactionFailedError (the turn ends with that problem, before any model call) if detection fails.
-      const redactor: Redactor | undefined = vault ? createRedactor(vault, policy) : undefined;
-      const messages = toModelMessages(history, redactor);
-      const offerTools = state.tools.length > 0 && step < maxSteps;
-      // Everything in the prompt goes through the redactor: the system text and the admin-written tool definitions too
-      // (once per turn: the session's vault gives them the same placeholders at every step).
-      outgoing ??= { system: redactor ? redactor.text(system) : system, tools: redactor ? redactor.tools(state.tools) : state.tools };
-      const prompt = { system: outgoing.system, tools: offerTools ? outgoing.tools : undefined };
-      const result = await streamStep(state, { ...prompt, messages, vault, sink });
-      const interrupted = sink.signal.aborted;
-      const status: ChatMessageStatus = interrupted ? 'interrupted' : result.error !== undefined ? 'error' : 'completed';
-      const contextTokens = systemCost + history.reduce((sum, m) => sum + m.tokenCount + MESSAGE_OVERHEAD_TOKENS, 0);
-      const stored = await storeAssistant(state, {
-        step,
-        result,
-        status,
-        redactor,
-        vault: vault && vault.size > savedVaultSize ? vault : null,
-        contextTokens,
-        truncated,
-        promptText: `${prompt.system}\n${JSON.stringify(messages)}`,
-      });
-      savedVaultSize = vault?.size ?? 0;
-      if (interrupted) return 'interrupted';
-      if (result.error !== undefined) {
-        sink.fail(result.error);
-        sink.send('done', { status: 'error' });
-        return 'error';
-      }
-      if (result.calls.length === 0 || !state.runtime) {
-        sink.send('message', messageEvent(stored, result.text, [], truncated));
-        sink.send('done', { status: 'completed' });
-        return 'completed';
-      }
-
-      const pending = await runTools(state, stored.id, result.calls, sink);
-      if (sink.signal.aborted) {
-        await repository.updateMessage(db, stored.id, { status: 'interrupted' });
-        return 'interrupted';
-      }
-      if (pending) {
-        await repository.updateMessage(db, stored.id, {
-          status: 'awaiting_approval',
-          toolCalls: encryptToolCalls(stored.id, result.calls),
-        });
-        sink.send('message', { ...messageEvent(stored, result.text, result.calls, truncated), status: 'awaiting_approval' });
-        sink.send('done', { status: 'awaiting_approval' });
-        return 'awaiting_approval';
-      }
-    }
-    // Unreachable in practice: the last step offers no tools, so it ends with text or an error above.
-    sink.send('done', { status: 'completed' });
-    return 'completed';
-  }
-
-  function messageEvent(row: ChatMessageRow, content: string, calls: StoredToolCall[], truncated: boolean): Record<string, unknown> {
+  /**
+   * A stored session as the turn's store: answers and tool results are stored encrypted, the placeholder vault with the
+   * session. `firstContext` is what the first model call sees when it was read while the message was stored.
+   */
+  function sessionStore(session: { id: string; placeholderVault: string | null }, firstContext: ContextEntry[] | null): TurnStore {
     return {
-      id: row.id,
-      role: 'assistant',
-      content,
-      model: row.model,
-      ...(row.usage ? { usage: row.usage } : {}),
-      created_at: row.createdAt.toISOString(),
-      status: row.status,
-      ...(calls.length > 0 ? { tool_calls: calls.map((call) => ({ ...call })) } : {}),
-      ...(truncated ? { context_truncated: true } : {}),
-    };
-  }
-
-  async function streamStep(
-    state: TurnState,
-    input: {
-      system: string;
-      messages: ReturnType<typeof toModelMessages>;
-      tools: ChatToolDefinition[] | undefined;
-      vault: PlaceholderVault | null;
-      sink: ChatEventSink;
-    },
-  ): Promise<StepResult> {
-    const { sink, vault } = input;
-    const restorer = vault ? createStreamingRestorer(vault) : null;
-    const started = performance.now();
-    const result: StepResult = { text: '', calls: [], usage: null, error: undefined, firstTokenMs: null, latencyMs: 0 };
-    const emit = (delta: string): void => {
-      if (delta === '') return;
-      result.text += delta;
-      sink.send('token', { delta });
-    };
-    let events: AsyncIterable<ChatStreamEvent>;
-    try {
-      events = llm.streamChat({
-        modelId: state.model.id,
-        system: input.system,
-        messages: input.messages,
-        tools: input.tools,
-        temperature: state.temperature,
-        maxOutputTokens: state.model.maxOutputTokens,
-        abortSignal: sink.signal,
-      });
-      for await (const event of events) {
-        switch (event.type) {
-          case 'text':
-            result.firstTokenMs ??= performance.now() - started;
-            emit(restorer ? restorer.push(event.delta) : event.delta);
-            break;
-          case 'tool_call': {
-            result.firstTokenMs ??= performance.now() - started;
-            const args = vault ? restoreToolArgs(vault, event.args) : event.args;
-            const call: StoredToolCall = { tool_call_id: event.toolCallId, tool: event.toolName, args };
-            result.calls.push(call);
-            sink.send('tool_call', { tool_call_id: call.tool_call_id, tool: call.tool, args: call.args });
-            break;
-          }
-          case 'finish':
-            result.usage = event.usage;
-            break;
-          case 'error':
-            result.error = event.error;
-            break;
-        }
-      }
-    } catch (error) {
-      result.error = error;
-    }
-    if (restorer) emit(restorer.flush());
-    result.latencyMs = performance.now() - started;
-    return result;
-  }
-
-  async function storeAssistant(
-    state: TurnState,
-    input: {
-      step: number;
-      result: StepResult;
-      status: ChatMessageStatus;
-      redactor: Redactor | undefined;
-      vault: PlaceholderVault | null;
-      contextTokens: number;
-      truncated: boolean;
-      promptText: string;
-    },
-  ): Promise<ChatMessageRow> {
-    const { actor, model, session, context } = state;
-    const { result, status } = input;
-    const id = randomUUID();
-    const at = now();
-    const tokenCount = tokensOf(result.text, result.calls);
-    // Budget accounting needs a number even when the provider reported none (an interrupted or failed call).
-    const spent = {
-      input_tokens: result.usage?.input_tokens ?? input.contextTokens,
-      output_tokens: result.usage?.output_tokens ?? tokenCount,
-    };
-    const digest = audit.promptDigest(input.promptText);
-    const row: ChatMessageRow = {
-      id,
-      sessionId: session.id,
-      seq: 0,
-      role: 'assistant',
-      content: cipher.encrypt(result.text, messageContentAad(id)),
-      toolCalls: encryptToolCalls(id, result.calls),
-      toolCallId: null,
-      toolName: null,
-      status,
-      model: model.id,
-      usage: result.usage,
-      tokenCount,
-      createdAt: at,
-      completedAt: at,
-    };
-    const placeholderVault = input.vault ? cipher.encrypt(JSON.stringify(input.vault.toJSON()), sessionVaultAad(session.id)) : null;
-    // One statement for the message and the session; the usage counter is its own atomic upsert.
-    const write = repository.insertIntoSession(db, row, placeholderVault).then((stored) => {
-      if (!stored) throw new NotFoundError('Chat session');
-      if (placeholderVault !== null) session.placeholderVault = placeholderVault;
-      return row;
-    });
-    const usage = llm.recordUsage(db, actor.userId, spent);
-    const base = { userId: actor.userId, sessionId: actor.sessionId, context, resourceType: 'chat_session', resourceId: session.id };
-    const events: AuditEventInput[] = [];
-    const redacted = input.redactor ? countsForAudit(input.redactor.counts) : null;
-    if (redacted && redacted.total > 0) {
-      events.push({ ...base, eventType: 'PII_REDACTED', details: { message_id: id, model: model.id, provider: model.provider, ...redacted } });
-    }
-    const error = result.error;
-    events.push({
-      ...base,
-      eventType: 'LLM_REQUEST',
-      details: {
-        message_id: id,
-        model: model.id,
-        provider: model.provider,
-        is_local: model.isLocal,
-        step: input.step,
-        status,
-        input_tokens: result.usage?.input_tokens ?? null,
-        output_tokens: result.usage?.output_tokens ?? null,
-        latency_ms: Math.round(result.latencyMs),
-        // Not `first_token_ms`: the audit sanitizer masks keys that mention tokens.
-        ttft_ms: result.firstTokenMs === null ? null : Math.round(result.firstTokenMs),
-        tool_calls: result.calls.map((call) => call.tool),
-        redacted: input.redactor !== undefined,
-        context_truncated: input.truncated,
-        ...(error !== undefined ? { error: error instanceof Error ? error.message : 'unexpected error' } : {}),
-        ...digest,
+      resourceType: 'chat_session',
+      resourceId: session.id,
+      vault: () => loadVault(session),
+      context: async (step) => (step === 1 && firstContext ? firstContext : (await repository.listMessages(db, session.id)).map(rowEntry)),
+      async saveAssistant(record, grownVault) {
+        const row: ChatMessageRow = {
+          id: record.id,
+          sessionId: session.id,
+          seq: 0,
+          role: 'assistant',
+          content: cipher.encrypt(record.content, messageContentAad(record.id)),
+          toolCalls: encryptToolCalls(record.id, record.toolCalls),
+          toolCallId: null,
+          toolName: null,
+          status: record.status,
+          model: record.model,
+          usage: record.usage,
+          tokenCount: record.tokenCount,
+          label: record.label ?? null,
+          routedTo: record.routedTo,
+          citations: encryptCitations(record.id, record.citations),
+          createdAt: record.createdAt,
+          completedAt: record.createdAt,
+        };
+        const placeholderVault = grownVault ? cipher.encrypt(JSON.stringify(grownVault.toJSON()), sessionVaultAad(session.id)) : null;
+        // One statement for the message and the session.
+        const stored = await repository.insertIntoSession(db, row, placeholderVault);
+        if (!stored) throw new NotFoundError('Chat session');
+        if (placeholderVault !== null) session.placeholderVault = placeholderVault;
       },
-    });
-    // The call has happened whatever is written now; its events go through the recorder's batches (one chain-head
-    // lock for many concurrent turns) while the answer is stored.
-    const [stored, ...others] = await Promise.allSettled([write, usage, ...events.map((event) => audit.recordStandalone(event))]);
-    const failed = others.find((outcome) => outcome.status === 'rejected');
-    if (stored.status === 'rejected') throw stored.reason;
-    if (failed) throw failed.reason;
-    return stored.value;
-  }
-
-  /** Runs each proposed call; true when at least one waits for an approval (its id is then set on the call). */
-  async function runTools(state: TurnState, assistantId: string, calls: StoredToolCall[], sink: ChatEventSink): Promise<boolean> {
-    const runtime = state.runtime!;
-    let pending = false;
-    for (const call of calls) {
-      if (sink.signal.aborted) break;
-      let outcome: ChatToolOutcome;
-      try {
-        outcome = await runtime.executeFromChat(
-          state.actor,
-          { toolCallId: call.tool_call_id, toolName: call.tool, args: call.args },
-          { sessionId: state.session.id, requestContext: state.context },
-        );
-      } catch (error) {
-        logger.error({ err: error, tool: call.tool, message_id: assistantId }, 'tool runtime failed');
-        outcome = { status: 'failed', execution_id: null, error: TOOL_RUNTIME_FAILURE };
-      }
-      if (outcome.status === 'pending_approval') {
-        pending = true;
-        call.approval_id = outcome.approval_id;
-        sink.send('approval_required', { approval_id: outcome.approval_id, tool_call_id: call.tool_call_id, tool: call.tool, args: call.args });
-        continue;
-      }
-      const payload = toolResultPayload(outcome);
-      await storeToolResult(state.session.id, call, payload);
-      sink.send('tool_result', { tool_call_id: call.tool_call_id, tool: call.tool, ...payload });
-    }
-    return pending;
+      async saveToolResult(call, payload, label) {
+        // The label rises before the next model call sees the passages.
+        if (label) await repository.raiseSessionLabel(db, session.id, label);
+        await storeToolResult(session.id, call, payload, db, label ?? null);
+      },
+      async markAssistant(id, update) {
+        await repository.updateMessage(db, id, {
+          status: update.status,
+          ...(update.toolCalls ? { toolCalls: encryptToolCalls(id, update.toolCalls) } : {}),
+        });
+      },
+    };
   }
 
   async function getSession(actor: Actor, id: string): Promise<SessionDetail> {
     requireChat(actor);
     const session = await ownSession(actor, id);
     const rows = await repository.listMessages(db, session.id);
-    return { ...presentSession(session), messages: rows.map((row) => presentMessage(row)) };
+    return { ...sessionView(session), messages: rows.map((row) => presentMessage(row, decryptMessage(row), decryptCitations(row))) };
   }
 
   async function toolsFor(actor: Actor, mode: 'auto' | 'none'): Promise<{ runtime: ChatToolRuntime | undefined; tools: ChatToolDefinition[] }> {
@@ -598,12 +360,32 @@ export function createChatService(deps: ChatServiceDeps) {
         throw new ConflictError('This chat session waits for an approval decision: continue it with POST /chat/continue first');
       }
       const existing = found?.session;
-      const model = await llm.resolveModel(input.model, existing?.model);
+      const requested = await llm.resolveModel(input.model, existing?.model);
       await loadTokenizer();
+      const toolsMode = input.tools ?? 'auto';
+      const knowledge = input.knowledge ?? 'auto';
+      const { runtime, tools: offered } = selectTools(
+        await toolsFor(actor, toolsMode === 'none' && knowledge === 'none' ? 'none' : 'auto'),
+        toolsMode,
+        knowledge,
+      );
+      // Pinned documents are checked here (404 before anything is stored), and routing is decided.
+      const grounding = await prepareGrounding(
+        actor,
+        {
+          model: requested,
+          sessionLabel: existing?.label ?? 'PUBLIC',
+          sessionPinned: existing?.pinnedDocumentIds ?? [],
+          requested: input.document_ids ?? [],
+          tools: offered,
+        },
+        context,
+      );
+      const model = grounding.model;
       const tokenCount = countTokens(input.message);
       const redacting = deps.redactCloudPrompts && !model.isLocal;
-      const room = promptBudget(model) - systemTokens(systemPrompt(redacting)) - MESSAGE_OVERHEAD_TOKENS;
-      if (tokenCount > room) {
+      const room = promptBudget(model) - systemTokens(systemPrompt(redacting) + grounding.systemText) - MESSAGE_OVERHEAD_TOKENS;
+      if (tokenCount > room && !grounding.refusal) {
         throw new ValidationError('The message is too long for the model', [
           { pointer: '/message', detail: `is ${tokenCount} tokens; ${model.id} has room for ${Math.max(0, room)}` },
         ]);
@@ -615,16 +397,19 @@ export function createChatService(deps: ChatServiceDeps) {
         userId: actor.userId,
         sessionId,
         newTitle: existing ? null : cipher.encrypt(titleFrom(input.message), sessionTitleAad(sessionId)),
-        model: model.id,
+        // The session keeps the model asked for; a routed turn's messages name the model that answered.
+        model: requested.id,
         messageId,
         content: cipher.encrypt(input.message, messageContentAad(messageId)),
         tokenCount,
         at: now(),
+        label: grounding.label,
+        pinnedDocumentIds: grounding.pinnedDocumentIds,
       };
       // Everything the first model call needs is fetched at once: the message is stored (one statement) while its
-      // USER_QUERY event is written, the history read and the tools listed. The model is called only after all of it.
-      const tools = toolsFor(actor, input.tools ?? 'auto');
-      const [stored, audited, history] = await Promise.allSettled([
+      // USER_QUERY event (and a routing decision's LLM_ROUTED) is written and the history read. The model is called
+      // only after all of it.
+      const [stored, audited, history, routedAudit] = await Promise.allSettled([
         repository.startTurn(db, turn),
         audit.recordStandalone({
           eventType: 'USER_QUERY',
@@ -636,9 +421,11 @@ export function createChatService(deps: ChatServiceDeps) {
           context,
         }),
         existing ? repository.listMessages(db, sessionId) : Promise.resolve([]),
+        routingEvent(actor, grounding, sessionId, messageId, context),
       ]);
       if (stored.status === 'rejected') throw stored.reason;
       if (!stored.value) throw new NotFoundError('Chat session');
+      if (routedAudit.status === 'rejected') throw routedAudit.reason;
       if (audited.status === 'rejected' || history.status === 'rejected') {
         // Fail closed: a query that could not be audited is not kept, and never reaches a model.
         await repository.discardTurnStart(db, turn).catch((error: unknown) => {
@@ -647,21 +434,23 @@ export function createChatService(deps: ChatServiceDeps) {
         throw audited.status === 'rejected' ? audited.reason : (history as PromiseRejectedResult).reason;
       }
       const fresh: HistoryMessage = { id: messageId, role: 'user', content: input.message, toolCalls: [], toolCallId: null, toolName: null, tokenCount };
-      const { runtime, tools: offered } = await tools;
-      const state: TurnState = {
+      const plan = {
         actor,
         context,
-        session: { id: sessionId, placeholderVault: existing?.placeholderVault ?? null },
         // The read may or may not have seen the new message already: it is added once, last.
-        firstContext: [...history.value.filter((row) => row.id !== messageId).map(rowEntry), freshEntry(fresh)],
+        store: sessionStore(
+          { id: sessionId, placeholderVault: existing?.placeholderVault ?? null },
+          [...history.value.filter((row) => row.id !== messageId).map(rowEntry), freshEntry(fresh)],
+        ),
         model,
         temperature: input.temperature ?? model.temperature,
         runtime,
         tools: offered,
-        opening: [],
+        opening: [{ type: 'session', session_id: sessionId, message_id: messageId } satisfies TurnEvent],
         stillWaiting: false,
+        grounding,
       };
-      return { sessionId, messageId, run: (sink) => runTurn(state, messageId, sink) };
+      return { sessionId, messageId, run: (sink) => turns.run(plan, sink) };
     },
 
     /**
@@ -691,7 +480,7 @@ export function createChatService(deps: ChatServiceDeps) {
       if (!owner || matching.length === 0) throw new NotFoundError('Approval');
       const answered = await repository.answeredToolCalls(db, session.id, calls.map((c) => c.tool_call_id));
       if (matching.every((c) => answered.has(c.tool_call_id))) throw new ConflictError('This approval has already been continued');
-      const model = await llm.resolveModel(undefined, session.model);
+      const requested = await llm.resolveModel(undefined, session.model);
       await loadTokenizer();
 
       // No result is stored for these calls (checked above): a continuation cut off by a crash is picked up here.
@@ -719,19 +508,96 @@ export function createChatService(deps: ChatServiceDeps) {
         logger,
       );
       const { tools } = await toolsFor(actor, 'auto');
-      const state: TurnState = {
+      // The session's context is kept: its pinned documents (read again, access-checked) and its label.
+      const grounding = await prepareGrounding(
+        actor,
+        { model: requested, sessionLabel: session.label, sessionPinned: session.pinnedDocumentIds, requested: [], tools },
+        context,
+      );
+      const model = grounding.model;
+      if (labelRank(grounding.label) > labelRank(session.label)) await repository.raiseSessionLabel(db, session.id, grounding.label);
+      await routingEvent(actor, grounding, session.id, stored.id, context);
+      const opening: TurnEvent[] = [
+        { type: 'session', session_id: session.id, message_id: stored.id },
+        ...unanswered.map((c): TurnEvent => ({ type: 'tool_result', tool_call_id: c.tool_call_id, tool: c.tool, ...payload })),
+      ];
+      const plan = {
         actor,
         context,
-        session: { id: session.id, placeholderVault: session.placeholderVault },
-        firstContext: null,
+        store: sessionStore({ id: session.id, placeholderVault: session.placeholderVault }, null),
         model,
         temperature: model.temperature,
         runtime,
         tools,
-        opening: unanswered.map((c) => ({ event: 'tool_result', data: { tool_call_id: c.tool_call_id, tool: c.tool, ...payload } })),
+        opening,
         stillWaiting,
+        grounding,
       };
-      return { sessionId: session.id, messageId: stored.id, run: (sink) => runTurn(state, stored.id, sink) };
+      return { sessionId: session.id, messageId: stored.id, run: (sink) => turns.run(plan, sink) };
+    },
+
+    /**
+     * A turn over a client-held conversation (the OpenAI-compatible API): the same checks, redaction, budgets and audit
+     * as a stored turn, but the messages live only in memory. Client tools are passed to the model and their calls
+     * handed back; CDSA's own tools are not offered (their approval flow needs a stored session).
+     */
+    async startStatelessTurn(actor: Actor, input: StatelessTurnInput, context: RequestContext): Promise<PreparedStatelessTurn> {
+      requireChat(actor);
+      await llm.checkBudget(actor.userId);
+      const model = await llm.resolveModel(input.model);
+      await loadTokenizer();
+      const system = input.messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n\n');
+      const history = statelessHistory(input.messages);
+      const last = history[history.length - 1];
+      if (!last || last.role === 'assistant') {
+        throw new ValidationError('The conversation must end with a user or tool message', [
+          { pointer: '/messages', detail: 'needs a user or tool message after the last assistant message' },
+        ]);
+      }
+      const redacting = deps.redactCloudPrompts && !model.isLocal;
+      const base = systemPrompt(redacting);
+      const room = promptBudget(model) - systemTokens(system ? `${base}\n\n${system}` : base) - MESSAGE_OVERHEAD_TOKENS;
+      if (last.tokenCount > room) {
+        throw new ValidationError('The last message is too long for the model', [
+          { pointer: `/messages/${input.messages.length - 1}/content`, detail: `is ${last.tokenCount} tokens; ${model.id} has room for ${Math.max(0, room)}` },
+        ]);
+      }
+      const turnId = randomUUID();
+      const extra = input.auditDetails ?? {};
+      const lastUser = [...history].reverse().find((m) => m.role === 'user');
+      // Fail closed: a query that could not be audited never reaches a model.
+      await audit.recordStandalone({
+        eventType: 'USER_QUERY',
+        userId: actor.userId,
+        sessionId: actor.sessionId,
+        resourceType: 'chat_completion',
+        resourceId: turnId,
+        details: {
+          model: model.id,
+          provider: model.provider,
+          stateless: true,
+          message_count: input.messages.length,
+          ...audit.promptDigest(lastUser?.content ?? ''),
+          ...extra,
+        },
+        context,
+      });
+      const plan = {
+        actor,
+        context,
+        store: statelessStore({ resourceType: 'chat_completion', resourceId: turnId, messages: history, vault: new PlaceholderVault() }),
+        model,
+        temperature: input.temperature ?? model.temperature,
+        ...(input.maxOutputTokens === undefined ? {} : { maxOutputTokens: input.maxOutputTokens }),
+        runtime: undefined,
+        tools: input.tools ?? [],
+        clientTools: true,
+        ...(system ? { clientSystem: system } : {}),
+        opening: [],
+        stillWaiting: false,
+        auditDetails: extra,
+      };
+      return { turnId, model, run: (sink) => turns.run(plan, sink) };
     },
 
     async listSessions(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<SessionView>> {
@@ -739,7 +605,7 @@ export function createChatService(deps: ChatServiceDeps) {
       const limit = clampLimit(query.limit);
       const after = decodeCursor(query.cursor, { u: 'timestamp', id: 'uuid' });
       const rows = await repository.listSessions(db, actor.userId, limit + 1, after && { updatedAt: new Date(after.u), id: after.id });
-      return toPage(rows, limit, (row) => ({ u: row.updatedAt.toISOString(), id: row.id }), presentSession);
+      return toPage(rows, limit, (row) => ({ u: row.updatedAt.toISOString(), id: row.id }), sessionView);
     },
 
     getSession,
@@ -766,48 +632,33 @@ export function createChatService(deps: ChatServiceDeps) {
       );
     },
 
-    async exportSession(actor: Actor, id: string, format: 'json' | 'markdown'): Promise<{ body: string; contentType: string; filename: string }> {
+    async exportSession(actor: Actor, id: string, format: ExportFormat): Promise<ExportedSession> {
       const detail = await getSession(actor, id);
-      const exportedAt = now().toISOString();
-      if (format === 'json') {
-        return {
-          body: JSON.stringify({ ...detail, exported_at: exportedAt }, null, 2),
-          contentType: 'application/json; charset=utf-8',
-          filename: `chat-${detail.id}.json`,
-        };
-      }
-      return { body: toMarkdown(detail, exportedAt), contentType: 'text/markdown; charset=utf-8', filename: `chat-${detail.id}.md` };
+      return exportDocument(detail, format, now().toISOString());
     },
   };
 }
 
-function toMarkdown(detail: SessionDetail, exportedAt: string): string {
-  const blocks: string[] = [
-    `# ${detail.title.replace(/\s+/g, ' ')}`,
-    [`- Session: ${detail.id}`, `- Model: ${detail.model}`, `- Created: ${detail.created_at}`, `- Exported: ${exportedAt}`].join('\n'),
-  ];
-  for (const message of detail.messages) {
-    const who =
-      message.role === 'user'
-        ? 'User'
-        : message.role === 'assistant'
-          ? `Assistant (${message.model ?? 'unknown model'})`
-          : `Tool result: ${message.tool_name ?? 'tool'}`;
-    const status = message.status === 'completed' ? '' : ` (${message.status})`;
-    blocks.push(`## ${who}${status}`, `_${message.created_at}_`);
-    if (message.content !== '') blocks.push(message.role === 'tool' ? fenced(message.content) : message.content);
-    for (const call of message.tool_calls ?? []) {
-      blocks.push(`Tool call \`${call.tool}\` (${call.tool_call_id}):`, fenced(JSON.stringify(call.args, null, 2)));
-    }
+/** A client-held conversation as history: tool messages get their tool's name from the call they answer. */
+function statelessHistory(messages: readonly StatelessMessage[]): HistoryMessage[] {
+  const toolNames = new Map<string, string>();
+  const out: HistoryMessage[] = [];
+  for (const message of messages) {
+    if (message.role === 'system') continue;
+    const toolCalls: StoredToolCall[] = (message.role === 'assistant' ? (message.tool_calls ?? []) : []).map((c) => ({ ...c }));
+    for (const call of toolCalls) toolNames.set(call.tool_call_id, call.tool);
+    const toolCallId = message.role === 'tool' ? (message.tool_call_id ?? null) : null;
+    out.push({
+      id: randomUUID(),
+      role: message.role,
+      content: message.content,
+      toolCalls,
+      toolCallId,
+      toolName: toolCallId === null ? null : (toolNames.get(toolCallId) ?? 'tool'),
+      tokenCount: tokensOf(message.content, toolCalls),
+    });
   }
-  return `${blocks.join('\n\n')}\n`;
-}
-
-/** A JSON code block whose fence is longer than any backtick run inside it. */
-function fenced(json: string): string {
-  const longest = Math.max(2, ...[...json.matchAll(/`+/g)].map((m) => m[0].length));
-  const fence = '`'.repeat(longest + 1);
-  return `${fence}json\n${json}\n${fence}`;
+  return out;
 }
 
 export type ChatService = ReturnType<typeof createChatService>;

@@ -5,8 +5,11 @@ import { createChatRepository } from './chat.repository.js';
 import { loadRedactionData } from '../redaction/index.js';
 import { loadTokenizer } from './chat.tokens.js';
 import { chatRoutes } from './chat.routes.js';
+import { documentsKnowledge } from './documents-knowledge.js';
+import { createGrounding } from './grounded-turn.js';
 import {
   createChatService,
+  messageCitationsAad,
   messageContentAad,
   messageToolCallsAad,
   sessionTitleAad,
@@ -60,6 +63,23 @@ export const chatModule = fp(
       aad: (row) => sessionVaultAad(row.id),
     });
 
+    cipher.registerEncryptedColumn({
+      name: 'chat_messages.citations',
+      table: 'chat_messages',
+      column: 'citations',
+      aad: (row) => messageCitationsAad(row.id),
+    });
+
+    // Documents register after chat: their service is reached when a turn needs it.
+    const documents = neighbour(app, 'documents');
+    const knowledge = documentsKnowledge(documents);
+    const grounding = createGrounding({
+      knowledge: () => knowledge,
+      llm: app.llm,
+      cloudMaxLabel: app.config.llm.cloudMaxLabel,
+      localFallbackModel: app.config.llm.localFallbackModel,
+    });
+
     const chat = createChatService({
       db: app.infra.database.db,
       // A turn's two hot writes are grouped across concurrent turns; everything else is the plain repository.
@@ -70,6 +90,7 @@ export const chatModule = fp(
       tools: neighbour(app, 'chatTools'),
       redactCloudPrompts: app.config.llm.redactCloudPrompts,
       logger: app.log,
+      grounding,
     });
     app.decorate('chat', chat);
 

@@ -30,29 +30,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
-    '/',
-    {
-      config: { public: true },
-      schema: {
-        tags: ['health'],
-        summary: 'Service name, version and links',
-        response: {
-          200: Type.Object({
-            name: Type.String(),
-            version: Type.String(),
-            links: Type.Object({ docs: Type.String(), openapi: Type.String(), health: Type.String(), api: Type.String() }),
-          }),
-        },
-      },
-    },
-    async () => ({
-      name: 'CDSA — Confidential Data Steward Agent',
-      version: app.config.version,
-      links: { docs: '/docs', openapi: '/openapi.json', health: '/health', api: '/api/v1' },
-    }),
-  );
-
-  app.get(
     '/health',
     {
       config: { public: true, rateLimit: false },

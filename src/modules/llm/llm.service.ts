@@ -143,6 +143,8 @@ const DISCOVERY_TTL_MS = 15_000;
 const DISCOVERY_FAILURE_TTL_MS = 5_000;
 /** When neither the model nor the settings say how large the window is. Ollama's own default is small. */
 const DEFAULT_CONTEXT_TOKENS: Record<ProviderName, number> = { ollama: 4_096, openai: 8_192, anthropic: 8_192, gemini: 8_192 };
+/** How many available models an unknown-model error names. */
+const MAX_MODELS_NAMED = 20;
 const TEST_PROMPT = 'Reply with the single word OK.';
 const TEST_TIMEOUT_MS = 30_000;
 const DAY_MS = 86_400_000;
@@ -157,6 +159,21 @@ interface DiscoveryEntry {
   at: number;
   ok: boolean;
   models: DiscoveredModel[];
+}
+
+/** A model id that names no registered or discovered model (422 on /api/v1; 404 `model_not_found` on /v1). */
+export class UnknownModelError extends ValidationError {
+  constructor(
+    readonly modelId: string,
+    readonly available: string[],
+  ) {
+    const shown = available.slice(0, MAX_MODELS_NAMED);
+    const list = shown.length === 0 ? 'none' : `${shown.join(', ')}${available.length > shown.length ? ', …' : ''}`;
+    super(`Model ${modelId} is not available; available models: ${list}`, [
+      { pointer: '/model', detail: `is not a registered or discovered model (available: ${list})` },
+    ]);
+    this.extensions.available_models = shown;
+  }
 }
 
 function requirePermission(actor: Actor, permission: Permission): void {
@@ -623,6 +640,17 @@ export function createLlmService(deps: LlmServiceDeps) {
         throw new ValidationError(`Model ${id} is disabled`, [{ pointer: '/model', detail: 'is disabled by an administrator' }]);
       }
       const ref = parseModelId(id);
+      // A model asked for by name must exist: registered, or listed by its provider. When the provider could not list
+      // its models just now, the call goes ahead (the provider answers for itself).
+      if (!row && requested !== undefined) {
+        const listing = await discover(provider);
+        // Ollama takes `name` for `name:latest`.
+        const listed = (m: DiscoveredModel) => m.id === id || (provider === 'ollama' && !ref.model.includes(':') && m.id === `${id}:latest`);
+        if (listing.ok && !listing.models.some(listed)) {
+          const usable = (await allModels()).filter((m) => m.is_enabled && registry.isConfigured(m.provider)).map((m) => m.id);
+          throw new UnknownModelError(id, usable);
+        }
+      }
       const modelConfig = parseConfig(row?.config ?? {});
       const window =
         row?.contextWindow ??
@@ -639,6 +667,25 @@ export function createLlmService(deps: LlmServiceDeps) {
         temperature: modelConfig.temperature ?? s.settings?.temperature ?? undefined,
         maxOutputTokens: modelConfig.max_output_tokens,
       };
+    },
+
+    /**
+     * Whether a model can take a call now: its provider is configured, it is not disabled, and its provider lists it
+     * (discovery, cached for seconds; a provider that cannot be reached lists nothing). The local fallback of
+     * sensitivity routing is only used when this holds.
+     */
+    async modelAvailable(id: string): Promise<boolean> {
+      const s = await current();
+      let ref: ReturnType<typeof parseModelId>;
+      try {
+        ref = parseModelId(id);
+      } catch {
+        return false;
+      }
+      const normalized = formatModelId(ref);
+      if (!registry.isConfigured(ref.provider) || s.models.get(normalized)?.isEnabled === false) return false;
+      const entry = await discover(ref.provider);
+      return entry.ok && entry.models.some((model) => model.id === normalized);
     },
 
     /** One model step (see the provider layer); throws only for a model id that cannot be used. */

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import { createNotificationHub } from './notifications.hub.js';
+import { createEmailDelivery, createSmtpTransport, registerEmailJob } from './notifications.email.js';
 import { registerPurgeJob, schedulePurge } from './notifications.jobs.js';
 import { createNotificationRepository } from './notifications.repository.js';
 import { notificationRoutes } from './notifications.routes.js';
@@ -31,8 +32,31 @@ export const notificationsModule = fp(
       resyncIntervalMs: redis ? RESYNC_INTERVAL_MS : 0,
     });
     await hub.start();
-    const service = createNotificationService({ db: database.db, repository, hub, audit: app.audit, logger: app.log });
+    const smtp = app.config.smtp;
+    const service = createNotificationService({
+      db: database.db,
+      repository,
+      hub,
+      audit: app.audit,
+      logger: app.log,
+      email: smtp ? { jobs } : undefined,
+    });
     app.decorate('notifications', service);
+
+    if (smtp) {
+      const transport = createSmtpTransport(smtp);
+      const delivery = createEmailDelivery({
+        db: database.db,
+        repository,
+        transport,
+        from: smtp.from,
+        publicUrl: app.config.publicUrl,
+        contactOf: (userId) => app.users.contactOf(userId),
+        logger: app.log,
+      });
+      registerEmailJob(jobs, delivery);
+      app.addHook('onClose', async () => transport.close());
+    }
 
     registerPurgeJob(jobs, service, app.log);
     app.addHook('onReady', async () => {

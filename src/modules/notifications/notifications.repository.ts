@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type DbOrTx } from '../../db/client.js';
 import { notificationPreferences, notifications } from '../../db/schema/notifications.js';
 import type { Role } from '../auth/permissions.js';
@@ -43,6 +43,7 @@ export function storedNotification(template: NotificationTemplate, row: Inserted
     readAt: null,
     expiresAt: template.expiresAt,
     createdAt: template.createdAt,
+    emailedAt: null,
   };
 }
 
@@ -91,7 +92,7 @@ export function createNotificationRepository() {
               AND (${template.type}::text = 'SECURITY_ALERT' OR NOT EXISTS (
                 SELECT 1 FROM notification_preferences p
                 WHERE p.user_id = u.id AND p.notification_type = ${template.type}::text
-                  AND (NOT p.enabled OR p.delivery_method <> 'in_app')))
+                  AND (NOT p.enabled OR p.delivery_method = 'none')))
           ),
           allocated AS (
             UPDATE notification_sequence SET last_seq = last_seq + 1
@@ -117,6 +118,45 @@ export function createNotificationRepository() {
         rows.push({ userId: result.pairs.slice(at, at + UUID_LENGTH), id: result.pairs.slice(at + UUID_LENGTH, at + 2 * UUID_LENGTH) });
       }
       return { seq: Number(result.seq), rows };
+    },
+
+    /**
+     * Of these users, those who asked for this type by e-mail as well. Read from the preferences (a few rows per
+     * user), not from the fan-out's rows, so a broadcast to thousands costs one small query.
+     */
+    async emailRecipients(db: DbOrTx, type: NotificationType, userIds: readonly string[]): Promise<Set<string>> {
+      if (userIds.length === 0) return new Set();
+      const rows = await db
+        .select({ userId: notificationPreferences.userId })
+        .from(notificationPreferences)
+        .where(
+          and(
+            eq(notificationPreferences.notificationType, type),
+            eq(notificationPreferences.deliveryMethod, 'email'),
+            eq(notificationPreferences.enabled, true),
+            // A few recipients: only theirs. A broadcast: every e-mail preference of the type, filtered below.
+            userIds.length <= 500 ? inArray(notificationPreferences.userId, [...userIds]) : undefined,
+          ),
+        );
+      const wanted = new Set(userIds);
+      return new Set(rows.map((row) => row.userId).filter((userId) => wanted.has(userId)));
+    },
+
+    /** One notification by id, whoever it belongs to (the e-mail job; never an HTTP read). */
+    async findById(db: DbOrTx, id: string): Promise<Notification | undefined> {
+      if (!UUID.test(id)) return undefined;
+      const [row] = await db.select().from(notifications).where(eq(notifications.id, id)).limit(1);
+      return row;
+    },
+
+    /** Records that the e-mail went out; false when another attempt recorded it first. */
+    async markEmailed(db: DbOrTx, id: string, at: Date): Promise<boolean> {
+      const rows = await db
+        .update(notifications)
+        .set({ emailedAt: at })
+        .where(and(eq(notifications.id, id), isNull(notifications.emailedAt)))
+        .returning({ id: notifications.id });
+      return rows.length > 0;
     },
 
     /** The last seq handed out, by any instance. */

@@ -55,8 +55,20 @@ export const PreferenceSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a client sends: `realtime` is accepted as the in-app method's other name. */
+export const PreferenceInputSchema = Type.Object(
+  {
+    notification_type: NotificationTypeSchema,
+    enabled: Type.Boolean(),
+    delivery_method: Type.Union([...DELIVERY_METHODS, 'realtime' as const].map((method) => Type.Literal(method)), {
+      description: 'in_app (alias realtime): inbox and stream; email: the same, and an e-mail (when SMTP is configured); none: not received',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 export const PreferencesBody = Type.Object(
-  { preferences: Type.Array(PreferenceSchema, { maxItems: NOTIFICATION_TYPES.length }) },
+  { preferences: Type.Array(PreferenceInputSchema, { maxItems: NOTIFICATION_TYPES.length }) },
   { additionalProperties: false },
 );
 export type PreferencesBody = Static<typeof PreferencesBody>;

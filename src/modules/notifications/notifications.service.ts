@@ -2,7 +2,9 @@ import type { Db } from '../../db/client.js';
 import { inUnitOfWork, withTransaction, type AfterCommitErrorLogger, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { JobQueue } from '../../lib/infra/jobs.js';
 import type { AuditRecorder } from '../audit/audit.service.js';
+import { enqueueEmails } from './notifications.email.js';
 import { ROLES, hasPermission, isRole, roleAtLeast, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotificationHub, NotificationSink, StreamHandle } from './notifications.hub.js';
 import { storedNotification, type NotificationRepository, type NotificationTemplate, type Recipients } from './notifications.repository.js';
@@ -17,6 +19,7 @@ import {
   type Notification,
   type NotificationContent,
   type NotificationPreference,
+  type NotificationPreferenceInput,
   type NotificationPriority,
   type NotifyInput,
 } from './notifications.types.js';
@@ -51,8 +54,13 @@ export interface NotificationServiceDeps {
   hub: Pick<NotificationHub, 'announce' | 'attach' | 'streamCount'>;
   audit: Pick<AuditRecorder, 'record'>;
   logger: AfterCommitErrorLogger;
+  /** E-mail delivery, when SMTP_URL is configured: the e-mails of a fan-out are enqueued after it commits. */
+  email?: { jobs: Pick<JobQueue, 'enqueue'>; backoffMs?: number };
   now?: () => Date;
 }
+
+/** The original design's name for the in-app method, accepted as a synonym of `in_app` (answers say `in_app`). */
+export const IN_APP_ALIAS = 'realtime';
 
 const LAST_EVENT_ID = /^\d{1,15}$/;
 const PURGE_BATCH = 1_000;
@@ -103,7 +111,7 @@ function rolesAtLeast(role: Role): Role[] {
   return ROLES.filter((candidate) => roleAtLeast(candidate, role));
 }
 
-export function createNotificationService({ db, repository, hub, audit, logger, now = () => new Date() }: NotificationServiceDeps) {
+export function createNotificationService({ db, repository, hub, audit, logger, email, now = () => new Date() }: NotificationServiceDeps) {
   /** Persists in the caller's transaction (or a new one) and wakes the streams once it has committed. */
   async function fanOut(recipients: Recipients, content: NotificationContent, uow: UnitOfWork | undefined) {
     const template = toTemplate(content, now());
@@ -113,6 +121,15 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
       async (unit) => {
         const { seq, rows: inserted } = await repository.insertForRecipients(unit.tx, recipients, template);
         if (seq !== null) unit.afterCommit(() => hub.announce(seq, inserted, template));
+        if (seq !== null && email) {
+          const wanted = await repository.emailRecipients(
+            unit.tx,
+            template.type,
+            inserted.map((row) => row.userId),
+          );
+          const ids = inserted.filter((row) => wanted.has(row.userId)).map((row) => row.id);
+          if (ids.length > 0) unit.afterCommit(() => enqueueEmails(email.jobs, ids, email.backoffMs));
+        }
         return { template, seq, inserted };
       },
       logger,
@@ -133,7 +150,7 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
       return {
         notification_type: type,
         enabled: type === MANDATORY_TYPE ? true : (row?.enabled ?? true),
-        delivery_method: type === MANDATORY_TYPE ? 'in_app' : (row?.deliveryMethod ?? 'in_app'),
+        delivery_method: type === MANDATORY_TYPE && row?.deliveryMethod !== 'email' ? 'in_app' : (row?.deliveryMethod ?? 'in_app'),
       };
     });
   }
@@ -253,10 +270,15 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
     getPreferences,
 
     /**
-     * Changes the listed types only. A type is received when it is enabled with delivery_method `in_app`; `none`
-     * switches it off like `enabled: false`. SECURITY_ALERT cannot be switched off (422).
+     * Changes the listed types only. A type is received when it is enabled with delivery_method `in_app` (alias
+     * `realtime`) or `email` (in-app and by e-mail; only when SMTP is configured); `none` switches it off like
+     * `enabled: false`. SECURITY_ALERT cannot be switched off (422).
      */
-    async updatePreferences(actor: Actor, preferences: NotificationPreference[]): Promise<NotificationPreference[]> {
+    async updatePreferences(actor: Actor, requested: NotificationPreferenceInput[]): Promise<NotificationPreference[]> {
+      const preferences = requested.map((preference) => ({
+        ...preference,
+        delivery_method: preference.delivery_method === IN_APP_ALIAS ? ('in_app' as const) : preference.delivery_method,
+      }));
       const errors: { pointer: string; detail: string }[] = [];
       const seen = new Set<string>();
       preferences.forEach((preference, index) => {
@@ -267,9 +289,11 @@ export function createNotificationService({ db, repository, hub, audit, logger, 
         }
         seen.add(preference.notification_type);
         if (!DELIVERY_METHODS.includes(preference.delivery_method)) {
-          errors.push({ pointer: `/preferences/${index}/delivery_method`, detail: `must be one of ${DELIVERY_METHODS.join(', ')}` });
+          errors.push({ pointer: `/preferences/${index}/delivery_method`, detail: `must be one of ${DELIVERY_METHODS.join(', ')}, ${IN_APP_ALIAS}` });
+        } else if (preference.delivery_method === 'email' && !email) {
+          errors.push({ pointer: `/preferences/${index}/delivery_method`, detail: 'e-mail delivery is not configured on this server (SMTP_URL)' });
         }
-        if (preference.notification_type === MANDATORY_TYPE && (!preference.enabled || preference.delivery_method !== 'in_app')) {
+        if (preference.notification_type === MANDATORY_TYPE && (!preference.enabled || preference.delivery_method === 'none')) {
           errors.push({ pointer: `/preferences/${index}`, detail: `${MANDATORY_TYPE} notifications cannot be switched off` });
         }
       });

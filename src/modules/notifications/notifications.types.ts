@@ -88,3 +88,8 @@ export interface NotificationPreference {
   enabled: boolean;
   delivery_method: DeliveryMethod;
 }
+
+/** A preference as a client may send it: `realtime` is the original design's name for `in_app`. */
+export interface NotificationPreferenceInput extends Omit<NotificationPreference, 'delivery_method'> {
+  delivery_method: DeliveryMethod | 'realtime';
+}

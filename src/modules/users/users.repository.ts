@@ -24,6 +24,8 @@ export interface UserListFilter {
   limit: number;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (char) => `\\${char}`);
 }
@@ -119,6 +121,13 @@ export function createUsersRepository() {
         .where(conditions.length > 0 ? and(...conditions) : undefined)
         .orderBy(asc(users.createdAt), asc(users.id))
         .limit(filter.limit + 1);
+    },
+
+    /** Username and full name of each of these users that exists (ids that are not UUIDs are skipped). */
+    async namesByIds(db: DbOrTx, ids: readonly string[]): Promise<{ id: string; username: string; fullName: string | null }[]> {
+      const valid = [...new Set(ids.filter((value) => UUID.test(value)))];
+      if (valid.length === 0) return [];
+      return db.select({ id: users.id, username: users.username, fullName: users.fullName }).from(users).where(inArray(users.id, valid));
     },
 
     async activeIdsByRole(db: DbOrTx, roles: readonly Role[] | undefined): Promise<string[]> {

@@ -323,6 +323,18 @@ export function createUsersService(deps: UsersServiceDeps) {
       return { role: row.role, clearance: effectiveClearance(row) };
     },
 
+    /** Usernames and full names by id, for showing who did something (an approval's requester); unknown ids are left out. */
+    async displayNames(ids: readonly string[]): Promise<Map<string, { username: string; full_name: string | null }>> {
+      const rows = await repository.namesByIds(db, [...new Set(ids)]);
+      return new Map(rows.map((row) => [row.id, { username: row.username, full_name: row.fullName }]));
+    },
+
+    /** Where to write to a user (e-mailed notifications), and whether they are still active; undefined if gone. */
+    async contactOf(userId: string): Promise<{ email: string; isActive: boolean } | undefined> {
+      const row = await repository.findById(db, userId);
+      return row ? { email: row.email, isActive: row.isActive } : undefined;
+    },
+
     /** Ids of active users, optionally of some roles (recipients of role-targeted notifications). */
     async activeUserIds(roles?: readonly Role[]): Promise<string[]> {
       return repository.activeIdsByRole(db, roles);

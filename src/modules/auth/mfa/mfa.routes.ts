@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { SessionResponse } from '../auth.schemas.js';
+import { moveRefreshTokenToCookie, wantsCookie } from '../refresh-cookie.js';
 import type { MfaService } from './mfa.service.js';
 import { CodeBody, EnrollResponse, RecoveryCodesResponse, StepUpBody, StepUpResponse, VerifyBody } from './mfa.schemas.js';
 
@@ -51,9 +52,10 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<{ mfa: MfaService }> = async (
         response: { 200: SessionResponse },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { mfa_token, code, recovery_code } = request.body;
-      return mfa.verifyLogin(mfa_token, { code, recoveryCode: recovery_code }, request.requestContext);
+      const session = await mfa.verifyLogin(mfa_token, { code, recoveryCode: recovery_code }, request.requestContext);
+      return wantsCookie(request) ? moveRefreshTokenToCookie(request, reply, session, app.config.jwtRefreshTtl) : session;
     },
   );
 

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { LoginResponse } from '../auth.schemas.js';
+import { moveRefreshTokenToCookie, wantsCookie } from '../refresh-cookie.js';
 import { OIDC_BINDING_COOKIE, OIDC_LOGIN_TTL_SECONDS, type OidcService } from './oidc.service.js';
 
 const COOKIE_PATH = '/api/v1/auth/oidc';
@@ -50,7 +51,12 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<{ oidc: OidcService; secureCo
     },
     async (request, reply) => {
       const result = await oidc.callback(request.query, bindingCookie(request), request.requestContext);
-      return reply.header('set-cookie', cookie('', 0)).header('cache-control', 'no-store').send(result);
+      void reply.header('set-cookie', cookie('', 0)).header('cache-control', 'no-store');
+      // The console finishes the redirect itself (a fetch with X-CDSA-CSRF: 1) and keeps its refresh token as a cookie.
+      if (wantsCookie(request) && 'refresh_token' in result) {
+        return reply.send(moveRefreshTokenToCookie(request, reply, result, app.config.jwtRefreshTtl));
+      }
+      return reply.send(result);
     },
   );
 };
