@@ -116,6 +116,11 @@ export interface AppConfig {
     /** Decompressed bytes and entries an Office file (a zip) may expand to before it is refused as a bomb. */
     maxUnzippedBytes: number;
     maxZipEntries: number;
+    /** EMBEDDING_MODEL (`provider/model`); undefined: keyword search only. */
+    embeddingModel: string | undefined;
+    /** Passages per embedding request, and the longest wait for one. */
+    embeddingBatchSize: number;
+    embeddingTimeoutMs: number;
   };
 }
 
@@ -497,12 +502,20 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       chunkOverlapTokens: int(env, 'DOCUMENT_CHUNK_OVERLAP', 50, 0, 1000),
       maxUnzippedBytes: int(env, 'DOCUMENT_MAX_UNZIPPED_BYTES', 209_715_200, 1024, 4_294_967_296),
       maxZipEntries: int(env, 'DOCUMENT_MAX_ZIP_ENTRIES', 10_000, 10, 1_000_000),
+      embeddingModel: str(env, 'EMBEDDING_MODEL'),
+      embeddingBatchSize: int(env, 'EMBEDDING_BATCH_SIZE', 64, 1, 2048),
+      embeddingTimeoutMs: int(env, 'EMBEDDING_TIMEOUT_MS', 30_000, 100, 600_000),
     },
   };
   if (config.documents.chunkOverlapTokens >= config.documents.chunkTokens) {
     throw new ConfigError('DOCUMENT_CHUNK_OVERLAP', 'must be smaller than DOCUMENT_CHUNK_TOKENS');
   }
 
+  if (config.documents.embeddingModel !== undefined) {
+    const [provider] = config.documents.embeddingModel.split('/', 1);
+    if (!/^[a-z0-9-]+\/.+$/.test(config.documents.embeddingModel)) throw new ConfigError('EMBEDDING_MODEL', 'must look like provider/model, e.g. ollama/nomic-embed-text');
+    if (provider === 'anthropic') throw new ConfigError('EMBEDDING_MODEL', 'Anthropic has no embeddings API; use ollama/, openai/ or gemini/');
+  }
   if (config.llm.defaultModel !== undefined && !/^[a-z0-9-]+\/.+$/.test(config.llm.defaultModel)) {
     throw new ConfigError('LLM_DEFAULT_MODEL', 'must look like provider/model, e.g. ollama/llama3.1:8b');
   }

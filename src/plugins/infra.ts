@@ -77,7 +77,7 @@ export const infraPlugin = fp<InfraPluginOptions>(
     }
     if (vectorSearch === 'unavailable') {
       app.log.warn(
-        'pgvector is not installed in this PostgreSQL: vector search is unavailable; document search falls back to PostgreSQL full-text search',
+        'pgvector is not installed in this PostgreSQL: vector search is unavailable; document search falls back to keyword search (BM25)',
       );
     }
 

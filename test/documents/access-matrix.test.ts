@@ -45,6 +45,7 @@ function mayReadContent(viewer: Viewer, label: Label, access: Access): boolean {
 
 const CONTENT_ROUTES = ['GET /api/v1/documents/:id/text', 'GET /api/v1/documents/:id/file', 'GET /api/v1/documents/:id/chunks'];
 const METADATA_ROUTES = ['GET /api/v1/documents/:id'];
+const ACCESS_LOG_ROUTES = ['GET /api/v1/documents/:id/access-log'];
 const MANAGE_ROUTES = ['PATCH /api/v1/documents/:id', 'POST /api/v1/documents/:id/reindex', 'POST /api/v1/documents/:id/shares', 'DELETE /api/v1/documents/:id/shares/:share_id', 'DELETE /api/v1/documents/:id'];
 
 describe('documents: clearance × label × share on every route', () => {
@@ -94,7 +95,7 @@ describe('documents: clearance × label × share on every route', () => {
       .routeAccessTable()
       .filter((route) => route.url.startsWith('/api/v1/documents/:id'))
       .map((route) => `${route.method} ${route.url}`);
-    expect(routes.sort()).toEqual([...CONTENT_ROUTES, ...METADATA_ROUTES, ...MANAGE_ROUTES].sort());
+    expect(routes.sort()).toEqual([...CONTENT_ROUTES, ...METADATA_ROUTES, ...ACCESS_LOG_ROUTES, ...MANAGE_ROUTES].sort());
   });
 
   it('content routes answer 200 exactly when label <= clearance and the document is visible or shared to them, else 404', async () => {
@@ -110,6 +111,36 @@ describe('documents: clearance × label × share on every route', () => {
           if (response.statusCode !== expected) failures.push(`${viewer.name} ${route} ${label}/${access} → ${response.statusCode}, expected ${expected}`);
           if (expected === 404 && response.body.includes('report')) failures.push(`${viewer.name} ${route} ${label}/${access} leaked content`);
         }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('search finds exactly the documents each viewer may read: the same query, different results by clearance and share', async () => {
+    const failures: string[] = [];
+    for (const viewer of [...VIEWERS, null]) {
+      const user = viewer ? viewers.get(viewer.name)! : owner;
+      const response = await t.app.inject({ method: 'POST', url: '/api/v1/documents/search', headers: user.headers, payload: { query: 'report', top_k: 50 } });
+      expect(response.statusCode).toBe(200);
+      const found = new Set((response.json().items as { document_id: string }[]).map((item) => item.document_id));
+      for (const { label, access, document } of documents) {
+        const expected = viewer ? mayReadContent(viewer, label, access) : true;
+        if (found.has(document.id) !== expected) failures.push(`${viewer?.name ?? 'owner'} search ${label}/${access}: found=${found.has(document.id)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('the access log is the owner’s and audit:read’s; anyone else gets 404', async () => {
+    const failures: string[] = [];
+    for (const { label, access, document } of documents) {
+      const url = `/api/v1/documents/${document.id}/access-log`;
+      const own = await t.app.inject({ method: 'GET', url, headers: owner.headers });
+      if (own.statusCode !== 200) failures.push(`owner access-log ${label}/${access} → ${own.statusCode}`);
+      for (const viewer of VIEWERS) {
+        const response = await t.app.inject({ method: 'GET', url, headers: viewers.get(viewer.name)!.headers });
+        const expected = viewer.role === 'ANALYST' ? 404 : 200;
+        if (response.statusCode !== expected) failures.push(`${viewer.name} access-log ${label}/${access} → ${response.statusCode}, expected ${expected}`);
       }
     }
     expect(failures).toEqual([]);

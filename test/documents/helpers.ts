@@ -31,19 +31,19 @@ export async function upload(t: TestApp, user: TestUser, filename: string, bytes
 }
 
 /** Uploads and waits until processing has finished (indexed or failed). */
-export async function uploadIndexed(t: TestApp, user: TestUser, filename: string, bytes: Buffer | string, fields: UploadFields = {}): Promise<DocumentView> {
+export async function uploadIndexed(t: TestApp, user: TestUser, filename: string, bytes: Buffer | string, fields: UploadFields = {}, timeoutMs = 20_000): Promise<DocumentView> {
   const response = await upload(t, user, filename, bytes, fields);
   if (response.statusCode !== 202 && response.statusCode !== 200) throw new Error(`upload failed: ${response.statusCode} ${response.body}`);
   const id = (response.json() as DocumentView).id;
-  return waitProcessed(t, user, id);
+  return waitProcessed(t, user, id, timeoutMs);
 }
 
-export async function waitProcessed(t: TestApp, user: TestUser, id: string): Promise<DocumentView> {
+export async function waitProcessed(t: TestApp, user: TestUser, id: string, timeoutMs = 20_000): Promise<DocumentView> {
   let document: DocumentView | undefined;
   await eventually(async () => {
     const response = await t.app.inject({ method: 'GET', url: `/api/v1/documents/${id}`, headers: user.headers });
     document = response.json() as DocumentView;
     return document.status === 'indexed' || document.status === 'failed';
-  }, 20_000);
+  }, timeoutMs);
   return document!;
 }

@@ -64,9 +64,19 @@ export interface MockDiscovery {
   hang: boolean;
 }
 
+/** How the embedding endpoints (`POST /v1/embeddings`, `/api/embed`) answer: deterministic vectors (mockEmbedding). */
+export interface MockEmbeddings {
+  dimensions: number;
+  /** Answer with this HTTP error status instead. */
+  status: number | null;
+}
+
 export interface MockLlm {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
+  readonly embeddings: MockEmbeddings;
+  /** Embedding requests received so far. */
+  embeddingRequests(): RecordedRequest[];
   /** Every request received, in order of arrival. */
   readonly requests: RecordedRequest[];
   readonly discovery: MockDiscovery;
@@ -81,7 +91,33 @@ export interface MockLlm {
   close(): Promise<void>;
 }
 
-export async function startMockLlm(options: { models?: string[] } = {}): Promise<MockLlm> {
+/**
+ * A deterministic embedding: hashed words and character trigrams, signed, L2-normalised. Texts that share words
+ * (or word pieces) are near in cosine, so retrieval over them behaves like a small real model, and the same text
+ * always gets the same vector.
+ */
+export function mockEmbedding(text: string, dimensions: number): number[] {
+  const out = new Array<number>(dimensions).fill(0);
+  const add = (feature: string, weight: number) => {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < feature.length; i += 1) hash = Math.imul(hash ^ feature.charCodeAt(i), 0x01000193) >>> 0;
+    out[hash % dimensions]! += (hash & 0x80000000 ? -1 : 1) * weight;
+  };
+  for (const word of text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
+    add(`w:${word}`, 1);
+    const padded = `^${word}$`;
+    for (let i = 0; i + 3 <= padded.length; i += 1) add(`t:${padded.slice(i, i + 3)}`, 0.35);
+  }
+  const norm = Math.hypot(...out);
+  if (norm === 0) {
+    out[0] = 1;
+    return out;
+  }
+  return out.map((x) => x / norm);
+}
+
+export async function startMockLlm(options: { models?: string[]; embeddingDimensions?: number } = {}): Promise<MockLlm> {
+  const embeddings: MockEmbeddings = { dimensions: options.embeddingDimensions ?? 64, status: null };
   const queue: MockResponse[] = [];
   let fallback: MockResponse | null = null;
   const requests: RecordedRequest[] = [];
@@ -132,6 +168,10 @@ export async function startMockLlm(options: { models?: string[] } = {}): Promise
       await answerDiscovery(res, record, route.wire, route.endpoint);
       return;
     }
+    if (route.kind === 'embeddings') {
+      answerEmbeddings(res, route.wire, body);
+      return;
+    }
     const presentedKey = presentedApiKey(route.wire, req.headers, url);
     await play(nextScript(), {
       wire: route.wire,
@@ -143,6 +183,23 @@ export async function startMockLlm(options: { models?: string[] } = {}): Promise
       res,
       record,
     });
+  }
+
+  function answerEmbeddings(res: ServerResponse, wire: 'openai' | 'ollama', body: unknown): void {
+    if (embeddings.status !== null) {
+      sendJson(res, embeddings.status, errorBody(wire, embeddings.status, defaultErrorMessage(wire, embeddings.status, undefined)));
+      return;
+    }
+    const fields = isRecord(body) ? body : {};
+    const inputs = Array.isArray(fields.input) ? fields.input.map(String) : [String(fields.input ?? '')];
+    const model = typeof fields.model === 'string' ? fields.model : 'unknown';
+    const vectors = inputs.map((text) => mockEmbedding(text, embeddings.dimensions));
+    const tokens = inputs.reduce((sum, text) => sum + Math.ceil(text.length / 4), 0);
+    if (wire === 'openai') {
+      sendJson(res, 200, { object: 'list', data: vectors.map((embedding, index) => ({ object: 'embedding', index, embedding })), model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    } else {
+      sendJson(res, 200, { model, embeddings: vectors, total_duration: 1000, load_duration: 0, prompt_eval_count: tokens });
+    }
   }
 
   async function answerDiscovery(
@@ -215,6 +272,8 @@ export async function startMockLlm(options: { models?: string[] } = {}): Promise
 
   return {
     url: `http://127.0.0.1:${port}`,
+    embeddings,
+    embeddingRequests: () => requests.filter((request) => request.path === '/v1/embeddings' || request.path === '/api/embed'),
     requests,
     discovery,
     script(...responses) {
@@ -226,7 +285,7 @@ export async function startMockLlm(options: { models?: string[] } = {}): Promise
     get remaining() {
       return queue.length;
     },
-    chatRequests: () => requests.filter((request) => request.method === 'POST'),
+    chatRequests: () => requests.filter((request) => request.method === 'POST' && request.path !== '/v1/embeddings' && request.path !== '/api/embed'),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -252,6 +311,7 @@ export function unusedPort(): Promise<number> {
 type Route =
   | { kind: 'chat'; wire: WireFormat; model: string; stream: boolean; includeUsage: boolean }
   | { kind: 'discovery'; wire: WireFormat; endpoint: 'models' | 'version' }
+  | { kind: 'embeddings'; wire: 'openai' | 'ollama' }
   | { kind: 'unknown'; wire: null };
 
 const geminiChatPath = /^\/v1beta\/models\/([^/:]+):(streamGenerateContent|generateContent)$/;
@@ -269,6 +329,8 @@ function resolveRoute(method: string, path: string, headers: IncomingHttpHeaders
     if (path === '/v1beta/models') return { kind: 'discovery', wire: 'gemini', endpoint: 'models' };
   }
   if (method === 'POST') {
+    if (path === '/v1/embeddings') return { kind: 'embeddings', wire: 'openai' };
+    if (path === '/api/embed') return { kind: 'embeddings', wire: 'ollama' };
     if (path === '/v1/chat/completions') {
       const options = isRecord(fields.stream_options) ? fields.stream_options : {};
       return {

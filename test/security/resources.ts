@@ -43,6 +43,8 @@ export const ROUTE_SCOPES: Record<string, ResourceScope> = {
   '/api/v1/documents/:id/text': ownedDocumentScope,
   '/api/v1/documents/:id/file': ownedDocumentScope,
   '/api/v1/documents/:id/chunks': ownedDocumentScope,
+  // The owner's; `audit:read` (MANAGER and up) reads the whole trail anyway, so the intruder is another analyst.
+  '/api/v1/documents/:id/access-log': ownedDocumentScope,
   '/api/v1/documents/:id/reindex': ownedDocumentScope,
   '/api/v1/documents/:id/shares': ownedDocumentScope,
   '/api/v1/documents/:id/shares/:share_id': {

@@ -40,6 +40,9 @@ export const auditEvents = pgTable(
     index('audit_events_type_idx').on(table.eventType, table.seq),
     index('audit_events_user_idx').on(table.userId, table.seq),
     index('audit_events_created_idx').on(table.createdAt),
+    // A document's access log: events about it, and events that list it among `details.document_ids` (searches).
+    index('audit_events_resource_idx').on(table.resourceType, table.resourceId, table.seq),
+    index('audit_events_document_ids_idx').using('gin', sql`(${table.details} -> 'document_ids')`).where(sql`${table.details} ? 'document_ids'`),
   ],
 );
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, customType, doublePrecision, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, customType, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import type { Label } from '../../lib/labels.js';
 import { createdAt, id, timestampMs, updatedAt } from './columns.js';
 import { users, type Role } from './users.js';
@@ -43,6 +43,8 @@ export const documents = pgTable(
     chunkCount: integer('chunk_count').notNull().default(0),
     vectorIndexed: boolean('vector_indexed').notNull().default(false),
     vectorReason: text('vector_reason'),
+    /** The embedding model `vector_indexed`/`vector_reason` were decided for; another model means "embed again". */
+    vectorModel: text('vector_model'),
     encryptedContent: text('encrypted_content').notNull(),
     encryptedText: text('encrypted_text'),
     generation: integer('generation').notNull().default(1),
@@ -82,6 +84,8 @@ export const documentChunks = pgTable(
     charEnd: integer('char_end').notNull(),
     tokenCount: integer('token_count').notNull(),
     searchVector: tsvector('search_vector').notNull(),
+    /** BM25's document length: how many indexed terms (lexeme occurrences) the passage has. */
+    termCount: integer('term_count').notNull().default(0),
     createdAt: createdAt(),
   },
   (table) => [
@@ -110,4 +114,40 @@ export const documentShares = pgTable(
     check('document_shares_target_check', sql`(${table.userId} is null) <> (${table.role} is null)`),
     check('document_shares_role_check', sql`${table.role} is null or ${table.role} in ('ANALYST', 'MANAGER', 'ADMIN')`),
   ],
+);
+
+/**
+ * BM25 postings: for each lexeme, the passages that hold it with its term frequency, the passage's length and its
+ * document (the access rule is applied by joining `documents`). Written only by the triggers on `document_chunks`.
+ */
+export const searchPostings = pgTable(
+  'search_postings',
+  {
+    term: text('term').notNull(),
+    chunkId: uuid('chunk_id').notNull(),
+    documentId: uuid('document_id').notNull(),
+    tf: integer('tf').notNull(),
+    chunkTerms: integer('chunk_terms').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.term, table.chunkId] })],
+);
+
+/**
+ * BM25 corpus statistics, kept by triggers on `document_chunks` in the same transaction as every chunk insert and
+ * delete (src/db/sql/030_search_statistics.sql): for each lexeme, how many passages contain it.
+ */
+export const searchTermStats = pgTable('search_term_stats', {
+  term: text('term').primaryKey(),
+  chunkFrequency: integer('chunk_frequency').notNull(),
+});
+
+/** One row (id 1): how many passages there are and how many terms they hold together (BM25's average length). */
+export const searchCorpusStats = pgTable(
+  'search_corpus_stats',
+  {
+    id: integer('id').primaryKey(),
+    chunkCount: bigint('chunk_count', { mode: 'number' }).notNull().default(0),
+    termCount: bigint('term_count', { mode: 'number' }).notNull().default(0),
+  },
+  (table) => [check('search_corpus_stats_single_row', sql`${table.id} = 1`)],
 );

@@ -116,6 +116,17 @@ export function createAuditQueryService({ db, repository }: AuditQueryDeps) {
       return toPage(rows, limit, (row) => ({ seq: row.seq }), presentEvent);
     },
 
+    /**
+     * The trail of one document's content (searched, retrieved, cited, read, downloaded), newest first. The caller
+     * (the documents module) has already decided who may see it; this only reads.
+     */
+    async documentAccess(documentId: string, query: { limit?: number; cursor?: string }, eventTypes: readonly string[]): Promise<Page<AuditEvent>> {
+      const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+      const cursor = decodeCursor(query.cursor, { seq: 'bigint' });
+      const rows = await repository.documentAccess(db, documentId, eventTypes, cursor?.seq, limit + 1);
+      return toPage(rows, limit, (row) => ({ seq: row.seq }), presentEvent);
+    },
+
     async getEvent(actor: Actor, id: string): Promise<AuditEvent> {
       const row = await repository.findById(db, id.toLowerCase());
       if (!row || (!canReadAll(actor) && row.userId !== actor.userId)) throw new NotFoundError('Audit event');

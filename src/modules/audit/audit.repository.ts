@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client.js';
 import { queryRows } from '../../db/client.js';
 import type { AuditEvent, StoredAuditEvent } from './audit.chain.js';
@@ -159,6 +159,20 @@ export function createAuditRepository() {
         .where(conditions.length > 0 ? and(...conditions) : undefined)
         .orderBy(desc(auditEvents.seq))
         .limit(limit);
+    },
+
+    /**
+     * Events about one document, newest first: those whose resource it is (reads, downloads) and those that list it in
+     * `details.document_ids` (searches, retrievals, citations). Both halves use their own index.
+     */
+    async documentAccess(db: DbOrTx, documentId: string, eventTypes: readonly string[], beforeSeq: number | undefined, limit: number): Promise<AuditEventRow[]> {
+      const about = or(
+        and(eq(auditEvents.resourceType, 'document'), eq(auditEvents.resourceId, documentId)),
+        sql`(${auditEvents.details} ? 'document_ids' and (${auditEvents.details} -> 'document_ids') @> ${JSON.stringify([documentId])}::jsonb)`,
+      )!;
+      const conditions = [about, inArray(auditEvents.eventType, [...eventTypes])];
+      if (beforeSeq !== undefined) conditions.push(lt(auditEvents.seq, beforeSeq));
+      return db.select().from(auditEvents).where(and(...conditions)).orderBy(desc(auditEvents.seq)).limit(limit);
     },
 
     /** One batch of a forward scan in seq order: `afterSeq < seq <= throughSeq`. */

@@ -57,6 +57,9 @@ function looksLikeText(bytes: Uint8Array): boolean {
 export async function sniffMediaType(bytes: Uint8Array, filename: string): Promise<DocumentMediaType> {
   const extension = extensionOf(filename);
   const claimed = mediaTypeForExtension(extension);
+  // Text that happens to start like a binary signature ("BM..." is a BMP's, "ID3" an MP3's) is still text: a real
+  // binary file of those types holds NUL bytes or invalid UTF-8, and is judged by its signature below.
+  if (claimed && !DOCUMENT_FORMATS[claimed].binary && looksLikeText(bytes)) return claimed;
   const detected = await fileTypeFromBuffer(bytes);
   if (detected) {
     if (claimed && detected.mime === claimed) return claimed;

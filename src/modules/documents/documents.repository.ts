@@ -29,6 +29,7 @@ const metadataColumns = {
   chunkCount: documents.chunkCount,
   vectorIndexed: documents.vectorIndexed,
   vectorReason: documents.vectorReason,
+  vectorModel: documents.vectorModel,
   generation: documents.generation,
   stageStartedAt: documents.stageStartedAt,
   attempts: documents.attempts,
@@ -178,6 +179,8 @@ export function createDocumentsRepository() {
             charEnd: chunk.charEnd,
             tokenCount: chunk.tokenCount,
             searchVector: sql`to_tsvector('english', ${chunk.text})`,
+            // BM25's length of the passage: its lexeme occurrences (what the postings' term frequencies add up to).
+            termCount: sql`(select coalesce(sum(coalesce(array_length(v.positions, 1), 1)), 0)::int from unnest(to_tsvector('english', ${chunk.text})) v)`,
           })),
         );
       }
@@ -204,6 +207,21 @@ export function createDocumentsRepository() {
     async deleteShare(db: DbOrTx, documentId: string, shareId: string): Promise<ShareRow | undefined> {
       const [row] = await db.delete(documentShares).where(and(eq(documentShares.id, shareId), eq(documentShares.documentId, documentId))).returning();
       return row;
+    },
+
+    /** Indexed documents whose vectors are not for `model` (a new model, or an embedding that failed). */
+    async needingVectors(db: DbOrTx, model: string, limit: number): Promise<{ id: string; generation: number }[]> {
+      return db
+        .select({ id: documents.id, generation: documents.generation })
+        .from(documents)
+        .where(and(eq(documents.status, 'indexed'), or(isNull(documents.vectorModel), sql`${documents.vectorModel} <> ${model}`)))
+        .orderBy(asc(documents.updatedAt))
+        .limit(limit);
+    },
+
+    /** The texts of a document's passages are needed again (re-embedding): their ciphertexts, in order. */
+    async chunkCiphertexts(db: DbOrTx, documentId: string): Promise<{ id: string; encryptedContent: string }[]> {
+      return db.select({ id: documentChunks.id, encryptedContent: documentChunks.encryptedContent }).from(documentChunks).where(eq(documentChunks.documentId, documentId)).orderBy(asc(documentChunks.index));
     },
 
     /** Documents whose processing should be (re)started: queued and not picked up, or a stage older than `staleBefore`. */

@@ -6,6 +6,7 @@ import { DOCUMENT_VISIBILITIES, type DocumentVisibility } from '../../db/schema/
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, type FieldError } from '../../lib/errors.js';
 import { isLabel, type Label } from '../../lib/labels.js';
 import {
+  AccessLogPage,
   ChunkPage,
   CreateShareBody,
   DeclassificationAccepted,
@@ -15,6 +16,8 @@ import {
   DocumentTextSchema,
   ListChunksQuery,
   ListDocumentsQuery,
+  SearchBody,
+  SearchResultSchema,
   MAX_TAGS,
   ShareParams,
   ShareSchema,
@@ -22,10 +25,12 @@ import {
   TITLE_MAX_LENGTH,
   UpdateDocumentBody,
 } from './documents.schemas.js';
+import type { DocumentSearch } from './documents.search.js';
 import type { DocumentsService, UploadInput } from './documents.service.js';
 
 export interface DocumentsRoutesOptions {
   documents: DocumentsService;
+  search: DocumentSearch;
   maxBytes: number;
 }
 
@@ -82,7 +87,7 @@ function contentDisposition(filename: string): string {
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
-export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> = async (app, { documents, maxBytes }) => {
+export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> = async (app, { documents, search, maxBytes }) => {
   // Scoped to these routes: nowhere else accepts multipart bodies.
   await app.register(multipart, { throwFileSizeLimit: true, limits: { fileSize: maxBytes, files: 1 } });
   const tags = ['documents'];
@@ -108,6 +113,33 @@ export const documentsRoutes: FastifyPluginAsyncTypebox<DocumentsRoutesOptions> 
     '/documents',
     { schema: { tags, summary: 'Documents the caller may see (administrators: every document’s metadata)', querystring: ListDocumentsQuery, response: { 200: DocumentPage } } },
     async (request) => documents.list(app.requireActor(request), request.query),
+  );
+
+  app.post(
+    '/documents/search',
+    {
+      schema: {
+        tags,
+        summary: 'Search the passages the caller may read (keyword BM25, vector, or hybrid by reciprocal rank fusion); audited',
+        body: SearchBody,
+        response: { 200: SearchResultSchema },
+      },
+    },
+    async (request) => search.search(app.requireActor(request), request.body, request.requestContext),
+  );
+
+  app.get(
+    '/documents/:id/access-log',
+    {
+      schema: {
+        tags,
+        summary: 'Who searched, retrieved, cited, read or downloaded the document (owner, or audit:read), newest first',
+        params: DocumentIdParams,
+        querystring: ListChunksQuery,
+        response: { 200: AccessLogPage },
+      },
+    },
+    async (request) => documents.accessLog(app.requireActor(request), request.params.id, request.query),
   );
 
   app.get(

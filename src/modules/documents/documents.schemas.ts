@@ -115,3 +115,70 @@ export const CreateShareBody = Type.Union(
 );
 
 export const DocumentTextSchema = Type.Object({ text: Type.String() }, { additionalProperties: false });
+
+export const AccessLogEntrySchema = Type.Object(
+  {
+    event_id: Type.String({ format: 'uuid' }),
+    seq: Type.Integer(),
+    event_type: Type.String(),
+    action: Type.Union([Type.Literal('searched'), Type.Literal('retrieved'), Type.Literal('cited'), Type.Literal('read'), Type.Literal('downloaded')]),
+    user_id: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
+    session_id: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'the whole event’s details; for audit:read only' })),
+  },
+  { additionalProperties: false },
+);
+export type AccessLogEntry = Static<typeof AccessLogEntrySchema>;
+export const AccessLogPage = Type.Object({ items: Type.Array(AccessLogEntrySchema), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+
+export const SEARCH_QUERY_MAX_LENGTH = 2_000;
+const MAX_FILTER_ITEMS = 100;
+
+export const SearchBody = Type.Object(
+  {
+    query: Type.String({ minLength: 1, maxLength: SEARCH_QUERY_MAX_LENGTH, pattern: '\\S' }),
+    mode: Type.Optional(Type.Union([Type.Literal('hybrid'), Type.Literal('keyword'), Type.Literal('vector')], { description: 'default: hybrid when vector search is available, else keyword' })),
+    top_k: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
+    filters: Type.Optional(
+      Type.Object(
+        {
+          document_ids: Type.Optional(Type.Array(Type.String({ format: 'uuid' }), { maxItems: MAX_FILTER_ITEMS })),
+          tags: Type.Optional(Type.Array(TagSchema, { maxItems: MAX_TAGS, description: 'documents with any of these tags' })),
+          labels: Type.Optional(Type.Array(LabelSchema, { maxItems: 4 })),
+          owner_id: Type.Optional(Type.String({ format: 'uuid' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const HighlightSchema = Type.Object({ start: Type.Integer(), end: Type.Integer() }, { additionalProperties: false, description: 'a matched word, as UTF-16 offsets into `text`' });
+
+export const SearchHitSchema = Type.Object(
+  {
+    chunk_id: Type.String({ format: 'uuid' }),
+    document_id: Type.String({ format: 'uuid' }),
+    document_title: Type.String(),
+    label: LabelSchema,
+    page: Type.Union([Type.Integer(), Type.Null()]),
+    heading_path: Type.Array(Type.String()),
+    text: Type.String(),
+    highlights: Type.Array(HighlightSchema),
+    score: Type.Number({ description: 'BM25 (keyword), cosine similarity (vector) or the reciprocal-rank-fusion score (hybrid)' }),
+    scores: Type.Object({ keyword: Type.Optional(Type.Number()), vector: Type.Optional(Type.Number()) }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const SearchResultSchema = Type.Object(
+  {
+    items: Type.Array(SearchHitSchema),
+    mode_used: Type.Union([Type.Literal('hybrid'), Type.Literal('keyword'), Type.Literal('vector')]),
+    mode_reason: Type.Union([Type.String(), Type.Null()], { description: 'why the mode asked for was not used (vector search unavailable), else null' }),
+    took_ms: Type.Number(),
+  },
+  { additionalProperties: false },
+);

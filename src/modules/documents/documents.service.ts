@@ -1,22 +1,28 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
 import type { DocumentStatus, DocumentVisibility } from '../../db/schema/documents.js';
 import { withTransaction, type UnitOfWork } from '../../db/unit-of-work.js';
 import { ConflictError, NotFoundError, UnsupportedMediaTypeError, ValidationError } from '../../lib/errors.js';
 import type { JobQueue } from '../../lib/infra/jobs.js';
 import { higherLabel, labelRank, type Label } from '../../lib/labels.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AuditEvent } from '../audit/audit.chain.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
-import { isRole, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
+import { hasPermission, isRole, SYSTEM_CONTEXT, type Actor, type RequestContext, type Role } from '../auth/permissions.js';
 import type { NotifyInput } from '../notifications/notifications.types.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
 import { DocumentRejectedError, preflight, sniffMediaType } from './documents.formats.js';
 import { canManage, canReadContent, canSeeMetadata, metadataVisibleSql } from './documents.policy.js';
 import type { ChunkRow, DocumentMetadata, DocumentsRepository, ShareRow } from './documents.repository.js';
-import type { ChunkView, DocumentView, ShareView } from './documents.schemas.js';
+import type { AccessLogEntry, ChunkView, DocumentView, ShareView } from './documents.schemas.js';
+import { EmbeddingFailedError, type EmbedOutcome, type VectorIndex } from './documents.vectors.js';
 import { ParseFailedError, type ParserPool } from './documents.worker-pool.js';
 
 export const DOCUMENT_PROCESS_JOB = 'documents.process';
+export const DOCUMENT_EMBED_JOB = 'documents.embed';
+
+/** A run that a reindex (or a model change) overtook: its writes are rolled back and it stops quietly. */
+class StaleRunError extends Error {}
 const RESOURCE_TYPE = 'document';
 /** A processing stage older than this belongs to a worker that died: the sweep starts the document again. */
 export const STALE_STAGE_MS = 5 * 60_000;
@@ -60,8 +66,12 @@ export interface DocumentsServiceDeps {
   zipLimits: { maxUnzippedBytes: number; maxEntries: number };
   /** Turns a lower label into an approval request (the declassification built-in); absent: lowering is refused. */
   declassifier?: () => ((actor: Actor, row: DocumentMetadata, to: Label, context: RequestContext) => Promise<{ approvalId: string }>) | undefined;
-  /** Why documents are indexed for keyword search only (no embedding model yet): reported by every document. */
+  /** Reads the audit trail of one document (the audit module's query service). */
+  accessTrail?: () => ((documentId: string, query: { limit: number; cursor?: string }, eventTypes: readonly string[]) => Promise<Page<AuditEvent>>) | undefined;
+  /** Why documents are indexed for keyword search only when there is no vector index at all. */
   vectorReason: string;
+  /** The vector index (pgvector and an embedding model); absent: keyword search only. */
+  vectors?: () => VectorIndex | undefined;
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   now?: () => Date;
 }
@@ -98,6 +108,27 @@ export function presentDocument(row: DocumentMetadata, shares: readonly ShareRow
     shares: shares.filter((share) => share.documentId === row.id).map(presentShare),
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** The events an access log is made of (those that also list the document in `details.document_ids` count too). */
+export const ACCESS_EVENT_TYPES = ['DOCUMENT_ACCESSED', 'DOCUMENT_SEARCHED', 'USER_QUERY', 'LLM_REQUEST', 'LLM_ROUTED'] as const;
+
+const ACCESS_ACTIONS: Record<string, AccessLogEntry['action']> = { text: 'read', chunks: 'read', file: 'downloaded', retrieved: 'retrieved', cited: 'cited' };
+
+function presentAccess(event: AuditEvent, auditor: boolean): AccessLogEntry {
+  const details = event.details as { access?: string; mode_used?: string };
+  const action = event.event_type === 'DOCUMENT_SEARCHED' ? 'searched' : (ACCESS_ACTIONS[details.access ?? ''] ?? 'retrieved');
+  return {
+    event_id: event.id,
+    seq: event.seq,
+    event_type: event.event_type,
+    action,
+    user_id: event.user_id,
+    session_id: event.session_id,
+    created_at: event.created_at,
+    // The rest of an event (other documents a search found, the query's digest) is for auditors only.
+    ...(auditor ? { details: event.details } : {}),
   };
 }
 
@@ -158,7 +189,8 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       {
         userId: row.ownerId,
         type: outcome === 'indexed' ? 'DOCUMENT_INDEXED' : 'DOCUMENT_PROCESSING_FAILED',
-        title: outcome === 'indexed' ? `Document indexed: ${row.title}` : `Document processing failed: ${row.title}`,
+        // Titles may be 300 characters; a notification's title at most 200.
+        title: `${outcome === 'indexed' ? 'Document indexed' : 'Document processing failed'}: ${row.title.length > 160 ? `${row.title.slice(0, 159)}…` : row.title}`,
         message: outcome === 'indexed' ? `"${row.title}" is ready: ${row.chunkCount} passages indexed.` : `"${row.title}" could not be processed: ${row.error ?? 'unknown error'}`,
         priority: outcome === 'indexed' ? 'low' : 'normal',
         data: { document_id: row.id, status: row.status, link: `/api/v1/documents/${row.id}` },
@@ -238,16 +270,91 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
     }, deps.logger);
     if (!stored) return;
 
-    await withTransaction(db, async (uow) => {
-      const row = await repository.advance(uow.tx, id, generation, { status: 'indexed', progress: 1, error: null, vectorIndexed: false, vectorReason: deps.vectorReason });
-      if (!row) return;
-      await audit.record(uow.tx, event(null, 'DOCUMENT_INDEXED', id, { label: row.label, chunk_count: row.chunkCount, page_count: row.pageCount, vector_indexed: false, generation }, SYSTEM_CONTEXT));
-      await notifyOwner(uow, row, 'indexed');
-    }, deps.logger);
+    await finishIndexing(stored, chunks.map((chunk) => ({ id: chunk.id, text: chunk.text })));
+  }
+
+  /**
+   * The embedding step and the end of a run: vectors (when a model, pgvector and the label allow them) and the
+   * `indexed` state in one commit with DOCUMENT_INDEXED. An embedding failure does not fail the document: it is
+   * indexed for keyword search, says why it has no vectors, and the vector sweep tries again later.
+   */
+  async function finishIndexing(stored: DocumentMetadata, passages: { id: string; text: string }[]): Promise<void> {
+    const { id, generation } = stored;
+    const commit = async (outcome: EmbedOutcome, store?: (tx: Tx) => Promise<void>) => {
+      await withTransaction(db, async (uow) => {
+        if (store) {
+          const current = await repository.findMetadata(uow.tx, id);
+          if (!current || current.generation !== generation || current.status !== 'embedding') throw new StaleRunError();
+          await store(uow.tx);
+        }
+        const row = await repository.advance(uow.tx, id, generation, { status: 'indexed', progress: 1, error: null, vectorIndexed: outcome.vectorIndexed, vectorReason: outcome.vectorReason, vectorModel: outcome.vectorModel });
+        if (!row) return;
+        await audit.record(uow.tx, event(null, 'DOCUMENT_INDEXED', id, { label: row.label, chunk_count: row.chunkCount, page_count: row.pageCount, vector_indexed: outcome.vectorIndexed, generation }, SYSTEM_CONTEXT));
+        await notifyOwner(uow, row, 'indexed');
+      }, deps.logger);
+    };
+    const vectors = deps.vectors?.();
+    if (!vectors) {
+      await commit({ vectorIndexed: false, vectorReason: deps.vectorReason, vectorModel: null });
+      return;
+    }
+    try {
+      await vectors.embedDocument(id, stored.label, passages, (outcome, store) => commit(outcome, store));
+    } catch (error) {
+      if (error instanceof StaleRunError) return;
+      if (!(error instanceof EmbeddingFailedError)) throw error;
+      const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+      deps.logger?.warn({ document_id: id, err: reason }, 'document embedding failed');
+      await commit({ vectorIndexed: false, vectorReason: reason, vectorModel: null });
+    }
+  }
+
+  /** Vectors for an indexed document whose vectors are missing or from another model (model change, failure). */
+  async function embedAgain(id: string, generation: number): Promise<void> {
+    const vectors = deps.vectors?.();
+    if (!vectors) return;
+    const row = await repository.findMetadata(db, id);
+    if (!row || row.generation !== generation || row.status !== 'indexed') return;
+    const passages = (await repository.chunkCiphertexts(db, id)).map((chunk) => ({
+      id: chunk.id,
+      text: (JSON.parse(fieldCipher.decrypt(chunk.encryptedContent, chunkContentAad(chunk.id))) as { text: string }).text,
+    }));
+    const write = async (outcome: EmbedOutcome, store: (tx: Tx) => Promise<void>) => {
+      await withTransaction(db, async (uow) => {
+        const current = await repository.findMetadata(uow.tx, id);
+        if (!current || current.generation !== generation || current.status !== 'indexed') throw new StaleRunError();
+        await store(uow.tx);
+        await repository.update(uow.tx, id, { vectorIndexed: outcome.vectorIndexed, vectorReason: outcome.vectorReason, vectorModel: outcome.vectorModel });
+      }, deps.logger);
+    };
+    try {
+      await vectors.embedDocument(id, row.label, passages, write);
+    } catch (error) {
+      if (error instanceof StaleRunError) return;
+      if (!(error instanceof EmbeddingFailedError)) throw error;
+      const reason = `embedding failed, keyword search only until it is retried: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+      await repository.update(db, id, { vectorIndexed: false, vectorReason: reason, vectorModel: null });
+      throw error;
+    }
   }
 
   return {
     processDocument,
+    embedAgain,
+
+    /**
+     * The vector sweep: indexed documents whose vectors are not for the current model are embedded again in the
+     * background (idempotent jobs; a document is re-read each time). Returns how many were enqueued.
+     */
+    async embedPending(limit = 50): Promise<number> {
+      const model = deps.vectors?.()?.state();
+      if (!model?.ready) return 0;
+      const pending = await repository.needingVectors(db, model.model, limit);
+      for (const { id, generation } of pending) {
+        await jobs.enqueue(DOCUMENT_EMBED_JOB, { documentId: id, generation }, { jobId: `documents-embed-${id}-${generation}-${randomUUID()}`, attempts: 3, backoffMs: 5_000 });
+      }
+      return pending.length;
+    },
 
     /** Runs the pipeline for a document's current generation here and now (the import command), then reports it. */
     async processNow(id: string): Promise<DocumentView | undefined> {
@@ -481,10 +588,21 @@ export function createDocumentsService(deps: DocumentsServiceDeps) {
       }, deps.logger);
     },
 
-    /** Who may see a document's access log: its owner, or `audit:read`. */
-    async assertAccessLogVisible(actor: Actor, id: string, canReadAudit: boolean): Promise<void> {
-      const { row } = await loadVisible(actor, id);
-      if (row.ownerId !== actor.userId && !canReadAudit) throw new NotFoundError('Document');
+    /**
+     * `GET /documents/{id}/access-log`: who searched, retrieved, cited, read or downloaded it, from the audit trail.
+     * Its owner sees who and how (not what else those searches found); `audit:read` reads the whole trail anyway, so
+     * it gets the log of any id, a deleted document's included.
+     */
+    async accessLog(actor: Actor, id: string, query: { limit: number; cursor?: string }): Promise<Page<AccessLogEntry>> {
+      const auditor = hasPermission(actor.role, 'audit:read');
+      if (!auditor) {
+        const { row } = await loadVisible(actor, id);
+        if (row.ownerId !== actor.userId) throw new NotFoundError('Document');
+      }
+      const trail = deps.accessTrail?.();
+      if (!trail) return { items: [], next_cursor: null };
+      const page = await trail(id, query, ACCESS_EVENT_TYPES);
+      return { items: page.items.map((item) => presentAccess(item, auditor)), next_cursor: page.next_cursor };
     },
   };
 }

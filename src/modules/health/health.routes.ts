@@ -71,7 +71,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         checks,
         database: database.kind,
         vector_search: vectorSearch,
-        vector_search_fallback: vectorSearch === 'available' ? null : 'PostgreSQL full-text search',
+        vector_search_fallback: vectorSearch === 'available' ? null : 'keyword search (BM25)',
         jobs: jobs.kind,
         // Documents are indexed for keyword search only until embeddings exist (docs/documents.md).
         document_embeddings: { status: 'keyword-only' as const, reason: 'no embedding model is configured (EMBEDDING_MODEL): documents are indexed for keyword search only' },
