@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { apiV1Routes, registerApiV1 } from '../http/api-v1.js';
 import { consoleSubtree } from '../http/console.js';
 import { approvalsModule } from './approvals/index.js';
+import { apiKeysModule } from './api-keys/index.js';
 import { auditModule } from './audit/index.js';
 import { identityModule } from './auth/index.js';
 import { chatModule } from './chat/index.js';
@@ -30,6 +31,7 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(apiV1Routes);
   await app.register(auditModule);
   await app.register(identityModule);
+  await app.register(apiKeysModule);
   await app.register(notificationsModule);
   await app.register(vaultModule);
   await app.register(llmModule);

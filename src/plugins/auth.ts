@@ -113,10 +113,12 @@ export const authPlugin = fp(
     app.decorateRequest('requestContext', {
       getter(this: FastifyRequest) {
         const agent = this.headers['user-agent'];
+        const apiKeyId = this.actor?.apiKeyId;
         return {
           ipAddress: this.ip ?? null,
           userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null,
           requestId: String(this.id),
+          ...(apiKeyId === undefined ? {} : { apiKeyId }),
         };
       },
     });

@@ -154,4 +154,12 @@ export const ROUTE_SCOPES: Record<string, ResourceScope> = {
   '/api/v1/chat/sessions/:id': { kind: 'owned', create: chatSession },
   '/api/v1/chat/sessions/:id/export': { kind: 'owned', create: chatSession },
   '/api/v1/llm/providers/:provider/credentials': { kind: 'shared', reason: 'provider configuration is global (llm:configure)' },
+  '/api/v1/api-keys/:id': {
+    kind: 'owned',
+    async create(t, owner) {
+      const created = await t.app.inject({ method: 'POST', url: '/api/v1/api-keys', headers: owner.headers, payload: { name: 'private key', scopes: ['chat'] } });
+      if (created.statusCode !== 201) throw new Error(`API key creation failed: ${created.statusCode} ${created.body}`);
+      return created.json().id as string;
+    },
+  },
 };

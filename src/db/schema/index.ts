@@ -10,3 +10,4 @@ export * from './approvals.js';
 export * from './instances.js';
 export * from './documents.js';
 export * from './mcp.js';
+export * from './api-keys.js';

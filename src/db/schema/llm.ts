@@ -42,6 +42,8 @@ export const llmSettings = pgTable('llm_settings', {
   providerSecrets: jsonb('provider_secrets').$type<ProviderSecretRefs>().notNull().default({}),
   /** Overrides of REDACTION_TYPES / REDACTION_LABEL_TYPES made through /llm/config (null: the environment's). */
   redactionPolicy: jsonb('redaction_policy').$type<StoredRedactionPolicy>(),
+  /** Which roles may use a model (`{"openai/gpt-4o": ["MANAGER", "ADMIN"]}`); a model not named is open to every role. */
+  modelAccess: jsonb('model_access').$type<Record<string, string[]>>(),
   updatedBy: uuid('updated_by').references(() => users.id, { onDelete: 'set null' }),
   updatedAt: updatedAt(),
 });

@@ -18,6 +18,7 @@ const ALLOWED_KEYS = new Set([
   'secret_name',
   'secret_id',
   'token_family_revoked',
+  'api_key_id',
 ]);
 /** A JSON Web Token or a bearer credential written as a value, whatever its key. */
 const CREDENTIAL_VALUE = /(^|\s)(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|Bearer\s+\S{16,})/;

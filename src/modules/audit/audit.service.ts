@@ -70,7 +70,8 @@ function prepare(input: AuditEventInput) {
     sessionId: uuidOrNull(input.sessionId, 'sessionId'),
     resourceType: textOrNull(input.resourceType, 100),
     resourceId: textOrNull(input.resourceId, 200),
-    details: sanitizeDetails(input.details),
+    // A request made with an API key says so in every event it causes.
+    details: sanitizeDetails(input.context?.apiKeyId ? { ...input.details, api_key_id: input.context.apiKeyId } : input.details),
     ipAddress: textOrNull(input.context?.ipAddress, 100),
     userAgent: textOrNull(input.context?.userAgent, 512),
   };

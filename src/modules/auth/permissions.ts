@@ -14,6 +14,7 @@ export const PERMISSION_MIN_ROLE = {
   'vault:list': 'ANALYST',
   'audit:own': 'ANALYST',
   'llm:read': 'ANALYST',
+  'api_keys:own': 'ANALYST',
   'approvals:decide': 'MANAGER',
   'audit:read': 'MANAGER',
   'vault:reveal': 'MANAGER',
@@ -64,6 +65,8 @@ export interface Actor {
   mfa?: ActorMfa;
   /** Set on a step-up route when a recent second-factor verification let the request through. */
   stepUpVerified?: boolean;
+  /** The request was made with this API key (its user acts within the key's scopes). */
+  apiKeyId?: string;
 }
 
 /** Where a request came from, for the audit trail. */
@@ -71,6 +74,8 @@ export interface RequestContext {
   ipAddress: string | null;
   userAgent: string | null;
   requestId: string | null;
+  /** The API key the request was made with: every audit event of the request names it (`details.api_key_id`). */
+  apiKeyId?: string;
 }
 
 export const SYSTEM_CONTEXT: RequestContext = { ipAddress: null, userAgent: null, requestId: null };
