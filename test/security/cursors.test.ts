@@ -18,6 +18,10 @@ const PATH_FIXTURES: Record<string, (t: TestApp, admin: TestUser) => Promise<Rec
     const document = await uploadIndexed(t, admin, 'cursor.txt', `paged passages ${randomUUID()}`);
     return { id: document.id };
   },
+  '/api/v1/documents/:id/access-log': async (t, admin) => {
+    const document = await uploadIndexed(t, admin, 'access-log.txt', `logged passages ${randomUUID()}`);
+    return { id: document.id };
+  },
   '/api/v1/tools/:id/executions': async (t, admin) => {
     const name = `cursor_${randomUUID().slice(0, 8)}`;
     const tool = await t.app.inject({
