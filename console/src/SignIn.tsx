@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { errorMessage, finishOidc, login, verifyMfa } from './api';
 import { navigate } from './router';
+import { ErrorMessage } from './ui';
 
 interface ConsoleSettings {
   oidc: boolean;
@@ -77,11 +78,7 @@ export function SignIn() {
             </label>
           </>
         )}
-        {error ? (
-          <p role="alert" className="error">
-            {error}
-          </p>
-        ) : null}
+        <ErrorMessage error={error} />
         <button type="submit" disabled={busy}>
           {mfaToken ? 'Verify' : busy ? 'Signing in…' : 'Sign in'}
         </button>

@@ -83,11 +83,7 @@ function Decide({ approval, onDone }: { approval: Approval; onDone: () => void }
           <input value={code} onChange={(e) => setCode(e.target.value)} autoComplete="one-time-code" inputMode="numeric" />
         </label>
       ) : null}
-      {error ? (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      ) : null}
+      <ErrorMessage error={error} />
       <div className="actions">
         <button type="button" disabled={busy} onClick={() => void decide('APPROVED')}>
           Approve

@@ -107,11 +107,7 @@ function Reports() {
         ))}
       </div>
       {status ? <p role="status">{status}</p> : null}
-      {error ? (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      ) : null}
+      <ErrorMessage error={error} />
     </div>
   );
 }

@@ -41,11 +41,7 @@ function Reveal({ secret, onClose }: { secret: Secret; onClose: () => void }) {
               <input value={code} onChange={(e) => setCode(e.target.value)} inputMode="numeric" autoComplete="one-time-code" />
             </label>
           ) : null}
-          {error ? (
-            <p role="alert" className="error">
-              {error}
-            </p>
-          ) : null}
+          <ErrorMessage error={error} />
           <div className="actions">
             <button type="button" className="danger" onClick={() => void reveal()}>
               Reveal the value
