@@ -6,7 +6,7 @@ import { runMigrations } from '../db/migrate.js';
 import { createInProcessJobQueue, createBullJobQueue, type JobQueue } from '../lib/infra/jobs.js';
 import { createMemoryKeyValueStore, createRedisKeyValueStore, type KeyValueStore } from '../lib/infra/kv.js';
 import { createMemoryPubSub, createRedisPubSub, type PubSub } from '../lib/infra/pubsub.js';
-import { createRedis, waitForRedis } from '../lib/infra/redis.js';
+import { createRedis, createRedisSubscriber, waitForRedis } from '../lib/infra/redis.js';
 import { createInstanceRegistry, type InstanceRegistry } from '../lib/infra/instances.js';
 import { createSseRegistry, type SseRegistry } from '../lib/sse.js';
 import { ensureDataDir, type ResolvedSecrets } from '../lib/secrets.js';
@@ -89,7 +89,7 @@ export const infraPlugin = fp<InfraPluginOptions>(
     if (config.redisUrl) {
       const prefix = config.redisPrefix;
       redis = createRedis(config.redisUrl);
-      const subscriber = createRedis(config.redisUrl, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+      const subscriber = createRedisSubscriber(config.redisUrl);
       const bullConnection = createRedis(config.redisUrl, { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
       for (const client of [redis, subscriber, bullConnection]) {
         client.on('error', (error: Error) => app.log.warn({ err: error.message }, 'redis connection error'));

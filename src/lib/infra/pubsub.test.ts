@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryPubSub, createRedisPubSub, type PubSub } from './pubsub.js';
-import { createRedis, waitForRedis } from './redis.js';
+import { createRedis, createRedisSubscriber, waitForRedis } from './redis.js';
 import type { Redis } from 'ioredis';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -11,7 +11,7 @@ afterEach(async () => {
 
 async function redisPubSub(prefix: string): Promise<PubSub> {
   const publisher = createRedis(process.env.REDIS_URL!);
-  const subscriber = createRedis(process.env.REDIS_URL!, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = createRedisSubscriber(process.env.REDIS_URL!);
   await waitForRedis(publisher, 5_000);
   const pubsub = createRedisPubSub(publisher, subscriber, prefix);
   cleanups.push(async () => {
@@ -67,4 +67,45 @@ describe.runIf(Boolean(process.env.REDIS_URL))('redis pub/sub', () => {
     for (const off of offs) await off();
     expect(pubsub.listenerCount()).toBe(0);
   });
+
+  it('re-subscribes after the subscriber reconnects, and a shutdown in the middle leaves no unhandled rejection', async () => {
+    const prefix = `cdsa-test-${randomUUID().slice(0, 8)}`;
+    const sender = await redisPubSub(prefix);
+    const publisher = createRedis(process.env.REDIS_URL!);
+    const subscriber = createRedisSubscriber(process.env.REDIS_URL!);
+    cleanups.push(async () => {
+      for (const client of [publisher, subscriber]) client.disconnect();
+    });
+    await waitForRedis(publisher, 5_000);
+    const receiver = createRedisPubSub(publisher, subscriber, prefix);
+    const seen: string[] = [];
+    await receiver.subscribe('again', (m) => seen.push(m));
+    const ready = new Promise((resolve) => subscriber.once('ready', resolve));
+    subscriber.disconnect(true);
+    await ready;
+    await eventuallyDelivered(sender, 'again', 'after-reconnect', seen);
+
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // Reconnect and close again at once: the re-subscribe is in flight when the connection ends.
+      subscriber.disconnect(true);
+      await new Promise((resolve) => subscriber.once('ready', resolve));
+      subscriber.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
 });
+
+/** Publishes until the listener sees the message: the re-subscribe reaches Redis asynchronously. */
+async function eventuallyDelivered(sender: PubSub, channel: string, message: string, seen: string[]): Promise<void> {
+  for (let attempt = 0; attempt < 50 && !seen.includes(message); attempt++) {
+    await sender.publish(channel, message);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(seen).toContain(message);
+}

@@ -40,7 +40,8 @@ export function createMemoryPubSub(): PubSub {
 
 /**
  * One subscriber connection per process, shared by every local listener, so 5,000 SSE streams cost one Redis
- * subscription per channel, not 5,000 connections. ioredis re-subscribes by itself after a reconnect.
+ * subscription per channel, not 5,000 connections. The subscriber (createRedisSubscriber) does not re-subscribe by
+ * itself; every 'ready' re-subscribes the channels with listeners here, with the failure handled.
  */
 export function createRedisPubSub(publisher: Redis, subscriber: Redis, prefix: string): PubSub {
   const local = createMemoryPubSub();
@@ -52,6 +53,10 @@ export function createRedisPubSub(publisher: Redis, subscriber: Redis, prefix: s
     const separator = raw.indexOf('|');
     if (separator < 0 || raw.slice(0, separator) === origin) return;
     void local.publish(channel.slice(prefix.length + 4), raw.slice(separator + 1));
+  });
+  subscriber.on('ready', () => {
+    const channels = [...counts.keys()].map(full);
+    if (channels.length > 0) void subscriber.subscribe(...channels).catch(() => undefined);
   });
   return {
     async publish(channel, message) {

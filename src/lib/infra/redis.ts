@@ -18,6 +18,15 @@ export function createRedis(url: string, overrides: RedisOptions = {}): Redis {
   });
 }
 
+/**
+ * The pub/sub subscriber: commands wait for a reconnect instead of failing, and ioredis does not re-subscribe by
+ * itself. Its own re-subscribe after a reconnect leaves a promise nobody handles, so a shutdown that lands before the
+ * reply becomes an unhandled rejection ("Connection is closed"); createRedisPubSub re-subscribes with a handler.
+ */
+export function createRedisSubscriber(url: string): Redis {
+  return createRedis(url, { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false });
+}
+
 export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
