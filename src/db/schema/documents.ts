@@ -90,7 +90,6 @@ export const documentChunks = pgTable(
   },
   (table) => [
     uniqueIndex('document_chunks_position_idx').on(table.documentId, table.generation, table.index),
-    index('document_chunks_search_idx').using('gin', table.searchVector),
   ],
 );
 

@@ -61,6 +61,16 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
+-- BM25's length of a passage: its lexeme occurrences (what the postings' term frequencies add up to), taken from the
+-- stored vector so the text is analysed once per insert.
+CREATE OR REPLACE FUNCTION cdsa_search_chunk_length() RETURNS trigger AS $$
+BEGIN
+  NEW.term_count := (SELECT coalesce(sum(coalesce(array_length(v.positions, 1), 1)), 0) FROM unnest(NEW.search_vector) v);
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS document_chunks_search_length ON document_chunks;
 DROP TRIGGER IF EXISTS document_chunks_search_insert ON document_chunks;
 DROP TRIGGER IF EXISTS document_chunks_search_delete ON document_chunks;
 DROP TRIGGER IF EXISTS document_chunks_search_update ON document_chunks;
@@ -84,6 +94,9 @@ BEGIN
 END;
 $$;
 
+CREATE TRIGGER document_chunks_search_length
+  BEFORE INSERT ON document_chunks
+  FOR EACH ROW EXECUTE FUNCTION cdsa_search_chunk_length();
 CREATE TRIGGER document_chunks_search_insert
   AFTER INSERT ON document_chunks REFERENCING NEW TABLE AS new_chunks
   FOR EACH STATEMENT EXECUTE FUNCTION cdsa_search_add_chunks();

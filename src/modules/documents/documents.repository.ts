@@ -178,9 +178,9 @@ export function createDocumentsRepository() {
             charStart: chunk.charStart,
             charEnd: chunk.charEnd,
             tokenCount: chunk.tokenCount,
+            // term_count (BM25's passage length) is set from this vector by a trigger (030_search_statistics.sql), so
+            // the text is analysed once.
             searchVector: sql`to_tsvector('english', ${chunk.text})`,
-            // BM25's length of the passage: its lexeme occurrences (what the postings' term frequencies add up to).
-            termCount: sql`(select coalesce(sum(coalesce(array_length(v.positions, 1), 1)), 0)::int from unnest(to_tsvector('english', ${chunk.text})) v)`,
           })),
         );
       }

@@ -1,0 +1,1 @@
+DROP INDEX "document_chunks_search_idx";
