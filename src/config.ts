@@ -80,6 +80,10 @@ export interface AppConfig {
     redactionLabelTypes: PiiType[];
     /** Longest one detection may take before the text is refused (REDACTION_TIME_BUDGET_MS). */
     redactionTimeBudgetMs: number;
+    /** Worker threads that detect PII in long texts off the event loop (REDACTION_WORKERS; 0: all on it). */
+    redactionWorkers: number;
+    /** Texts at least this long are detected on those workers (REDACTION_OFFLOAD_MIN_CHARS). */
+    redactionOffloadMinChars: number;
     dailyTokenBudget: number | undefined;
     /** Chat requests (`/chat/stream`, `/chat/continue`) per user per window. */
     chatRateLimit: { max: number; periodSeconds: number };
@@ -474,6 +478,8 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
       redactionTypes: piiTypes(env, 'REDACTION_TYPES'),
       redactionLabelTypes: piiTypes(env, 'REDACTION_LABEL_TYPES'),
       redactionTimeBudgetMs: int(env, 'REDACTION_TIME_BUDGET_MS', 250, 1, 60_000),
+      redactionWorkers: int(env, 'REDACTION_WORKERS', 1, 0, 16),
+      redactionOffloadMinChars: int(env, 'REDACTION_OFFLOAD_MIN_CHARS', 8_192, 256, 10_000_000),
       dailyTokenBudget: budget === 0 ? undefined : budget,
       chatRateLimit: {
         max: int(env, 'CHAT_RATE_LIMIT_REQUESTS', 30, 1, 10_000_000),

@@ -33,6 +33,7 @@ import {
   type TurnEvent,
   type TurnEventSink,
   type TurnStatus,
+  type TurnDeps,
   type TurnStore,
 } from './turn.js';
 
@@ -100,6 +101,8 @@ export interface ChatServiceDeps {
   now?: () => Date;
   /** Model calls in one turn (tool round trips included); the last one is offered no tools. */
   maxSteps?: number;
+  /** Long-text PII detection on worker threads ahead of redaction (see redaction/detection-offload.ts). */
+  detection?: TurnDeps['detection'];
   /** Document context and sensitivity routing of stored turns. */
   grounding: Grounding;
 }
@@ -166,6 +169,7 @@ export function createChatService(deps: ChatServiceDeps) {
     logger,
     now,
     maxSteps: deps.maxSteps ?? DEFAULT_MAX_STEPS,
+    detection: deps.detection,
   });
 
   function requireChat(actor: Actor): void {

@@ -3,6 +3,7 @@ import { neighbour } from '../wiring.js';
 import { withGroupedWrites } from './chat.grouped-writes.js';
 import { createChatRepository } from './chat.repository.js';
 import { loadRedactionData } from '../redaction/index.js';
+import { createDetectionOffload } from '../redaction/detection-offload.js';
 import { loadTokenizer } from './chat.tokens.js';
 import { chatRoutes } from './chat.routes.js';
 import { documentsKnowledge } from './documents-knowledge.js';
@@ -80,6 +81,12 @@ export const chatModule = fp(
       localFallbackModel: app.config.llm.localFallbackModel,
     });
 
+    // Its workers start with the first long text (which is detected in place meanwhile), not at start-up: most
+    // instances, and every test, never need them.
+    const detection = createDetectionOffload({ workers: app.config.llm.redactionWorkers, minChars: app.config.llm.redactionOffloadMinChars, logger: app.log });
+    app.addHook('onClose', async () => {
+      await detection.close();
+    });
     const chat = createChatService({
       db: app.infra.database.db,
       // A turn's two hot writes are grouped across concurrent turns; everything else is the plain repository.
@@ -91,6 +98,7 @@ export const chatModule = fp(
       redactCloudPrompts: app.config.llm.redactCloudPrompts,
       logger: app.log,
       grounding,
+      detection,
     });
     app.decorate('chat', chat);
 

@@ -5,11 +5,13 @@ import type { Actor, RequestContext } from '../auth/permissions.js';
 import type { ResolvedModel } from '../llm/llm.service.js';
 import type { ChatStreamEvent, StreamChatRequest } from '../llm/providers/index.js';
 import { PlaceholderVault, RedactionFailedError } from '../redaction/index.js';
+import { longStrings } from '../redaction/detection-offload.js';
+import { primeDetection } from '../redaction/redactor.js';
 import type { ChatToolRuntime } from './chat-tools.js';
 import type { HistoryMessage } from './chat.context.js';
 import { loadTokenizer } from './chat.tokens.js';
 import { toSseEvent } from './sse-adapter.js';
-import { createTurnRunner, statelessStore, type TurnEvent, type TurnPlan } from './turn.js';
+import { createTurnRunner, statelessStore, type TurnDeps, type TurnEvent, type TurnPlan } from './turn.js';
 
 const actor: Actor = { userId: '00000000-0000-4000-8000-000000000001', username: 'ann', role: 'ANALYST', sessionId: '00000000-0000-4000-8000-000000000002' };
 const context: RequestContext = { ipAddress: '127.0.0.1', userAgent: 'test', requestId: 'r1' };
@@ -41,7 +43,7 @@ function fakeProvider(scripts: ChatStreamEvent[][]) {
   };
 }
 
-function harness(scripts: ChatStreamEvent[][], options: { redact?: boolean } = {}) {
+function harness(scripts: ChatStreamEvent[][], options: { redact?: boolean; detection?: TurnDeps['detection'] } = {}) {
   const provider = fakeProvider(scripts);
   const audited: AuditEventInput[] = [];
   const usage: Array<{ input_tokens: number | null; output_tokens: number | null }> = [];
@@ -64,6 +66,7 @@ function harness(scripts: ChatStreamEvent[][], options: { redact?: boolean } = {
     redactCloudPrompts: options.redact ?? true,
     logger: { error: () => undefined },
     now: () => new Date('2026-12-03T10:00:00.000Z'),
+    detection: options.detection,
   });
   return { provider, audited, usage, runner };
 }
@@ -197,6 +200,42 @@ describe('the turn state machine', () => {
     await expect(h.runner.run(plan(cloud, [user('Mail jane.doe@example.com')], {}, new FailingVault()), sink)).rejects.toBeInstanceOf(RedactionFailedError);
     expect(h.provider.requests).toHaveLength(0);
     expect(events.filter((e) => e.type === 'token')).toEqual([]);
+  });
+
+  it('has long texts detected ahead (off the event loop) before a cloud call, and redacts with what was found there', async () => {
+    const pasted = `Contract notes. ${'The parties agree to the terms below. '.repeat(300)} Contact: jane.doe@example.com.`;
+    const asked: unknown[] = [];
+    // Stands in for the worker pool: detects elsewhere (here, the same detectors) and primes the redactor.
+    const detection: TurnDeps['detection'] = {
+      prefetch: async (value) => {
+        asked.push(value);
+        // What it "found" includes a span no in-place detector would report, so the test sees which result was used.
+        for (const text of longStrings(value, 8_192)) {
+          primeDetection(text, [
+            { type: 'EMAIL', value: 'Contract', start: 0, end: 8 },
+            { type: 'EMAIL', value: 'jane.doe@example.com', start: text.indexOf('jane.doe'), end: text.indexOf('jane.doe') + 20 },
+          ]);
+        }
+      },
+    };
+    const h = harness([[{ type: 'text', delta: 'Noted' }, finish()]], { detection });
+    const { sink } = collect();
+
+    await h.runner.run(plan(cloud, [user(pasted)]), sink);
+
+    expect(asked).toHaveLength(1);
+    expect([...longStrings(asked[0], 8_192)]).toContain(pasted);
+    const sent = JSON.stringify(h.provider.requests[0]!.messages);
+    expect(sent).not.toContain('jane.doe@example.com');
+    expect(sent).toContain('[EMAIL_1] notes');
+    expect(sent).toContain('Contact: [EMAIL_2]');
+  });
+
+  it('asks for nothing ahead when the model is local (nothing is redacted)', async () => {
+    const asked: unknown[] = [];
+    const h = harness([[{ type: 'text', delta: 'ok' }, finish()]], { detection: { prefetch: async (value) => void asked.push(value) } });
+    await h.runner.run(plan(local, [user('x'.repeat(10_000))]), collect().sink);
+    expect(asked).toEqual([]);
   });
 
   it('sends opening events first and stops there while a continuation still waits for approvals', async () => {

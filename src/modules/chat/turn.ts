@@ -7,7 +7,8 @@ import type { Actor, RequestContext } from '../auth/permissions.js';
 import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
 import type { ChatStreamEvent, ChatToolDefinition } from '../llm/providers/index.js';
 import type { Label } from '../../lib/labels.js';
-import { createStreamingRestorer, type PlaceholderVault } from '../redaction/index.js';
+import { createStreamingRestorer, DEFAULT_REDACTION_POLICY, type PlaceholderVault } from '../redaction/index.js';
+import type { DetectionOffload } from '../redaction/detection-offload.js';
 import type { ChatToolOutcome, ChatToolRuntime, ResumedOutcome } from './chat-tools.js';
 import {
   chooseContext,
@@ -159,6 +160,8 @@ export interface TurnDeps {
   now?: () => Date;
   /** Model calls in one turn (tool round trips included); the last one is offered no tools. */
   maxSteps?: number;
+  /** Detection of long texts on worker threads ahead of the (synchronous) redaction; absent: all in place. */
+  detection?: Pick<DetectionOffload, 'prefetch'>;
 }
 
 export const DEFAULT_MAX_STEPS = 5;
@@ -274,6 +277,9 @@ export function createTurnRunner(deps: TurnDeps) {
       const chosen = chooseContext(entries, promptBudget(model) - systemCost);
       truncated ||= chosen.truncated;
       const history = chosen.kept.map((entry) => entry.open());
+      // Long texts (a pasted contract, a long tool result) are detected off the event loop first; the redactor below
+      // then finds them ready. The prompt's fixed parts are detected once per turn, with the first step.
+      if (vault && deps.detection) await deps.detection.prefetch(outgoing ? history : [history, system, plan.tools], policy?.timeBudgetMs ?? DEFAULT_REDACTION_POLICY.timeBudgetMs);
       // Throws RedactionFailedError (the turn ends with that problem, before any model call) if detection fails.
       const redactor: Redactor | undefined = vault ? createRedactor(vault, policy) : undefined;
       const messages = toModelMessages(history, redactor);

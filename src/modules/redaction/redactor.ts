@@ -107,6 +107,24 @@ export function loadRedactionData(): void {
   warm = true;
 }
 const detectionCache = new LruMap<string, readonly PiiEntity[]>(CACHE_ENTRIES);
+/** Detections done ahead on a worker thread (detection-offload.ts) for texts too long for the cache: taken once. */
+const primed = new LruMap<string, readonly PiiEntity[]>(256);
+
+/** The time one detection of `text` may take: the budget is per 32 KiB, so a long document may take longer. */
+export function detectionBudgetMs(text: string, budgetPer32k: number): number {
+  return budgetPer32k * Math.max(1, text.length / BUDGET_UNIT);
+}
+
+/** Whether a detection of `text` is already at hand (cached or primed). */
+export function isDetectionKnown(text: string): boolean {
+  return (text.length <= CACHE_MAX_TEXT && detectionCache.get(text) !== undefined) || primed.get(text) !== undefined;
+}
+
+/** Records what a detection run elsewhere (a worker, same detectors, within the same budget) found in `text`. */
+export function primeDetection(text: string, found: readonly PiiEntity[]): void {
+  if (text.length <= CACHE_MAX_TEXT) detectionCache.set(text, found);
+  else primed.set(text, found);
+}
 
 /**
  * Detection under a time budget that fails closed: an exception or an overrun is a RedactionFailedError, so a caller
@@ -114,11 +132,16 @@ const detectionCache = new LruMap<string, readonly PiiEntity[]>(CACHE_ENTRIES);
  */
 export function detectWithinBudget(text: string, budgetPer32k: number = DEFAULT_REDACTION_POLICY.timeBudgetMs): readonly PiiEntity[] {
   // The budget is per 32 KiB: a long document may take proportionally longer than a chat message.
-  const budgetMs = budgetPer32k * Math.max(1, text.length / BUDGET_UNIT);
+  const budgetMs = detectionBudgetMs(text, budgetPer32k);
   const cacheable = text.length <= CACHE_MAX_TEXT;
   if (cacheable) {
     const hit = detectionCache.get(text);
     if (hit !== undefined) return hit;
+  }
+  const ahead = primed.get(text);
+  if (ahead !== undefined) {
+    primed.delete(text);
+    return ahead;
   }
   loadRedactionData();
   const started = performance.now();
