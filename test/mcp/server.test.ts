@@ -172,6 +172,21 @@ describe('POST /mcp with the SDK client', () => {
     expect(requested?.details).toMatchObject({ api_key_id: analystKey.id });
   });
 
+  it('identical calls racing after the approval run it once; the others are told it is running elsewhere', async () => {
+    const client = await connect(analystKey.key);
+    const other = await connect(analystKey.key);
+    const before = sink.calls.length;
+    const first = await call(client, 'transfer_funds', { amount: 42, to: 'Race' });
+    const { approval_id: approvalId } = first.structuredContent as { approval_id: string };
+    expect((await decide(t, manager, approvalId, 'APPROVED')).statusCode).toBe(200);
+    const results = await Promise.all([client, other, client, other].map((c) => call(c, 'transfer_funds', { amount: 42, to: 'Race' })));
+    const statuses = results.map((result) => (result.structuredContent as { status: string }).status);
+    expect(statuses.filter((status) => status === 'completed')).toHaveLength(1);
+    expect(sink.calls.length).toBe(before + 1);
+    // The losers either saw the claim taken or, arriving after it, made a new request: none ran anything.
+    expect(statuses.filter((status) => status !== 'completed').every((status) => status === 'failed' || status === 'pending_approval')).toBe(true);
+  });
+
   it('a rejected call says so once, and did not run', async () => {
     const client = await connect(analystKey.key);
     const before = sink.calls.length;
