@@ -164,7 +164,7 @@ describe('POST /mcp with the SDK client', () => {
     // Audited as any call: the user, and the key in every event.
     const initiated = (await auditEvents(t, 'TOOL_CALL_INITIATED')).filter((event) => event.resource_id === pending.execution_id);
     expect(initiated).toHaveLength(1);
-    expect(initiated[0]).toMatchObject({ user_id: analyst.user.id, session_id: analystKey.id, details: { api_key_id: analystKey.id, channel: 'mcp', requires_approval: true } });
+    expect(initiated[0]).toMatchObject({ user_id: analyst.user.id, session_id: analystKey.id, details: { api_key_id: analystKey.id, channel: 'mcp', requires_approval: true, chat_session_id: null } });
     const completed = (await auditEvents(t, 'TOOL_CALL_COMPLETED')).filter((event) => event.resource_id === pending.execution_id);
     expect(completed).toHaveLength(1);
     expect(completed[0]).toMatchObject({ user_id: analyst.user.id, details: { api_key_id: analystKey.id, approval_id: pending.approval_id } });

@@ -332,7 +332,8 @@ export function createToolEngine(deps: ToolEngineDeps) {
       tool_version: tool.version,
       args_digest: options.digest,
       source: options.source,
-      chat_session_id: options.sessionId ?? null,
+      // An MCP call's binding is its API key (already in `api_key_id`), not a chat session.
+      chat_session_id: options.channel ? null : (options.sessionId ?? null),
       tool_call_id: options.toolCallId ?? null,
       ...(options.channel ? { channel: options.channel } : {}),
     };
