@@ -111,6 +111,8 @@ export interface AppConfig {
   toolHttpAllowlist: string[];
   /** Commands an MCP server over stdio may be started with (absolute paths or names on PATH), exactly as listed. */
   mcpStdioCommands: string[];
+  /** CDSA's own MCP server (`POST /mcp`): browser origins allowed to call it (others 403), and its largest request body. */
+  mcpServer: { allowedOrigins: string[]; bodyLimitBytes: number };
   documents: {
     /** Largest accepted upload (413 above it). */
     maxBytes: number;
@@ -401,6 +403,13 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     }
   }
 
+  const mcpAllowedOrigins = list(env, 'MCP_ALLOWED_ORIGINS');
+  for (const origin of mcpAllowedOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('MCP_ALLOWED_ORIGINS', `"${origin}" is not an origin (scheme://host[:port])`);
+    }
+  }
+
   const allowlist = list(env, 'TOOL_HTTP_ALLOWLIST').map((entry) => entry.toLowerCase());
   for (const entry of allowlist) {
     if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(entry) && !/^\[[0-9a-f:]+\](:\d{1,5})?$/.test(entry)) {
@@ -502,6 +511,7 @@ export function loadConfig(env: Env = process.env, version = '0.0.0'): AppConfig
     vaultRetentionDays: int(env, 'VAULT_RETENTION_DAYS', 30, 0, 3650),
     toolHttpAllowlist: allowlist,
     mcpStdioCommands: list(env, 'MCP_STDIO_COMMANDS'),
+    mcpServer: { allowedOrigins: mcpAllowedOrigins, bodyLimitBytes: int(env, 'MCP_BODY_LIMIT_BYTES', 1_048_576, 1024, 104_857_600) },
     documents: {
       maxBytes: int(env, 'DOCUMENT_MAX_BYTES', 52_428_800, 1024, 1_073_741_824),
       chunkTokens: int(env, 'DOCUMENT_CHUNK_TOKENS', 400, 50, 4000),

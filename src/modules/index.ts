@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { apiV1Routes, registerApiV1 } from '../http/api-v1.js';
 import { consoleSubtree } from '../http/console.js';
+import { mcpSubtree } from '../http/mcp.js';
 import { approvalsModule } from './approvals/index.js';
 import { apiKeysModule } from './api-keys/index.js';
 import { auditModule } from './audit/index.js';
@@ -41,6 +42,10 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(documentsModule);
   await app.register(mcpModule);
   await registerApiV1(app);
+  // CDSA as an MCP server (src/http/mcp.ts): `/mcp`, a subtree with API-key authentication of its own.
+  await app.register(mcpSubtree, {
+    server: () => ({ version: app.config.version, documents: app.documents, tools: app.tools.engine.served, displayNames: (ids) => app.users.displayNames(ids) }),
+  });
   // The web console last: its fallback for client routes must never shadow a route above.
   await app.register(consoleSubtree);
 }

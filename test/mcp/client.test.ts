@@ -1,4 +1,8 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/client.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
@@ -8,6 +12,8 @@ import { decide, execute, waitForExecution } from '../tools/helpers.js';
 import { EVERYTHING_BIN, startCountingProxy, startEverythingHttp, type CountingProxy, type EverythingServer } from './helpers.js';
 
 const API = '/api/v1';
+/** A stdio server for the stdio half of the guarantees: server-everything behind a relay that can die or change schema. */
+const STDIO_WRAPPER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'stdio-wrapper.mjs');
 
 /**
  * CDSA as an MCP client against the real `@modelcontextprotocol/server-everything`, over Streamable HTTP (behind a
@@ -28,7 +34,7 @@ beforeAll(async () => {
   proxy = await startCountingProxy(everything.url);
   mock = await startMockLlm({ models: ['mock-model'] });
   t = await buildTestApp({
-    env: mockEnv(mock.url, { OPENAI_LOCAL: 'false', REDACT_CLOUD_PROMPTS: 'true', TOOL_HTTP_ALLOWLIST: proxy.hostPort, MCP_STDIO_COMMANDS: EVERYTHING_BIN }),
+    env: mockEnv(mock.url, { OPENAI_LOCAL: 'false', REDACT_CLOUD_PROMPTS: 'true', TOOL_HTTP_ALLOWLIST: proxy.hostPort, MCP_STDIO_COMMANDS: `${EVERYTHING_BIN},${process.execPath}` }),
   });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   admin = await createUser(t, { role: 'ADMIN' });
@@ -225,6 +231,76 @@ describe('stdio servers', () => {
     expect(['HOME', 'LANG', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER']).toEqual(expect.arrayContaining(Object.keys(seen)));
     expect(seen.HOME).toContain('mcp-stdio');
     expect(text).not.toContain('sk-test-chat');
+  });
+});
+
+describe('stdio servers: the same guarantees as over HTTP', () => {
+  let wrappedId: string;
+  const wrapped = (...flags: string[]) => [STDIO_WRAPPER, EVERYTHING_BIN, '--die-on=echo', ...flags];
+  const completedRuns = async (tool: string) =>
+    (await queryRows<{ n: number }>(t.app.infra.database.db, sql`select count(*)::int as n from tool_executions where tool_name = ${tool} and status = 'completed'`))[0]!.n;
+
+  it('discovers a stdio server’s tools as gated tools', async () => {
+    const created = await inject(admin, 'POST', '/mcp/servers', { name: 'wrapped', transport: 'stdio', command: process.execPath, args: wrapped() });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json()).toMatchObject({ status: 'ok', protocol_version: '2025-11-25', transport: 'stdio' });
+    wrappedId = created.json().id;
+    expect(await toolByName('wrapped.get-sum')).toMatchObject({ requires_approval: true, implementation: { type: 'mcp', server_id: wrappedId, tool: 'get-sum' } });
+  });
+
+  it('holds a gated stdio call until a different senior person approves, then runs it exactly once', async () => {
+    const pending = await execute(t, analyst, 'wrapped.get-sum', { a: 4, b: 5 });
+    expect(pending.statusCode, pending.body).toBe(202);
+    const { approval_id: approvalId, execution_id: executionId } = pending.json();
+    expect(await completedRuns('wrapped.get-sum')).toBe(0);
+    expect((await decide(t, analyst, approvalId, 'APPROVED')).statusCode).toBe(403);
+    expect((await decide(t, manager, approvalId, 'APPROVED')).statusCode).toBe(200);
+    expect((await waitForExecution(t, executionId)).status).toBe('completed');
+    const execution = await inject(analyst, 'GET', `/tools/wrapped.get-sum/executions/${executionId}`);
+    expect(execution.json().result).toMatchObject({ source: 'mcp:wrapped/get-sum', untrusted: true, content: [{ type: 'text', text: 'The sum of 4 and 5 is 9.' }] });
+    expect((await decide(t, admin, approvalId, 'APPROVED')).statusCode).toBe(409);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await completedRuns('wrapped.get-sum')).toBe(1);
+  });
+
+  it('a changed schema on a stdio server bumps the version, and the old approval no longer runs', async () => {
+    const old = await toolByName('wrapped.get-sum');
+    const pending = await execute(t, analyst, 'wrapped.get-sum', { a: 1, b: 1 });
+    expect(pending.statusCode).toBe(202);
+    const { approval_id: approvalId, execution_id: executionId } = pending.json();
+    const upgraded = await inject(admin, 'PATCH', `/mcp/servers/${wrappedId}`, { args: wrapped('--add-param=get-sum:c') });
+    expect(upgraded.statusCode, upgraded.body).toBe(200);
+    expect(upgraded.json()).toMatchObject({ status: 'ok' });
+    const updated = await toolByName('wrapped.get-sum');
+    expect(updated.version).toBe(Number(old.version) + 1);
+    expect(updated.input_schema).toMatchObject({ properties: { c: { type: 'number' } } });
+    expect((await decide(t, manager, approvalId, 'APPROVED')).statusCode).toBe(200);
+    expect(await waitForExecution(t, executionId)).toMatchObject({ status: 'failed', error: expect.stringContaining('definition changed') });
+    expect(await completedRuns('wrapped.get-sum')).toBe(1);
+  });
+
+  it('gives up on a stdio call that hangs at the tool’s timeout', async () => {
+    const slow = await toolByName('wrapped.trigger-long-running-operation');
+    const changed = await inject(admin, 'PUT', `/tools/${String(slow.id)}`, {
+      requires_approval: false,
+      implementation: { type: 'mcp', server_id: wrappedId, tool: 'trigger-long-running-operation', timeout_ms: 500 },
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    const started = Date.now();
+    const response = await execute(t, analyst, 'wrapped.trigger-long-running-operation', { duration: 20, steps: 2 });
+    expect(response.statusCode).toBe(502);
+    expect(response.json().detail).toMatch(/within 500 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a stdio server that dies mid-call is a clear tool error, and the chat goes on', async () => {
+    const echo = await toolByName('wrapped.echo');
+    expect((await inject(admin, 'PUT', `/tools/${String(echo.id)}`, { requires_approval: false })).statusCode).toBe(200);
+    mock.script(toolCallReply('wrapped__echo', { message: 'still there?' }, { id: 'call_gone' }), textReply(['The local MCP server stopped.']));
+    const stream = await chat(t, analyst.headers, { message: 'Echo over stdio' });
+    expect(names(stream.events)).toEqual(['session', 'tool_call', 'tool_result', 'token', 'message', 'done']);
+    expect(eventOf(stream.events, 'tool_result')).toMatchObject({ status: 'failed', error: expect.stringMatching(/MCP server "wrapped"/) });
+    expect(eventOf(stream.events, 'done')).toEqual({ status: 'completed' });
   });
 });
 

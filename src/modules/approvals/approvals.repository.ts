@@ -68,6 +68,28 @@ export function createApprovalsRepository() {
       return row;
     },
 
+    /** The newest approval of this call in this binding that nothing acted on yet, whatever its status. */
+    async findUnacted(
+      db: DbOrTx,
+      key: { sessionId: string; toolId: string; argsDigest: string; requesterId: string },
+    ): Promise<ApprovalRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(approvals)
+        .where(
+          and(
+            eq(approvals.sessionId, key.sessionId),
+            eq(approvals.toolId, key.toolId),
+            eq(approvals.argsDigest, key.argsDigest),
+            eq(approvals.requesterId, key.requesterId),
+            isNull(approvals.continuedAt),
+          ),
+        )
+        .orderBy(desc(approvals.requestedAt))
+        .limit(1);
+      return row;
+    },
+
     async setOutcome(db: DbOrTx, id: string, status: Exclude<ApprovalStatus, 'PENDING'>, decidedAt: Date): Promise<ApprovalRow> {
       const [row] = await db
         .update(approvals)

@@ -231,7 +231,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
             : row.status === 'REJECTED'
               ? `Your request to run "${row.toolName}" was rejected${reason ? `: ${reason}` : ''}. It will not run.`
               : row.sessionId
-                ? `Your request to run "${row.toolName}" was approved. Continue the chat to run it.`
+                ? `Your request to run "${row.toolName}" was approved. Continue the chat (or, from an MCP client, make the same call again) to run it.`
                 : `Your request to run "${row.toolName}" was approved; it runs now.`,
         priority: 'normal',
         data: {
@@ -499,6 +499,14 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     /** The approval a repeated chat call should reuse (pending, or approved and not yet acted on). */
     async findReusable(key: { sessionId: string; toolId: string; argsDigest: string; requesterId: string }): Promise<ApprovalRow | undefined> {
       return repository.findReusable(db, key);
+    },
+
+    /**
+     * The newest approval of this call (tool, argument digest, requester) bound to `sessionId` that nothing acted on
+     * yet, in any status: how a repeated MCP call learns what became of its request.
+     */
+    async findUnacted(key: { sessionId: string; toolId: string; argsDigest: string; requesterId: string }): Promise<ApprovalRow | undefined> {
+      return repository.findUnacted(db, key);
     },
 
     /**

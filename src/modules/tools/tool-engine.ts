@@ -17,6 +17,7 @@ import type {
   ChatToolDefinition,
   ChatToolOutcome,
   ChatToolRuntime,
+  ResumedOutcome,
   ResumedToolCall,
 } from '../chat/chat-tools.js';
 import type { NotifyInput } from '../notifications/notifications.types.js';
@@ -47,7 +48,7 @@ const ERROR_MAX_LENGTH = 500;
 /** The one approval chain operation set the engine needs. */
 export type ApprovalGate = Pick<
   ApprovalService,
-  'approverIdsFor' | 'request' | 'find' | 'findReusable' | 'loadForContinuation' | 'claim' | 'rejectionReason' | 'decryptArgs'
+  'approverIdsFor' | 'request' | 'find' | 'findReusable' | 'findUnacted' | 'loadForContinuation' | 'claim' | 'rejectionReason' | 'decryptArgs' | 'expire'
 >;
 
 export interface ToolSecrets {
@@ -91,6 +92,36 @@ export type ExecuteResult =
   | { execution_id: string; status: 'completed'; result: unknown; cached: boolean }
   | { execution_id: string; status: 'pending_approval'; approval_id: string };
 
+/**
+ * The outcome of a call made by an MCP client of CDSA's own MCP server (`POST /mcp`): a gated call says who was asked,
+ * and what became of an earlier identical call's approval.
+ */
+export type ServedToolOutcome =
+  | Exclude<ResumedOutcome, { status: 'pending_approval' }>
+  | {
+      status: 'pending_approval';
+      execution_id: string;
+      approval_id: string;
+      approver_role: Role;
+      approvals_required: number;
+      /** The users told about the request (active, senior enough, not the requester). */
+      approver_ids: string[];
+      expires_at: string;
+    };
+
+/** What an MCP client of CDSA (`POST /mcp`) runs through the engine: the same pipeline as chat and the API. */
+export interface ServedToolRuntime {
+  /** The tools this actor may use, by the names models see (`server__tool`). */
+  listForActor(actor: Actor): Promise<ChatToolDefinition[]>;
+  /**
+   * One call, bound to `bindingId` (the API key): a gated call creates its approval and answers `pending_approval`;
+   * the same call (tool, canonical arguments, key) made again answers from that approval — still pending, rejected or
+   * expired (reported once), or approved: then it runs, exactly once, and returns the result. A call made after that
+   * is a new request.
+   */
+  call(actor: Actor, modelName: string, args: unknown, options: { bindingId: string; context: RequestContext }): Promise<ServedToolOutcome>;
+}
+
 export interface ExecutionView {
   id: string;
   tool_id: string;
@@ -126,8 +157,13 @@ export class ToolExecutionFailedError extends UpstreamError {
   }
 }
 
+/** How a call that was run (or refused before running) ended. */
+type RanOutcome = Exclude<ChatToolOutcome, { status: 'pending_approval' }>;
+
 interface CallOptions {
   source: ToolExecutionSource;
+  /** The way in, when it is not told by `source` alone: `mcp` for calls over CDSA's MCP server (source `api`). */
+  channel?: 'mcp';
   context: RequestContext;
   sessionId: string | null;
   toolCallId: string | null;
@@ -296,8 +332,10 @@ export function createToolEngine(deps: ToolEngineDeps) {
       tool_version: tool.version,
       args_digest: options.digest,
       source: options.source,
-      chat_session_id: options.sessionId ?? null,
+      // An MCP call's binding is its API key (already in `api_key_id`), not a chat session.
+      chat_session_id: options.channel ? null : (options.sessionId ?? null),
       tool_call_id: options.toolCallId ?? null,
+      ...(options.channel ? { channel: options.channel } : {}),
     };
   }
 
@@ -687,11 +725,15 @@ export function createToolEngine(deps: ToolEngineDeps) {
   }
 
   /** Runs a claimed, verified call and stores its outcome. */
-  async function runPrepared(prepared: Extract<Prepared, { kind: 'ready' }>, notifyRequester: boolean): Promise<ChatToolOutcome> {
+  async function runPrepared(
+    prepared: Extract<Prepared, { kind: 'ready' }>,
+    notifyRequester: boolean,
+    by?: { actor: Actor; context: RequestContext },
+  ): Promise<RanOutcome> {
     const { tool, args, execution, approval } = prepared;
     const outcome = await run(tool, args, execution.id, approval.requesterId, approval.id);
-    const requester = { userId: approval.requesterId, sessionId: null };
-    await finish(tool, { id: execution.id, userId: approval.requesterId, approvalId: approval.id }, requester, SYSTEM_CONTEXT, outcome, async (uow) => {
+    const requester = by ? by.actor : { userId: approval.requesterId, sessionId: null };
+    await finish(tool, { id: execution.id, userId: approval.requesterId, approvalId: approval.id }, requester, by?.context ?? SYSTEM_CONTEXT, outcome, async (uow) => {
       if (notifyRequester) await notifyInUow(uow, resultNotice(approval, execution.id, outcome.ok ? 'completed' : 'failed', outcome.ok ? null : outcome.failure.message));
     });
     if (!outcome.ok) {
@@ -701,7 +743,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   }
 
   /** Turns what the pipeline refuses into a failure the model can read; infrastructure errors still throw. */
-  function failedOutcome(error: unknown, toolName: string): ChatToolOutcome {
+  function failedOutcome(error: unknown, toolName: string): Extract<ChatToolOutcome, { status: 'failed' | 'interrupted' }> {
     if (error instanceof ToolExecutionFailedError) {
       return { status: error.interrupted ? 'interrupted' : 'failed', execution_id: error.executionId, error: error.reason };
     }
@@ -809,6 +851,91 @@ export function createToolEngine(deps: ToolEngineDeps) {
     },
   };
 
+  async function auditRefusedServedCall(actor: Actor, modelName: string, context: RequestContext, error: string): Promise<void> {
+    await withTransaction(
+      db,
+      async (uow) => {
+        await audit.record(uow.tx, {
+          eventType: 'TOOL_CALL_FAILED',
+          userId: actor.userId,
+          sessionId: actor.sessionId,
+          resourceType: EXECUTION_RESOURCE,
+          resourceId: null,
+          details: { tool_name: modelName.slice(0, 100), source: 'api', channel: 'mcp', error_code: 'refused', error },
+          context,
+        });
+      },
+      deps.logger,
+    );
+  }
+
+  async function pendingOutcome(actor: Actor, approval: ApprovalRow): Promise<ServedToolOutcome> {
+    return {
+      status: 'pending_approval',
+      execution_id: approval.executionId,
+      approval_id: approval.id,
+      approver_role: approval.approverRole,
+      approvals_required: approval.approvalsRequired,
+      approver_ids: await deps.approvals().approverIdsFor(approval.approverRole, actor.userId),
+      expires_at: approval.expiresAt.toISOString(),
+    };
+  }
+
+  /** A gated call from an MCP client: answered from the newest approval of the same call, or a new request. */
+  async function servedGatedCall(actor: Actor, tool: ToolRow, args: Record<string, unknown>, digest: string, options: CallOptions & { sessionId: string }): Promise<ServedToolOutcome> {
+    const gate = deps.approvals();
+    const key = { sessionId: options.sessionId, toolId: tool.id, argsDigest: digest, requesterId: actor.userId };
+    let earlier = await gate.findUnacted(key);
+    if (earlier?.status === 'PENDING' && earlier.expiresAt.getTime() <= now().getTime()) {
+      // Overdue and its expiry job not run yet: it expires now, and this call is told so.
+      await gate.expire(earlier.id);
+      earlier = await gate.find(earlier.id);
+    }
+    if (!earlier) {
+      const requested = await requestApproval(actor, tool, args, digest, options);
+      const row = requested.status === 'pending_approval' ? await gate.find(requested.approval_id) : undefined;
+      if (!row) throw new ConflictError('The approval request could not be read back; call again');
+      return pendingOutcome(actor, row);
+    }
+    if (earlier.status === 'PENDING') return pendingOutcome(actor, earlier);
+    if (earlier.status === 'APPROVED') {
+      const prepared = await claimApproved(earlier.id, { sessionId: options.sessionId, requesterId: actor.userId });
+      if (!prepared) {
+        return { status: 'failed', execution_id: earlier.executionId, error: 'Another request of this key is running the approved call; its result goes to that request' };
+      }
+      if (prepared.kind === 'refused') return { status: 'failed', execution_id: prepared.execution.id, error: prepared.failure.message };
+      return runPrepared(prepared, false, { actor, context: options.context });
+    }
+    const closed = earlier;
+    await withTransaction(db, (uow) => gate.claim(uow, closed.id, { sessionId: options.sessionId, requesterId: actor.userId, statuses: ['REJECTED', 'EXPIRED'] }), deps.logger);
+    if (closed.status === 'REJECTED') return { status: 'rejected', execution_id: closed.executionId, reason: await gate.rejectionReason(closed.id) };
+    return { status: 'expired', execution_id: closed.executionId, reason: 'the approval expired before anyone decided' };
+  }
+
+  const served: ServedToolRuntime = {
+    listForActor: (actor) => chatTools.listForActor(actor),
+
+    async call(actor, modelName, rawArgs, { bindingId, context }) {
+      const options = { source: 'api' as const, channel: 'mcp' as const, context, sessionId: bindingId, toolCallId: null };
+      try {
+        const offered = (await registry.usableBy(actor)).find((row) => modelToolName(row.name) === modelName);
+        if (!offered) throw new NotFoundError('Tool');
+        const tool = await registry.resolveForUse(actor, { name: offered.name });
+        const args = validateArgs(tool, rawArgs, '');
+        const digest = digestOf(args, '');
+        if (needsApproval(tool, args)) return await servedGatedCall(actor, tool, args, digest, options);
+        const done = await execute(actor, { name: tool.name }, args, options, '');
+        if (done.status === 'completed') return done;
+        // Only a definition changed between the two reads gets here.
+        return pendingOutcome(actor, (await deps.approvals().find(done.approval_id))!);
+      } catch (error) {
+        const outcome = failedOutcome(error, modelName);
+        if (outcome.status === 'failed' && outcome.execution_id === null) await auditRefusedServedCall(actor, modelName, context, outcome.error);
+        return outcome;
+      }
+    },
+  };
+
   const lifecycle: ApprovalLifecycle = {
     async onClosed(uow, approval, outcome) {
       const status = outcome === 'REJECTED' ? 'rejected' : 'expired';
@@ -836,6 +963,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
 
   return {
     chatTools,
+    served,
     lifecycle,
 
     /** `POST /tools/{id}/execute`: 200 with the result, or 202 pending approval; 4xx as the pipeline refuses. */
