@@ -55,7 +55,7 @@ export interface TurnGrounding {
    * Records, in the documents' access log (`DOCUMENT_ACCESSED` `cited`), the passages an answer cites: the numbers in
    * `text` that stand for a passage of this session. Returns those citations.
    */
-  recordCited(text: string): Promise<Citation[]>;
+  recordCited?(text: string): Promise<Citation[]>;
 }
 
 export interface GroundingDeps {
