@@ -132,8 +132,14 @@ describe('tools in chat', () => {
   it('offers the tools only with tools: auto, and none on the last allowed step', async () => {
     const user = await createUser(t);
     mock.script(textReply(['no tools']));
-    await chat(t, user.headers, { message: 'plain', tools: 'none' });
+    await chat(t, user.headers, { message: 'plain', tools: 'none', knowledge: 'none' });
     expect(sentTools(0)).toEqual([]);
+
+    // `knowledge` decides the document search on its own.
+    mock.requests.length = 0;
+    mock.script(textReply(['search only']));
+    await chat(t, user.headers, { message: 'plain', tools: 'none' });
+    expect(sentTools(0)).toEqual(['search_documents']);
 
     mock.requests.length = 0;
     mock.script(

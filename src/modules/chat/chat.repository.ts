@@ -316,6 +316,16 @@ export function createChatRepository() {
       return db.select().from(chatMessages).where(eq(chatMessages.sessionId, sessionId)).orderBy(asc(chatMessages.seq));
     },
 
+    /** The encrypted citations of a session's messages that have any, oldest first. */
+    async listCitations(db: DbOrTx, sessionId: string): Promise<Array<{ id: string; citations: string }>> {
+      const rows = await db
+        .select({ id: chatMessages.id, citations: chatMessages.citations })
+        .from(chatMessages)
+        .where(and(eq(chatMessages.sessionId, sessionId), isNotNull(chatMessages.citations)))
+        .orderBy(asc(chatMessages.seq));
+      return rows.flatMap((row) => (row.citations === null ? [] : [{ id: row.id, citations: row.citations }]));
+    },
+
     /** Assistant messages that proposed tool calls, newest first (where approvals are looked up). */
     async listToolCallMessages(db: DbOrTx, sessionId: string, limit: number): Promise<ChatMessageRow[]> {
       return db

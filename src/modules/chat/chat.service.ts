@@ -211,10 +211,17 @@ export function createChatService(deps: ChatServiceDeps) {
     return row.citations === null ? null : (JSON.parse(cipher.decrypt(row.citations, messageCitationsAad(row.id))) as Citation[]);
   }
 
+  /** The citations of a session's earlier turns, so a passage keeps its number for the whole session. */
+  async function earlierCitations(sessionId: string | undefined): Promise<Citation[]> {
+    if (sessionId === undefined) return [];
+    const rows = await repository.listCitations(db, sessionId);
+    return rows.flatMap((row) => JSON.parse(cipher.decrypt(row.citations, messageCitationsAad(row.id))) as Citation[]);
+  }
+
   /** The turn's grounding: pinned passages that fit a third of the prompt, and where the turn goes. */
-  function prepareGrounding(
+  async function prepareGrounding(
     actor: Actor,
-    input: { model: ResolvedModel; sessionLabel: Label; sessionPinned: readonly string[]; requested: readonly string[]; tools: ChatToolDefinition[] },
+    input: { model: ResolvedModel; sessionId: string | undefined; sessionLabel: Label; sessionPinned: readonly string[]; requested: readonly string[]; tools: ChatToolDefinition[] },
     context: RequestContext,
   ): Promise<TurnGrounding> {
     return deps.grounding.prepare(
@@ -225,6 +232,7 @@ export function createChatService(deps: ChatServiceDeps) {
         sessionPinned: input.sessionPinned,
         requested: input.requested,
         canSearch: input.tools.some((tool) => tool.name === SEARCH_DOCUMENTS_TOOL),
+        earlierCitations: await earlierCitations(input.sessionId),
         sourceBudget: (model) => Math.floor(promptBudget(model) * SOURCE_SHARE),
         countTokens,
       },
@@ -378,6 +386,7 @@ export function createChatService(deps: ChatServiceDeps) {
         actor,
         {
           model: requested,
+          sessionId: existing?.id,
           sessionLabel: existing?.label ?? 'PUBLIC',
           sessionPinned: existing?.pinnedDocumentIds ?? [],
           requested: input.document_ids ?? [],
@@ -515,7 +524,7 @@ export function createChatService(deps: ChatServiceDeps) {
       // The session's context is kept: its pinned documents (read again, access-checked) and its label.
       const grounding = await prepareGrounding(
         actor,
-        { model: requested, sessionLabel: session.label, sessionPinned: session.pinnedDocumentIds, requested: [], tools },
+        { model: requested, sessionId: session.id, sessionLabel: session.label, sessionPinned: session.pinnedDocumentIds, requested: [], tools },
         context,
       );
       const model = grounding.model;

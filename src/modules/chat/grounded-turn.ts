@@ -5,6 +5,7 @@ import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
 import { decideRouting, type RoutingDecision } from '../llm/sensitivity-routing.js';
 import type { ToolResultPayload } from './chat.context.js';
 import {
+  citedNumbers,
   createSourceRegistry,
   fitSources,
   groundingInstructions,
@@ -50,6 +51,11 @@ export interface TurnGrounding {
    * above what the model may receive withheld), with the citations it adds and the label they bring.
    */
   toolResult(tool: string, payload: ToolResultPayload): { payload: ToolResultPayload; citations: Citation[]; label: Label | null };
+  /**
+   * Records, in the documents' access log (`DOCUMENT_ACCESSED` `cited`), the passages an answer cites: the numbers in
+   * `text` that stand for a passage of this session. Returns those citations.
+   */
+  recordCited?(text: string): Promise<Citation[]>;
 }
 
 export interface GroundingDeps {
@@ -68,6 +74,11 @@ export interface GroundingInput {
   requested: readonly string[];
   /** The model is offered search_documents (`knowledge: "auto"` and the tool is there for this user). */
   canSearch: boolean;
+  /**
+   * The session's citations from earlier turns: a passage that enters again keeps its number, new ones are numbered
+   * after them, so `[n]` means one passage for the whole session. None: numbering starts at 1.
+   */
+  earlierCitations?: readonly Citation[];
   /** Tokens the pinned passages may take of the prompt of the model the turn runs on. */
   sourceBudget: (model: ResolvedModel) => number;
   countTokens: (text: string) => number;
@@ -119,7 +130,7 @@ export function createGrounding(deps: GroundingDeps) {
         wantsPinned && source
           ? await loadPinnedContext(source, actor, { sessionPinned: input.sessionPinned, requested: input.requested }, context)
           : { documentIds: [...input.sessionPinned], passages: [] as SourceChunk[], label: 'PUBLIC' as Label };
-      const registry: SourceRegistry = createSourceRegistry();
+      const registry: SourceRegistry = createSourceRegistry(input.earlierCitations ?? []);
       // Every pinned passage counts, even one that will not fit in this prompt (it may in the next, on another model),
       // and so does what entered before: the session's label only rises.
       const label = higherLabel(input.sessionLabel, pinned.label);
@@ -171,6 +182,11 @@ export function createGrounding(deps: GroundingDeps) {
         audit,
         routedTo: decision.action === 'route' ? model.id : null,
         citations: () => registry.citations(),
+        async recordCited(text) {
+          const cited = citedNumbers(text).flatMap((n) => registry.lookup(n) ?? []);
+          if (cited.length > 0 && source?.recordCitations) await source.recordCitations(actor, cited, context);
+          return cited;
+        },
         toolResult(tool, payload) {
           if (tool !== SEARCH_DOCUMENTS_TOOL || payload.status !== 'completed') return { payload, citations: [], label: null };
           const result = payload.result as { results?: unknown } | null;

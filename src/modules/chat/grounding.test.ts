@@ -29,6 +29,19 @@ describe('source registry', () => {
       { n: 3, document_id: 'd1', chunk_id: 'c', title: 'Quarterly report', page: 2, label: 'INTERNAL' },
     ]);
   });
+
+  it('keeps the numbers of earlier turns: a passage seen before keeps its number, a new one comes after them all', () => {
+    const earlier = createSourceRegistry();
+    earlier.add([chunk('a'), chunk('b'), chunk('c')]);
+    const registry = createSourceRegistry(earlier.citations());
+    const { added } = registry.add([chunk('x'), chunk('b')]);
+    expect(added.map((s) => [s.chunk_id, s.n])).toEqual([['x', 4], ['b', 2]]);
+    // This turn's citations are the passages that entered it; a number from an earlier turn still names its passage.
+    expect(registry.citations().map((c) => c.chunk_id)).toEqual(['x', 'b']);
+    expect(registry.lookup(1)?.chunk_id).toBe('a');
+    expect(registry.lookup(4)?.chunk_id).toBe('x');
+    expect(registry.lookup(9)).toBeUndefined();
+  });
 });
 
 describe('rendering untrusted passages', () => {

@@ -11,6 +11,8 @@ import type { SourceChunk } from './grounding.js';
 export interface KnowledgeSource {
   /** The first passages of one document, for pinned context; NotFoundError when the caller may not read it. */
   documentPassages(actor: Actor, documentId: string, options: { limit: number }, context: RequestContext): Promise<SourceChunk[]>;
+  /** Records that an answer cited these passages (the document's access log shows it). */
+  recordCitations?(actor: Actor, passages: readonly { chunk_id: string; document_id: string }[], context: RequestContext): Promise<void>;
 }
 
 /** Most documents one session may pin. */

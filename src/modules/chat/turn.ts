@@ -465,7 +465,9 @@ export function createTurnRunner(deps: TurnDeps) {
     });
     // The call has happened whatever is written now; its events go through the recorder's batches (one chain-head
     // lock for many concurrent turns) while the answer is stored.
-    const [stored, ...others] = await Promise.allSettled([write, usage, ...events.map((event) => audit.recordStandalone(event))]);
+    // The passages the answer cites go into their documents' access log (DOCUMENT_ACCESSED `cited`).
+    const cited = result.text ? plan.grounding?.recordCited?.(result.text) : undefined;
+    const [stored, ...others] = await Promise.allSettled([write, usage, ...events.map((event) => audit.recordStandalone(event)), ...(cited ? [cited] : [])]);
     const failed = others.find((outcome) => outcome.status === 'rejected');
     if (stored.status === 'rejected') throw stored.reason;
     if (failed) throw failed.reason;

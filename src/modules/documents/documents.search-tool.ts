@@ -49,6 +49,8 @@ export function createSearchDocumentsTool(deps: SearchDocumentsDeps): BuiltinToo
     options: [],
     seed: true,
     pure: true,
+    // A cached result could outlive a deletion, an unshare or a higher label.
+    uncacheable: true,
     async run(args, context) {
       const access = await deps.accessOf(context.userId);
       if (!access) throw new ToolRunError('user_inactive', 'The user this search runs for is no longer active');

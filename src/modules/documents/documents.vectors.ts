@@ -24,6 +24,13 @@ const LOCK_KEY = 424_242_017;
 const EF_SEARCH = 100;
 /** Tuples an iterative scan may visit before it gives up (pgvector's hnsw.max_scan_tuples). */
 const MAX_SCAN_TUPLES = 50_000;
+/**
+ * Up to this many readable vectors, search scans them exactly instead of using the HNSW index. A restrictive filter
+ * (a reader who may see a tenth of the passages, a filter on a few documents) is where an approximate scan loses the
+ * true neighbours, and it is also where an exact scan is cheap: it reads the readable passages' vectors through the
+ * document index and sorts a few thousand distances (measured in bench/search.bench.ts).
+ */
+export const EXACT_SCAN_MAX_VECTORS = 20_000;
 
 export type VectorState =
   | { ready: true; model: string }
@@ -181,7 +188,7 @@ export function createVectorIndex(deps: VectorIndexDeps) {
           const [embedding] = await client!.embed([text]);
           // Before any passage has vectors (or while a model change rebuilds them) there is nothing to rank.
           if (!(await tableExists(db))) return [];
-          return rankVector(db, embedding!, visible, filters, limit, true);
+          return rankVector(db, embedding!, visible, filters, limit, 'auto');
         },
       };
     },
@@ -191,26 +198,44 @@ export function createVectorIndex(deps: VectorIndexDeps) {
 export type VectorIndex = ReturnType<typeof createVectorIndex>;
 
 /**
- * The `limit` passages nearest to `embedding` by cosine among those `visible` lets through. `approximate` uses the
- * HNSW index with iterative scans (relaxed order, re-sorted here); false scans exactly, which the benchmark compares
- * against.
+ * How a vector query runs: `auto` (search) chooses by cost; `index` always uses the HNSW index and `exact` never
+ * uses any index (the benchmark measures both against each other).
  */
-export async function rankVector(db: Db, embedding: readonly number[], visible: SQL, filters: SearchFilters | undefined, limit: number, approximate: boolean): Promise<RankedChunk[]> {
+export type VectorPlan = 'auto' | 'index' | 'exact';
+
+/**
+ * The `limit` passages nearest to `embedding` by cosine among those `visible` lets through. With `auto`, when at
+ * most EXACT_SCAN_MAX_VECTORS vectors are readable they are scanned exactly (the distance is written so that the HNSW
+ * index cannot serve the order); otherwise the HNSW index with iterative scans (relaxed order, re-sorted here).
+ */
+export async function rankVector(db: Db, embedding: readonly number[], visible: SQL, filters: SearchFilters | undefined, limit: number, plan: VectorPlan = 'auto'): Promise<RankedChunk[]> {
   const literal = vectorLiteral(embedding);
   return db.transaction(async (tx) => {
-    if (approximate) {
+    let useIndex = plan === 'index';
+    if (plan === 'auto') {
+      const [readable] = await queryRows<{ n: number }>(
+        tx,
+        sql`select count(*)::int as n from (
+              select 1 from document_chunk_vectors v join documents on documents.id = v.document_id
+               where (${visible}) and ${filterSql(filters)} limit ${EXACT_SCAN_MAX_VECTORS + 1}) readable`,
+      );
+      useIndex = (readable?.n ?? 0) > EXACT_SCAN_MAX_VECTORS;
+    }
+    if (useIndex) {
       await tx.execute(sql`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(Math.max(EF_SEARCH, limit * 2))}, true),
                                   set_config('hnsw.max_scan_tuples', ${String(MAX_SCAN_TUPLES)}, true)`);
-    } else {
+    } else if (plan === 'exact') {
       await tx.execute(sql`select set_config('enable_indexscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`);
     }
+    // `+ 0` keeps the HNSW index from serving an exact scan's order (it only matches `embedding <=> constant`).
+    const distance = useIndex ? sql`v.embedding <=> ${literal}::vector` : sql`(v.embedding <=> ${literal}::vector) + 0`;
     const rows = await queryRows<{ chunk_id: string; document_id: string; distance: number }>(
       tx,
       sql`with nearest as materialized (
             select v.chunk_id, v.document_id, v.embedding <=> ${literal}::vector as distance
               from document_chunk_vectors v join documents on documents.id = v.document_id
              where (${visible}) and ${filterSql(filters)}
-             order by v.embedding <=> ${literal}::vector
+             order by ${distance}
              limit ${limit}
           )
           select chunk_id, document_id, distance::float8 as distance from nearest order by distance, chunk_id`,

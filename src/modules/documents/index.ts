@@ -5,6 +5,7 @@ import { createEmbeddingClient, EmbeddingConfigError, type EmbeddingClient } fro
 import { redactText } from '../redaction/index.js';
 import { ConflictError } from '../../lib/errors.js';
 import { createDeclassifyTool, DECLASSIFY_TOOL } from './documents.declassify.js';
+import { createSearchDocumentsTool } from './documents.search-tool.js';
 import { registerDocumentJobs } from './documents.jobs.js';
 import { createDocumentsRepository } from './documents.repository.js';
 import { createDocumentSearch, type DocumentSearch } from './documents.search.js';
@@ -99,6 +100,8 @@ export const documentsModule = fp(
       accessOf: (userId) => app.users.accessOf(userId),
     });
     app.tools.registerBuiltin(declassify.tool);
+    // Chat's `knowledge: "auto"` offers it to the model; every call searches as the user it runs for.
+    app.tools.registerBuiltin(createSearchDocumentsTool({ search: (actor, input, context) => search.search(actor, input, context), accessOf: (userId) => app.users.accessOf(userId) }));
     app.approvals.registerDecisionGuard(DECLASSIFY_TOOL, declassify.guard);
     app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_content', table: 'documents', column: 'encrypted_content', aad: (row) => documentContentAad(row.id) });
     app.fieldCipher.registerEncryptedColumn({ name: 'documents.encrypted_text', table: 'documents', column: 'encrypted_text', aad: (row) => documentTextAad(row.id) });

@@ -240,6 +240,8 @@ export function createToolRegistry(deps: ToolRegistryDeps) {
     const ttl = candidate.cacheTtlSeconds;
     if (ttl !== null && (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_CACHE_TTL_SECONDS)) {
       errors.push({ pointer: '/cache_ttl_seconds', detail: `must be null or an integer between 1 and ${MAX_CACHE_TTL_SECONDS}` });
+    } else if (ttl !== null && candidate.implementation.type === 'builtin' && builtins.get(candidate.implementation.builtin)?.uncacheable) {
+      errors.push({ pointer: '/cache_ttl_seconds', detail: "must be null: this built-in's results depend on the caller's rights at the time of the call" });
     }
     if (errors.length > 0 || inputSchema === undefined) throw new ValidationError('The tool definition is invalid', errors);
     return { ...candidate, inputSchema };

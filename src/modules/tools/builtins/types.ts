@@ -50,6 +50,11 @@ export interface BuiltinTool {
    */
   pure?: boolean;
   /**
+   * True when a result must never be served from the tool cache (`cache_ttl_seconds` is refused): it depends on the
+   * caller's rights at the time of the call, which a cached copy could outlive.
+   */
+  uncacheable?: boolean;
+  /**
    * Checks beyond the schema, made before the approval gate (pointers relative to the arguments), so nobody is
    * asked to approve a call that could never run.
    */
