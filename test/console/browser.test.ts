@@ -278,6 +278,16 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       } finally {
         expect((await setFallback(true)).statusCode).toBeLessThan(300);
       }
+
+      // As the refusal suggests, a local model chosen for the turn takes the content directly: nothing to route.
+      await page.getByLabel('Model').selectOption(LOCAL);
+      const sentBefore = mock.chatRequests().length;
+      mock.script(textReply(['The price is 41 million [1].']));
+      await page.getByLabel('Message').fill('And the price, then?');
+      await page.keyboard.press('Enter');
+      await poll(() => page.getByTestId('answer').last().textContent()).toContain('41 million');
+      expect(mock.chatRequests().slice(sentBefore).map((r) => r.wire)).toEqual(['ollama']);
+      expect(await page.getByTestId('routing-notice').count()).toBe(2);
     } finally {
       await context.close();
     }

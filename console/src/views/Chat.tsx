@@ -30,6 +30,11 @@ interface SessionDetail extends SessionSummary {
   pinned_document_ids?: string[];
   messages: StoredMessage[];
 }
+interface ModelChoice {
+  id: string;
+  is_local: boolean;
+  is_enabled: boolean;
+}
 interface DocumentChoice {
   id: string;
   title: string;
@@ -207,6 +212,9 @@ export default function Chat({ me }: { me: User }) {
   const [pinned, setPinned] = useState<string[]>([]);
   const [chosen, setChosen] = useState<DocumentChoice[]>([]);
   const [picking, setPicking] = useState(false);
+  // '' is the session's model (a new chat: the default one); a local model takes content of any label.
+  const [model, setModel] = useState('');
+  const models = useLoad((signal) => get<Page<ModelChoice>>('/llm/models?limit=200', signal), []);
   const arrivedAt = useRef<number | null>(null);
   const log = useRef<HTMLDivElement>(null);
 
@@ -379,6 +387,7 @@ export default function Chat({ me }: { me: User }) {
     const body: Record<string, unknown> = sessionId ? { message: text, session_id: sessionId } : { message: text };
     const choice = chosen;
     if (choice.length > 0) body.document_ids = choice.map((d) => d.id);
+    if (model) body.model = model;
     void run('/chat/stream', body, [{ kind: 'user', key: key(), text }]).then((ok) => {
       if (!ok || choice.length === 0) return;
       setPinned((p) => [...new Set([...p, ...choice.map((d) => d.id)])]);
@@ -465,6 +474,19 @@ export default function Chat({ me }: { me: User }) {
           <button type="button" className="secondary" onClick={() => setPicking(true)}>
             Answer from documents…
           </button>
+          <label className="inline">
+            Model
+            <select value={model} onChange={(e) => setModel(e.target.value)}>
+              <option value="">{sessionId ? "the chat's model" : 'the default model'}</option>
+              {(models.data?.items ?? [])
+                .filter((m) => m.is_enabled)
+                .map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.id} ({m.is_local ? 'local' : 'cloud'})
+                  </option>
+                ))}
+            </select>
+          </label>
         </div>
         <DocumentPicker
           open={picking}

@@ -213,8 +213,9 @@ function DocumentText({ text, cited }: { text: string; cited: Chunk | null }) {
 const ACTIONS: Record<AccessEntry['action'], string> = { searched: 'found in a search', retrieved: 'passages retrieved', cited: 'cited in a chat', read: 'content read', downloaded: 'file downloaded' };
 
 /** Who searched, retrieved, cited, read or downloaded the document (its owner, or audit:read). */
-function AccessLog({ id, me }: { id: string; me: User }) {
-  const log = useLoad((signal) => get<Page<AccessEntry>>(`/documents/${id}/access-log?limit=50`, signal), [id]);
+function AccessLog({ id, me, after }: { id: string; me: User; after: unknown }) {
+  // Loaded again once this viewer's own reads are recorded (`after` changes when they are done).
+  const log = useLoad((signal) => get<Page<AccessEntry>>(`/documents/${id}/access-log?limit=50`, signal), [id, after]);
   // Names for administrators (users:manage); everyone else sees "you" or the account id.
   const users = useLoad((signal) => (hasRole(me, 'ADMIN') ? get<Page<User>>('/users?limit=200', signal) : Promise.resolve(null)), [me.role]);
   const names = new Map((users.data?.items ?? []).map((u) => [u.id, u.full_name ? `${u.full_name} (${u.username})` : u.username]));
@@ -343,7 +344,7 @@ function DocumentDetail({ id, me }: { id: string; me: User }) {
       ) : null}
       <h2>Extracted text</h2>
       {text.data?.text ? <DocumentText text={text.data.text} cited={cited.data ?? null} /> : <Empty>No text yet. It appears here once the document is extracted.</Empty>}
-      {d.owner_id === me.id || hasRole(me, 'MANAGER') ? <AccessLog id={id} me={me} /> : null}
+      {d.owner_id === me.id || hasRole(me, 'MANAGER') ? <AccessLog id={id} me={me} after={`${String(text.loading)}${String(cited.loading)}`} /> : null}
       <ShareDialog doc={d} open={sharing} onClose={() => { setSharing(false); reload(); }} />
     </section>
   );
