@@ -482,6 +482,8 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await poll(() => page.getByText(/every registered: \d+ tools discovered/).count(), { timeout: 60_000 }).toBe(1);
       expect(await server.textContent()).toContain('ok MCP');
       expect((await t.app.inject({ url: '/api/v1/tools/every.echo', headers: admin.headers })).statusCode).toBe(200);
+      // The discovered tools are in the tool table at once, gated by default.
+      await poll(() => page.getByRole('row', { name: /every\.echo/ }).textContent()).toContain('1 approver(s)');
       await server.getByRole('button', { name: 'Sync every' }).click();
       await poll(() => page.getByText(/every synced: \d+ tools/).count(), { timeout: 60_000 }).toBe(1);
       await server.getByRole('button', { name: 'Edit every' }).click();

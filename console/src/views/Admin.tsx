@@ -110,8 +110,9 @@ function Users({ me }: { me: User }) {
   );
 }
 
-function Tools() {
-  const list = useLoad((signal) => get<Page<Tool>>('/tools?limit=200', signal), []);
+/** `version` changes when MCP servers add or remove tools. */
+function Tools({ version }: { version: number }) {
+  const list = useLoad((signal) => get<Page<Tool>>('/tools?limit=200', signal), [version]);
   const [error, setError] = useState<unknown>(null);
   const items = list.data?.items ?? [];
   return (
@@ -224,12 +225,13 @@ function Models() {
 }
 
 export default function Admin({ me }: { me: User }) {
+  const [toolsVersion, setToolsVersion] = useState(0);
   return (
     <section>
       <h1>Administration</h1>
       <Users me={me} />
-      <Tools />
-      <McpServers />
+      <Tools version={toolsVersion} />
+      <McpServers onToolsChanged={() => setToolsVersion((v) => v + 1)} />
       <Models />
       <RoutingPolicy />
       <UserKeys me={me} />

@@ -152,7 +152,7 @@ function Edit({ server, onClose }: { server: McpServer; onClose: (changed: boole
 }
 
 /** MCP servers CDSA calls as a client (tools:manage): their tools appear in the tool list as `<server>.<tool>`. */
-export function McpServers() {
+export function McpServers({ onToolsChanged }: { onToolsChanged: () => void }) {
   const list = useLoad((signal) => get<Page<McpServer>>('/mcp/servers?limit=200', signal), []);
   const [editing, setEditing] = useState<McpServer | null>(null);
   const [removing, setRemoving] = useState<string | null>(null);
@@ -168,6 +168,7 @@ export function McpServers() {
     try {
       setMessage(await action());
       list.reload();
+      onToolsChanged();
     } catch (e) {
       setError(e);
     } finally {
@@ -182,6 +183,7 @@ export function McpServers() {
         onDone={(server) => {
           setMessage(server.status === 'ok' ? `${server.name} registered: ${server.tool_count} tools discovered.` : `${server.name} registered, but its sync failed: ${server.error ?? server.status}.`);
           list.reload();
+          onToolsChanged();
         }}
       />
       {message ? <p role="status">{message}</p> : null}
@@ -269,6 +271,7 @@ export function McpServers() {
             if (changed) {
               setMessage(`${editing.name} saved.`);
               list.reload();
+              onToolsChanged();
             }
           }}
         />
