@@ -89,9 +89,9 @@ function itemsOf(messages: StoredMessage[]): Item[] {
 
 const citationHref = (c: Citation) => `/documents/${c.document_id}?chunk=${c.chunk_id}`;
 
-/** Citation markers are links inside the console: they go through the router, as every other console link does. */
+/** Citation markers are links inside the console: they go through the router (links the model wrote open apart). */
 function onMarkdownClick(event: React.MouseEvent<HTMLDivElement>) {
-  const link = (event.target as HTMLElement).closest('a');
+  const link = (event.target as HTMLElement).closest('a[data-cite]');
   const href = link?.getAttribute('href');
   if (!link || !href?.startsWith('/') || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   event.preventDefault();
