@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { errorMessage, finishOidc, login, verifyMfa } from './api';
 import { navigate } from './router';
+import { CodeField } from './StepUp';
 import { ErrorMessage } from './ui';
 
 interface ConsoleSettings {
@@ -61,10 +62,7 @@ export function SignIn() {
         {mfaToken ? (
           <>
             <p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
-            <label>
-              Code
-              <input name="code" value={code} onChange={(e) => setCode(e.target.value)} autoComplete="one-time-code" inputMode="numeric" autoFocus required />
-            </label>
+            <CodeField label="Code" value={code} onChange={setCode} autoFocus />
           </>
         ) : (
           <>

@@ -1,20 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { generate } from 'otplib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mockEnv } from '../chat/helpers.js';
 import { buildTestApp, usingPostgres, type TestApp } from '../helpers/app.js';
 import { ROOT } from '../helpers/process.js';
 import { createUser, type TestUser } from '../helpers/users.js';
+import { uploadIndexed } from '../documents/helpers.js';
+import { EVERYTHING_BIN } from '../mcp/helpers.js';
 import { startMockLlm, textReply, toolCallReply, type MockLlm } from '../mock-llm/server.js';
-import { gatedWebhook, startSink, type Sink } from '../tools/helpers.js';
+import { execute, gatedWebhook, startSink, type Sink } from '../tools/helpers.js';
 
 /**
  * The console in a real browser (Debian's Chromium driven by playwright-core) against the real app listening on a
- * port, on the embedded database, with the mock LLM speaking the OpenAI wire format. Runs in the embedded pass only:
- * the browser adds nothing on PostgreSQL that the API tests do not already cover, and it keeps the CI gate short.
+ * port, on the embedded database, with the mock LLM speaking the OpenAI wire format as the cloud model and Ollama's as
+ * the local fallback (LOCAL_FALLBACK_MODEL) for content above CLOUD_MAX_LABEL. Runs in the embedded pass only: the
+ * browser adds nothing on PostgreSQL that the API tests do not already cover, and it keeps the CI gate short.
  */
+const LOCAL = 'ollama/mock-model';
 const CHROMIUM = process.env.CDSA_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'test-results', 'console');
 const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -76,7 +81,15 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     mock = await startMockLlm({ models: ['mock-model'] });
     sink = await startSink();
-    t = await buildTestApp({ env: mockEnv(mock.url, { OPENAI_LOCAL: 'true', TOOL_HTTP_ALLOWLIST: sink.hostPort }) });
+    t = await buildTestApp({
+      env: mockEnv(mock.url, {
+        OPENAI_LOCAL: 'false',
+        CLOUD_MAX_LABEL: 'INTERNAL',
+        LOCAL_FALLBACK_MODEL: LOCAL,
+        TOOL_HTTP_ALLOWLIST: sink.hostPort,
+        MCP_STDIO_COMMANDS: EVERYTHING_BIN,
+      }),
+    });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const address = t.app.server.address();
     base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
@@ -192,6 +205,94 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
     }
   }, 90_000);
 
+  it('grounded chat: documents chosen for the answer, numbered citations that open the cited passage, the access log', async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, analyst);
+      await page.getByRole('button', { name: 'Answer from documents…' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel(/retention/i).check();
+      await expectAccessible(page, 'document picker');
+      await dialog.getByRole('button', { name: 'Use these documents' }).click();
+      await page.getByTestId('chosen-document').filter({ hasText: 'retention' }).waitFor();
+
+      mock.script(textReply(['Invoices are kept ', 'for seven years [1].']));
+      await page.getByLabel('Message').fill('How long are invoices kept, according to the policy?');
+      await page.keyboard.press('Enter');
+      const answer = page.getByTestId('answer').last();
+      await poll(() => answer.textContent()).toContain('for seven years');
+      // The model was given the chosen document's passage, and the answer's marker links to it as source 1.
+      expect(JSON.stringify(mock.chatRequests().at(-1)!.body)).toContain('kept for seven years, then destroyed');
+      expect(await answer.locator('a.cite').textContent()).toBe('[1]');
+      expect(await answer.getByRole('list', { name: 'Sources' }).textContent()).toContain('retention');
+      await page.getByTestId('pinned').waitFor();
+      await screenshot(page, 'chat-cited');
+
+      await answer.locator('a.cite').click();
+      await page.waitForURL(/\/documents\/[0-9a-f-]+\?chunk=[0-9a-f-]+$/);
+      await poll(() => page.getByTestId('cited-passage').textContent()).toContain('seven years');
+      expect(await page.getByTestId('cited-chunk').textContent()).toContain('seven years');
+      // The owner sees who read the document's content (the chat's pinned passages, this viewer), by name.
+      await poll(() => page.getByTestId('access-log').locator('tbody tr').count()).toBeGreaterThan(0);
+      expect(await page.getByTestId('access-log').locator('tbody tr').first().textContent()).toMatch(/youcontent read/);
+      await expectAccessible(page, 'document at a cited passage');
+      await screenshot(page, 'document-cited');
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
+  it('routing: a confidential document sends the chat to the local model with a notice; without a usable fallback the turn is refused', async () => {
+    const doc = await uploadIndexed(t, analyst, 'heron-dossier.txt', 'The HERON acquisition closes in March at a price of 41 million.', { label: 'CONFIDENTIAL' }, 120_000);
+    expect(doc.status).toBe('indexed');
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, analyst);
+      await page.getByRole('button', { name: 'Answer from documents…' }).click();
+      await page.getByRole('dialog').getByLabel(/heron/i).check();
+      await page.getByRole('dialog').getByRole('button', { name: 'Use these documents' }).click();
+      const before = mock.chatRequests().length;
+      mock.script(textReply(['HERON closes in March [1].']));
+      await page.getByLabel('Message').fill('When does HERON close?');
+      await page.keyboard.press('Enter');
+      await poll(() => page.getByTestId('answer').last().textContent()).toContain('HERON closes in March');
+      expect(await page.getByTestId('routing-notice').first().textContent()).toContain(`Routed to the local model ${LOCAL} instead of openai/mock-model`);
+      expect(mock.chatRequests().slice(before).map((r) => r.wire)).toEqual(['ollama']);
+      expect(await page.locator('.conversation-head').textContent()).toContain('CONFIDENTIAL');
+      await screenshot(page, 'chat-routed');
+
+      // An administrator switches the fallback off: the next turn is refused before any model is called.
+      const setFallback = (enabled: boolean) =>
+        t.app.inject({ method: 'POST', url: '/api/v1/llm/models', headers: admin.headers, payload: { id: LOCAL, is_enabled: enabled } });
+      const off = await setFallback(false);
+      expect(off.statusCode, off.body).toBeLessThan(300);
+      try {
+        const calls = mock.chatRequests().length;
+        await page.getByLabel('Message').fill('And the price?');
+        await page.keyboard.press('Enter');
+        await poll(() => page.getByTestId('routing-notice').last().textContent()).toMatch(/^Refused, nothing was sent to openai\/mock-model: .*CONFIDENTIAL/);
+        expect(await page.getByTestId('routing-notice').last().getAttribute('role')).toBe('alert');
+        expect(mock.chatRequests().length).toBe(calls);
+        await expectAccessible(page, 'chat with routing notices');
+        await screenshot(page, 'chat-refused');
+      } finally {
+        expect((await setFallback(true)).statusCode).toBeLessThan(300);
+      }
+
+      // As the refusal suggests, a local model chosen for the turn takes the content directly: nothing to route.
+      await page.getByLabel('Model').selectOption(LOCAL);
+      const sentBefore = mock.chatRequests().length;
+      mock.script(textReply(['The price is 41 million [1].']));
+      await page.getByLabel('Message').fill('And the price, then?');
+      await page.keyboard.press('Enter');
+      await poll(() => page.getByTestId('answer').last().textContent()).toContain('41 million');
+      expect(mock.chatRequests().slice(sentBefore).map((r) => r.wire)).toEqual(['ollama']);
+      expect(await page.getByTestId('routing-notice').count()).toBe(2);
+    } finally {
+      await context.close();
+    }
+  }, 240_000);
+
   it('sign-in: a wrong password is a readable message; sign out ends the session', async () => {
     const { context, page } = await newPage();
     try {
@@ -230,6 +331,50 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await context.close();
     }
   }, 90_000);
+
+  it('approvals: a request shows how its arguments differ from the earlier one; deciding asks for a step-up code', async () => {
+    const pending = await execute(t, analyst, 'transfer_funds', { amount: 900, to: 'ACME Holdings' });
+    expect(pending.statusCode, pending.body).toBe(202);
+    const account = await createUser(t, { role: 'MANAGER', fullName: 'Max Factor' });
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, account);
+      // A second factor enrolled after this browser signed in: its session was never verified with it.
+      const enrol = await t.app.inject({ method: 'POST', url: '/api/v1/auth/mfa/totp/enroll', headers: account.headers });
+      expect(enrol.statusCode, enrol.body).toBe(200);
+      const { secret } = enrol.json<{ secret: string }>();
+      const step = () => Math.floor(Date.now() / 1000);
+      const confirm = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/mfa/totp/confirm',
+        headers: account.headers,
+        payload: { code: await generate({ secret, epoch: step() - 30 }) },
+      });
+      expect(confirm.statusCode, confirm.body).toBe(200);
+
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.getByTestId('approval').filter({ hasText: '900' });
+      await card.waitFor();
+      const diff = card.getByTestId('args-diff');
+      await poll(() => diff.textContent()).toContain('approved request by the same requester');
+      expect(await diff.textContent()).toMatch(/amount\s*250\s*→\s*900/);
+      expect(await diff.textContent()).toMatch(/to\s*ACME Ltd\s*→\s*ACME Holdings/);
+      expect(await diff.locator('code').allTextContents()).toEqual(['amount', 'to']);
+      await screenshot(page, 'approvals-diff');
+
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await card.getByTestId('step-up').waitFor();
+      await poll(() => card.getByRole('alert').textContent()).toContain('needs a fresh code from your authenticator app');
+      await expectAccessible(page, 'approvals step-up');
+      await card.getByLabel('Authenticator code').fill(await generate({ secret, epoch: step() }));
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await poll(() => page.getByTestId('approval').filter({ hasText: '900' }).count()).toBe(0);
+      const approval = await t.app.inject({ url: `/api/v1/approvals/${pending.json<{ approval_id: string }>().approval_id}`, headers: analyst.headers });
+      expect(approval.json()).toMatchObject({ status: 'APPROVED' });
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
 
   it('notifications: the list, mark all read, the bell goes to zero', async () => {
     const { context, page } = await newPage();
@@ -320,14 +465,96 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await poll(() => page.getByRole('status').first().textContent()).toContain('clearance CONFIDENTIAL');
       await page.getByRole('cell', { name: /transfer_funds Transfers/ }).waitFor();
       await page.getByRole('cell', { name: /mock-model/ }).first().waitFor();
+
+      // The routing policy, read-only, as the routing test's turns applied it.
+      const policy = page.getByTestId('routing-policy');
+      await poll(() => policy.textContent()).toContain(LOCAL);
+      expect(await policy.textContent()).toMatch(/CLOUD_MAX_LABEL\)INTERNAL as applied/);
+      expect(await page.locator('.routed').textContent()).toMatch(/refused.*routed/s);
+
+      // An MCP server over stdio: registered, its tools discovered, synced, edited, removed.
+      await page.getByLabel('Server name').fill('every');
+      await page.getByLabel('Transport').selectOption('stdio');
+      await page.getByLabel('Command (one of MCP_STDIO_COMMANDS)').fill(EVERYTHING_BIN);
+      await page.getByLabel('Arguments (one a line)').fill('stdio');
+      await page.getByRole('button', { name: 'Register and discover tools' }).click();
+      const server = page.getByTestId('mcp-server').filter({ hasText: 'every' });
+      await poll(() => page.getByText(/every registered: \d+ tools discovered/).count(), { timeout: 60_000 }).toBe(1);
+      expect(await server.textContent()).toContain('ok MCP');
+      expect((await t.app.inject({ url: '/api/v1/tools/every.echo', headers: admin.headers })).statusCode).toBe(200);
+      // The discovered tools are in the tool table at once, gated by default.
+      await poll(() => page.getByRole('row', { name: /every\.echo/ }).textContent()).toContain('1 approver(s)');
+      await server.getByRole('button', { name: 'Sync every' }).click();
+      await poll(() => page.getByText(/every synced: \d+ tools/).count(), { timeout: 60_000 }).toBe(1);
+      await server.getByRole('button', { name: 'Edit every' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel(/Enabled/).uncheck();
+      await expectAccessible(page, 'MCP server dialog');
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await poll(() => server.textContent()).toContain('disabled');
+
       await expectAccessible(page, 'admin');
       await screenshot(page, 'admin');
+      await server.getByRole('button', { name: 'Delete every' }).click();
+      await server.getByRole('button', { name: 'Remove every and its tools' }).click();
+      await poll(() => page.getByTestId('mcp-server').count()).toBe(0);
+      expect((await t.app.inject({ url: '/api/v1/tools/every.echo', headers: admin.headers })).statusCode).toBe(404);
       const account = await t.app.inject({ url: `/api/v1/users/${analyst.user.id}`, headers: admin.headers });
       expect(account.json().clearance).toBe('CONFIDENTIAL');
     } finally {
       await context.close();
     }
   }, 90_000);
+
+  it('API keys: the key shown once with copy, listed by prefix, revoked; an administrator revokes anyone\'s', async () => {
+    const own = await newPage();
+    const other = await newPage();
+    try {
+      await own.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+      await signIn(own.page, analyst);
+      const page = own.page;
+      await page.getByRole('link', { name: 'Account' }).click();
+      await page.getByText('No API keys yet').waitFor();
+      const create = async (name: string) => {
+        await page.getByLabel('Key name').fill(name);
+        await page.getByRole('button', { name: 'Create key' }).click();
+        await page.getByTestId('new-key').waitFor();
+        return (await page.getByTestId('new-key').textContent())!;
+      };
+      await page.getByRole('checkbox', { name: /^mcp\b/ }).check();
+      const key = await create('nightly-report');
+      expect(key).toMatch(/^cdsa_[0-9A-Za-z]{20,}$/);
+      await page.getByRole('button', { name: 'Copy the key' }).click();
+      await poll(() => page.evaluate('navigator.clipboard.readText()')).toBe(key);
+      const row = page.getByTestId('api-key').filter({ hasText: 'nightly-report' });
+      await row.waitFor();
+      expect(await row.textContent()).toContain('mcp');
+      expect(await row.textContent()).not.toContain(key);
+      await expectAccessible(page, 'API keys');
+      await screenshot(page, 'api-keys');
+      await page.getByRole('button', { name: 'I have stored it' }).click();
+      expect(await page.getByTestId('new-key').count()).toBe(0);
+
+      await create('laptop');
+      await page.getByRole('button', { name: 'Revoke laptop' }).click();
+      await page.getByRole('button', { name: 'Revoke laptop now' }).click();
+      await poll(() => page.getByTestId('api-key').filter({ hasText: 'laptop' }).count()).toBe(0);
+      await poll(() => page.getByRole('status').filter({ hasText: 'laptop is revoked' }).count()).toBe(1);
+
+      // An administrator sees the analyst's remaining key and revokes it.
+      await signIn(other.page, admin);
+      await other.page.getByRole('link', { name: 'Admin' }).click();
+      await other.page.getByLabel('Keys of').selectOption({ label: `Ana Lyst (${analyst.user.username})` });
+      await other.page.getByRole('button', { name: 'Revoke nightly-report' }).click();
+      await other.page.getByRole('button', { name: 'Revoke nightly-report now' }).click();
+      await poll(() => other.page.getByText('has no API keys').count()).toBe(1);
+      const left = await t.app.inject({ url: '/api/v1/api-keys', headers: analyst.headers });
+      expect(left.json().items).toEqual([]);
+    } finally {
+      await own.context.close();
+      await other.context.close();
+    }
+  }, 120_000);
 
   it('account: sign out everywhere ends the other browser too', async () => {
     const one = await newPage();

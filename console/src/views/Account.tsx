@@ -1,6 +1,8 @@
 import { useState } from 'react';
 import { logout, post, request, type User } from '../api';
+import { CodeField } from '../StepUp';
 import { ErrorMessage } from '../ui';
+import { ApiKeys } from './ApiKeys';
 
 interface Enrollment {
   secret: string;
@@ -70,10 +72,7 @@ export default function Account({ me }: { me: User }) {
           <p>
             Secret: <code>{enrollment.secret}</code>
           </p>
-          <label>
-            Code
-            <input value={code} onChange={(e) => setCode(e.target.value)} inputMode="numeric" autoComplete="one-time-code" />
-          </label>
+          <CodeField label="Code" value={code} onChange={setCode} />
           <button
             type="button"
             onClick={() =>
@@ -91,10 +90,7 @@ export default function Account({ me }: { me: User }) {
       ) : null}
       {me.mfa_enabled ? (
         <div className="row">
-          <label>
-            Code to turn it off
-            <input value={code} onChange={(e) => setCode(e.target.value)} inputMode="numeric" autoComplete="one-time-code" />
-          </label>
+          <CodeField label="Code to turn it off" value={code} onChange={setCode} />
           <button type="button" className="danger" onClick={() => void run(async () => { await request('DELETE', '/auth/mfa/totp', { body: { code: code.trim() } }); })}>
             Turn off
           </button>
@@ -102,6 +98,9 @@ export default function Account({ me }: { me: User }) {
       ) : null}
       {message ? <p role="status">{message}</p> : null}
       <ErrorMessage error={error} />
+      <h2>API keys</h2>
+      <p>A key acts as you, within its scopes, for programs that call the OpenAI-compatible API (/v1) or the MCP endpoint (/mcp).</p>
+      <ApiKeys />
     </section>
   );
 }

@@ -1,6 +1,10 @@
 import { useState } from 'react';
-import { ApiError, get, patch, post, put, stepUp, type Page, type User } from '../api';
+import { get, patch, post, put, type Page, type User } from '../api';
+import { StepUpField, StepUpNeeded, useStepUp } from '../StepUp';
 import { Empty, ErrorMessage, formatTime, useLoad } from '../ui';
+import { ApiKeys } from './ApiKeys';
+import { McpServers } from './McpServers';
+import { RoutingPolicy } from './RoutingPolicy';
 
 const ROLES = ['ANALYST', 'MANAGER', 'ADMIN'];
 const CLEARANCES = ['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED'];
@@ -27,22 +31,19 @@ function Users({ me }: { me: User }) {
   const list = useLoad((signal) => get<Page<User>>('/users?limit=200', signal), []);
   const [error, setError] = useState<unknown>(null);
   const [message, setMessage] = useState<string | null>(null);
+  // A role or clearance change that waits for a step-up code, sent again with it.
+  const [waiting, setWaiting] = useState<{ u: User; body: Record<string, unknown>; what: string } | null>(null);
+  const stepUp = useStepUp('Changing a role or clearance');
   async function change(u: User, body: Record<string, unknown>, what: string) {
     setError(null);
     setMessage(null);
     try {
-      try {
-        await patch(`/users/${u.id}`, body);
-      } catch (e) {
-        if (!(e instanceof ApiError) || e.problem.type !== 'urn:cdsa:problem:step-up-required') throw e;
-        const code = window.prompt('This change needs a fresh code from your authenticator app');
-        if (!code) return;
-        await stepUp(code);
-        await patch(`/users/${u.id}`, body);
-      }
+      await stepUp.guard(() => patch(`/users/${u.id}`, body));
+      setWaiting(null);
       setMessage(`${u.username}: ${what}.`);
       list.reload();
     } catch (e) {
+      if (e instanceof StepUpNeeded) setWaiting({ u, body, what });
       setError(e);
     }
   }
@@ -52,6 +53,14 @@ function Users({ me }: { me: User }) {
       <h2>Users</h2>
       <ErrorMessage error={list.error ?? error} />
       {message ? <p role="status">{message}</p> : null}
+      {waiting ? (
+        <div className="row">
+          <StepUpField stepUp={stepUp} />
+          <button type="button" onClick={() => void change(waiting.u, waiting.body, waiting.what)}>
+            Confirm the change
+          </button>
+        </div>
+      ) : null}
       <table>
         <caption className="visually-hidden">Users</caption>
         <thead>
@@ -101,8 +110,9 @@ function Users({ me }: { me: User }) {
   );
 }
 
-function Tools() {
-  const list = useLoad((signal) => get<Page<Tool>>('/tools?limit=200', signal), []);
+/** `version` changes when MCP servers add or remove tools. */
+function Tools({ version }: { version: number }) {
+  const list = useLoad((signal) => get<Page<Tool>>('/tools?limit=200', signal), [version]);
   const [error, setError] = useState<unknown>(null);
   const items = list.data?.items ?? [];
   return (
@@ -137,6 +147,30 @@ function Tools() {
           ))}
         </tbody>
       </table>
+    </>
+  );
+}
+
+/** Anyone's API keys (users:manage): list and revoke; a key is created by its own user, on their Account page. */
+function UserKeys({ me }: { me: User }) {
+  const users = useLoad((signal) => get<Page<User>>('/users?limit=200', signal), []);
+  const [userId, setUserId] = useState(me.id);
+  const list = users.data?.items ?? [];
+  const owner = list.find((u) => u.id === userId);
+  return (
+    <>
+      <h2>API keys</h2>
+      <label>
+        Keys of
+        <select value={userId} onChange={(e) => setUserId(e.target.value)}>
+          {list.map((u) => (
+            <option key={u.id} value={u.id}>
+              {u.full_name ? `${u.full_name} (${u.username})` : u.username}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ApiKeys key={userId} userId={userId} ownerName={owner?.username} />
     </>
   );
 }
@@ -191,12 +225,16 @@ function Models() {
 }
 
 export default function Admin({ me }: { me: User }) {
+  const [toolsVersion, setToolsVersion] = useState(0);
   return (
     <section>
       <h1>Administration</h1>
       <Users me={me} />
-      <Tools />
+      <Tools version={toolsVersion} />
+      <McpServers onToolsChanged={() => setToolsVersion((v) => v + 1)} />
       <Models />
+      <RoutingPolicy />
+      <UserKeys me={me} />
     </section>
   );
 }

@@ -1,8 +1,10 @@
 import { useEffect, useState } from 'react';
-import { ApiError, errorMessage, get, hasRole, post, stepUp, type Page, type User } from '../api';
+import { errorMessage, get, hasRole, post, type Page, type User } from '../api';
 import { onNotification } from '../notifications';
 import { navigate, useLocation } from '../router';
+import { StepUpField, useStepUp } from '../StepUp';
 import { Empty, ErrorMessage, formatTime, useLoad } from '../ui';
+import { diffArgs, showValue } from './args-diff';
 
 interface Approval {
   id: string;
@@ -33,6 +35,53 @@ function Args({ args }: { args: Record<string, unknown> }) {
   );
 }
 
+/** The most recent earlier request for the same tool (the same requester's first), to compare arguments with. */
+function earlierSimilar(approval: Approval, history: Approval[]): Approval | undefined {
+  const earlier = history
+    .filter((a) => a.id !== approval.id && a.tool_name === approval.tool_name && a.requested_at < approval.requested_at)
+    .sort((x, y) => (x.requested_at < y.requested_at ? 1 : -1));
+  return earlier.find((a) => a.requester_id === approval.requester_id) ?? earlier[0];
+}
+
+function ArgsDiff({ approval, history }: { approval: Approval; history: Approval[] }) {
+  const previous = earlierSimilar(approval, history);
+  if (!previous) return null;
+  const changes = diffArgs(previous.tool_args, approval.tool_args);
+  const who = previous.requester_id === approval.requester_id ? 'the same requester' : requesterName(previous);
+  const against = `the ${previous.status.toLowerCase()} request by ${who} on ${formatTime(previous.requested_at)}`;
+  return (
+    <div className="diff" data-testid="args-diff">
+      {changes.length === 0 ? (
+        <p>Same arguments as {against}.</p>
+      ) : (
+        <>
+          <p>Changed from {against}:</p>
+          <ul>
+            {changes.map((c) => (
+              <li key={c.path}>
+                <code>{c.path}</code>{' '}
+                {c.kind === 'added' ? (
+                  <>
+                    added <ins>{showValue(c.after)}</ins>
+                  </>
+                ) : c.kind === 'removed' ? (
+                  <>
+                    removed <del>{showValue(c.before)}</del>
+                  </>
+                ) : (
+                  <>
+                    <del>{showValue(c.before)}</del> → <ins>{showValue(c.after)}</ins>
+                  </>
+                )}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
+  );
+}
+
 function Quorum({ approval }: { approval: Approval }) {
   const approved = approval.decisions.filter((d) => d.decision === 'APPROVED').length;
   return (
@@ -50,23 +99,18 @@ function requesterName(a: Approval): string {
 
 function Decide({ approval, onDone }: { approval: Approval; onDone: () => void }) {
   const [reason, setReason] = useState('');
-  const [code, setCode] = useState('');
-  const [needsCode, setNeedsCode] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const stepUp = useStepUp('This decision');
 
   async function decide(decision: 'APPROVED' | 'REJECTED') {
     setBusy(true);
     setError(null);
     try {
-      if (needsCode && code) await stepUp(code);
-      await post(`/approvals/${approval.id}/decide`, reason.trim() ? { decision, reason: reason.trim() } : { decision });
+      await stepUp.guard(() => post(`/approvals/${approval.id}/decide`, reason.trim() ? { decision, reason: reason.trim() } : { decision }));
       onDone();
     } catch (e) {
-      if (e instanceof ApiError && e.problem.type === 'urn:cdsa:problem:step-up-required') {
-        setNeedsCode(true);
-        setError('This decision needs a fresh code from your authenticator app.');
-      } else setError(errorMessage(e));
+      setError(errorMessage(e));
     } finally {
       setBusy(false);
     }
@@ -77,12 +121,7 @@ function Decide({ approval, onDone }: { approval: Approval; onDone: () => void }
     <div className="decide">
       <label htmlFor={id}>Reason (optional)</label>
       <textarea id={id} value={reason} onChange={(e) => setReason(e.target.value)} rows={2} maxLength={1000} />
-      {needsCode ? (
-        <label>
-          Authenticator code
-          <input value={code} onChange={(e) => setCode(e.target.value)} autoComplete="one-time-code" inputMode="numeric" />
-        </label>
-      ) : null}
+      <StepUpField stepUp={stepUp} />
       <ErrorMessage error={error} />
       <div className="actions">
         <button type="button" disabled={busy} onClick={() => void decide('APPROVED')}>
@@ -96,7 +135,7 @@ function Decide({ approval, onDone }: { approval: Approval; onDone: () => void }
   );
 }
 
-function ApprovalCard({ approval, canDecide, onDone }: { approval: Approval; canDecide: boolean; onDone: () => void }) {
+function ApprovalCard({ approval, history, canDecide, onDone }: { approval: Approval; history: Approval[]; canDecide: boolean; onDone: () => void }) {
   return (
     <li className="card" data-testid="approval">
       <h3>
@@ -106,6 +145,7 @@ function ApprovalCard({ approval, canDecide, onDone }: { approval: Approval; can
         Requested by <strong>{requesterName(approval)}</strong> on {formatTime(approval.requested_at)}; expires {formatTime(approval.expires_at)}.
       </p>
       <Args args={approval.tool_args} />
+      <ArgsDiff approval={approval} history={history} />
       <Quorum approval={approval} />
       {approval.decisions.length > 0 ? (
         <ul className="decisions">
@@ -130,9 +170,27 @@ export default function Approvals({ me }: { me: User }) {
     (signal) => get<Page<Approval>>(view === 'mine' ? '/approvals/my-requests?limit=100' : '/approvals?status=PENDING&limit=100', signal),
     [view],
   );
+  // Decided requests the approver may see, to show how a pending call differs from earlier similar ones.
+  const decided = useLoad(
+    async (signal) =>
+      view === 'inbox'
+        ? (await Promise.all(['APPROVED', 'REJECTED'].map((status) => get<Page<Approval>>(`/approvals?status=${status}&limit=100`, signal)))).flatMap((p) => p.items)
+        : [],
+    [view],
+  );
   const { reload } = list;
-  useEffect(() => onNotification((n) => (n.type.startsWith('APPROVAL') ? reload() : undefined)), [reload]);
+  const { reload: reloadDecided } = decided;
+  useEffect(
+    () =>
+      onNotification((n) => {
+        if (!n.type.startsWith('APPROVAL')) return;
+        reload();
+        reloadDecided();
+      }),
+    [reload, reloadDecided],
+  );
   const items = list.data?.items ?? [];
+  const history = [...items, ...(decided.data ?? [])];
 
   return (
     <section>
@@ -157,7 +215,16 @@ export default function Approvals({ me }: { me: User }) {
       ) : null}
       <ul className="cards">
         {items.map((a) => (
-          <ApprovalCard key={a.id} approval={a} canDecide={view === 'inbox' && a.requester_id !== me.id} onDone={reload} />
+          <ApprovalCard
+            key={a.id}
+            approval={a}
+            history={history}
+            canDecide={view === 'inbox' && a.requester_id !== me.id}
+            onDone={() => {
+              reload();
+              reloadDecided();
+            }}
+          />
         ))}
       </ul>
     </section>

@@ -1,8 +1,11 @@
-import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { get, readEvents, request, type Page, type User } from '../api';
 import { renderMarkdown } from '../markdown';
 import { onNotification } from '../notifications';
-import { Empty, ErrorMessage, LabelBadge, Link, useLoad, formatTime } from '../ui';
+import { navigate } from '../router';
+import { Dialog, Empty, ErrorMessage, LabelBadge, Link, useLoad, formatTime } from '../ui';
+
+const ROUTING_REFUSED = 'urn:cdsa:problem:sensitivity-routing-refused';
 
 interface SessionSummary {
   id: string;
@@ -24,7 +27,19 @@ interface StoredMessage {
   routed_to?: string | null;
 }
 interface SessionDetail extends SessionSummary {
+  pinned_document_ids?: string[];
   messages: StoredMessage[];
+}
+interface ModelChoice {
+  id: string;
+  is_local: boolean;
+  is_enabled: boolean;
+}
+interface DocumentChoice {
+  id: string;
+  title: string;
+  label: string;
+  status: string;
 }
 interface Citation {
   n: number;
@@ -40,7 +55,7 @@ type Item =
   | { kind: 'assistant'; key: string; text: string; citations: Citation[]; streaming: boolean; model?: string | null }
   | { kind: 'tool_call'; key: string; tool: string; args: unknown; id: string }
   | { kind: 'tool_result'; key: string; tool: string; status: string; result?: unknown; error?: unknown }
-  | { kind: 'notice'; key: string; text: string; tone: 'info' | 'warn' | 'error' };
+  | { kind: 'notice'; key: string; text: string; tone: 'info' | 'warn' | 'error'; routing?: boolean };
 
 interface Pending {
   approvalId: string;
@@ -56,7 +71,7 @@ function itemsOf(messages: StoredMessage[]): Item[] {
   for (const m of messages) {
     if (m.role === 'user') items.push({ kind: 'user', key: m.id, text: m.content });
     else if (m.role === 'assistant') {
-      if (m.routed_to) items.push({ kind: 'notice', key: `${m.id}-r`, text: `This answer was routed to ${m.routed_to} because of the session's label.`, tone: 'info' });
+      if (m.routed_to) items.push({ kind: 'notice', key: `${m.id}-r`, text: `Routed to the local model ${m.routed_to}: the session holds content above what cloud models may receive.`, tone: 'info', routing: true });
       if (m.content) items.push({ kind: 'assistant', key: m.id, text: m.content, citations: m.citations ?? [], streaming: false, model: m.model });
       for (const call of m.tool_calls ?? []) items.push({ kind: 'tool_call', key: `${m.id}-${call.tool_call_id}`, tool: call.tool, args: call.args, id: call.tool_call_id });
     } else {
@@ -72,12 +87,32 @@ function itemsOf(messages: StoredMessage[]): Item[] {
   return items;
 }
 
-function Markdown({ text }: { text: string }) {
-  // Sanitised HTML from markdown-it with raw HTML disabled (see ../markdown.ts).
-  return <div className="md" dangerouslySetInnerHTML={{ __html: renderMarkdown(text) }} />;
+const citationHref = (c: Citation) => `/documents/${c.document_id}?chunk=${c.chunk_id}`;
+
+/** Citation markers are links inside the console: they go through the router (links the model wrote open apart). */
+function onMarkdownClick(event: React.MouseEvent<HTMLDivElement>) {
+  const link = (event.target as HTMLElement).closest('a[data-cite]');
+  const href = link?.getAttribute('href');
+  if (!link || !href?.startsWith('/') || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  event.preventDefault();
+  navigate(href);
 }
 
-function ItemView({ item }: { item: Item }) {
+function Markdown({ text, citations }: { text: string; citations: Citation[] }) {
+  // Sanitised HTML from markdown-it with raw HTML disabled (see ../markdown.ts); `[n]` links to source n.
+  const html = useMemo(
+    () =>
+      renderMarkdown(
+        text,
+        citations.map((c) => ({ n: c.n, href: citationHref(c), title: c.title })),
+      ),
+    [text, citations],
+  );
+  return <div className="md" onClick={onMarkdownClick} dangerouslySetInnerHTML={{ __html: html }} />;
+}
+
+// Items are replaced, never changed in place: a streamed token re-renders only the answer it belongs to.
+const ItemView = memo(function ItemView({ item }: { item: Item }) {
   switch (item.kind) {
     case 'user':
       return (
@@ -90,12 +125,12 @@ function ItemView({ item }: { item: Item }) {
       return (
         <div className="msg assistant" aria-busy={item.streaming} data-testid={item.streaming ? 'streaming-answer' : 'answer'}>
           <span className="visually-hidden">Assistant: </span>
-          <Markdown text={item.text} />
+          <Markdown text={item.text} citations={item.citations} />
           {item.citations.length > 0 ? (
             <ol className="citations" aria-label="Sources">
               {item.citations.map((c) => (
                 <li key={c.n} value={c.n}>
-                  <Link to={`/documents/${c.document_id}?chunk=${c.chunk_id}`}>
+                  <Link to={citationHref(c)}>
                     {c.title}
                     {c.page ? `, page ${c.page}` : ''}
                   </Link>{' '}
@@ -126,11 +161,42 @@ function ItemView({ item }: { item: Item }) {
       );
     case 'notice':
       return (
-        <p className={`notice ${item.tone}`} role={item.tone === 'error' ? 'alert' : 'status'}>
+        <p className={`notice ${item.tone}`} role={item.tone === 'error' ? 'alert' : 'status'} data-testid={item.routing ? 'routing-notice' : undefined}>
           {item.text}
         </p>
       );
   }
+});
+
+/** Choose documents the next answers must draw on (grounded chat): they are pinned to the session with the message. */
+function DocumentPicker({ open, chosen, fixed, onClose }: { open: boolean; chosen: DocumentChoice[]; fixed: string[]; onClose: (chosen: DocumentChoice[]) => void }) {
+  const docs = useLoad((signal) => (open ? get<Page<DocumentChoice>>('/documents?status=indexed&limit=100', signal) : Promise.resolve(null)), [open]);
+  const [selected, setSelected] = useState<DocumentChoice[]>(chosen);
+  useEffect(() => setSelected(chosen), [open, chosen]);
+  const items = (docs.data?.items ?? []).filter((d) => !fixed.includes(d.id));
+  const toggle = (d: DocumentChoice, on: boolean) => setSelected(on ? [...selected, d] : selected.filter((x) => x.id !== d.id));
+  return (
+    <Dialog title="Answer from documents" open={open} onClose={() => onClose(selected)}>
+      <ErrorMessage error={docs.error} />
+      {items.length === 0 && !docs.loading ? <Empty>No indexed documents to choose. Upload one on the Documents page.</Empty> : null}
+      {items.length > 0 ? (
+        <fieldset className="picker">
+          <legend>Documents the answers must use</legend>
+          {items.map((d) => (
+            <label key={d.id} className="check">
+              <input type="checkbox" checked={selected.some((x) => x.id === d.id)} onChange={(e) => toggle(d, e.target.checked)} /> {d.title} <LabelBadge label={d.label} />
+            </label>
+          ))}
+        </fieldset>
+      ) : null}
+      <p className="muted">Content above what cloud models may receive sends the chat to the local model, or is refused.</p>
+      <div className="actions">
+        <button type="button" onClick={() => onClose(selected)}>
+          Use these documents
+        </button>
+      </div>
+    </Dialog>
+  );
 }
 
 export default function Chat({ me }: { me: User }) {
@@ -142,6 +208,13 @@ export default function Chat({ me }: { me: User }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [pending, setPending] = useState<Pending | null>(null);
+  // Documents pinned to the open session (fixed), and those chosen for the next message.
+  const [pinned, setPinned] = useState<string[]>([]);
+  const [chosen, setChosen] = useState<DocumentChoice[]>([]);
+  const [picking, setPicking] = useState(false);
+  // '' is the session's model (a new chat: the default one); a local model takes content of any label.
+  const [model, setModel] = useState('');
+  const models = useLoad((signal) => get<Page<ModelChoice>>('/llm/models?limit=200', signal), []);
   const arrivedAt = useRef<number | null>(null);
   const log = useRef<HTMLDivElement>(null);
 
@@ -164,6 +237,8 @@ export default function Chat({ me }: { me: User }) {
       const detail = await get<SessionDetail>(`/chat/sessions/${id}`);
       setSessionId(id);
       setLabel(detail.label ?? null);
+      setPinned(detail.pinned_document_ids ?? []);
+      setChosen([]);
       setItems(itemsOf(detail.messages));
       const waiting = detail.messages.flatMap((m) => m.tool_calls ?? []).find((c) => c.approval_id);
       const last = detail.messages[detail.messages.length - 1];
@@ -221,7 +296,13 @@ export default function Chat({ me }: { me: User }) {
               patchAnswer({ citations });
               break;
             case 'routed':
-              turn.push({ kind: 'notice', key: key(), text: `Routed to the local model ${String(d.to)}: the context is labelled ${String(d.label)}.`, tone: 'info' });
+              turn.push({
+                kind: 'notice',
+                key: key(),
+                text: `Routed to the local model ${String(d.to)} instead of ${String(d.from)}: the context is labelled ${String(d.label)}.`,
+                tone: 'info',
+                routing: true,
+              });
               if (d.label) setLabel(String(d.label));
               break;
             case 'tool_call':
@@ -241,7 +322,10 @@ export default function Chat({ me }: { me: User }) {
               answer = -1;
               break;
             case 'error':
-              turn.push({ kind: 'notice', key: key(), text: String(d.detail || d.title || 'The answer failed.'), tone: 'error' });
+              if (d.type === ROUTING_REFUSED) {
+                turn.push({ kind: 'notice', key: key(), text: `Refused, nothing was sent to ${String(d.model ?? 'the model')}: ${String(d.detail ?? '')}`, tone: 'error', routing: true });
+                if (typeof d.label === 'string') setLabel(d.label);
+              } else turn.push({ kind: 'notice', key: key(), text: String(d.detail || d.title || 'The answer failed.'), tone: 'error' });
               break;
             case 'done':
               if (d.status === 'interrupted') turn.push({ kind: 'notice', key: key(), text: 'The answer was interrupted. Send your message again.', tone: 'warn' });
@@ -255,8 +339,10 @@ export default function Chat({ me }: { me: User }) {
         }
         show();
         reloadSessions();
+        return true;
       } catch (e) {
         setError(e);
+        return false;
       } finally {
         setBusy(false);
       }
@@ -298,7 +384,15 @@ export default function Chat({ me }: { me: User }) {
     const text = input.trim();
     if (!text || busy) return;
     setInput('');
-    void run('/chat/stream', sessionId ? { message: text, session_id: sessionId } : { message: text }, [{ kind: 'user', key: key(), text }]);
+    const body: Record<string, unknown> = sessionId ? { message: text, session_id: sessionId } : { message: text };
+    const choice = chosen;
+    if (choice.length > 0) body.document_ids = choice.map((d) => d.id);
+    if (model) body.model = model;
+    void run('/chat/stream', body, [{ kind: 'user', key: key(), text }]).then((ok) => {
+      if (!ok || choice.length === 0) return;
+      setPinned((p) => [...new Set([...p, ...choice.map((d) => d.id)])]);
+      setChosen((c) => c.filter((d) => !choice.includes(d)));
+    });
   }
 
   function onKeyDown(event: KeyboardEvent<HTMLTextAreaElement>) {
@@ -313,6 +407,8 @@ export default function Chat({ me }: { me: User }) {
     setItems([]);
     setPending(null);
     setLabel(null);
+    setPinned([]);
+    setChosen([]);
   }
 
   const list = sessions.data?.items ?? [];
@@ -361,6 +457,46 @@ export default function Chat({ me }: { me: User }) {
           </div>
         ) : null}
         <ErrorMessage error={error} />
+        <div className="pins" aria-label="Documents for the answers" role="group">
+          {pinned.length > 0 ? (
+            <span className="muted" data-testid="pinned">
+              {pinned.length === 1 ? 'One document is pinned to this chat.' : `${pinned.length} documents are pinned to this chat.`}
+            </span>
+          ) : null}
+          {chosen.map((d) => (
+            <span key={d.id} className="badge chip" data-testid="chosen-document">
+              {d.title}{' '}
+              <button type="button" className="link" aria-label={`Do not use ${d.title}`} onClick={() => setChosen(chosen.filter((x) => x.id !== d.id))}>
+                ×
+              </button>
+            </span>
+          ))}
+          <button type="button" className="secondary" onClick={() => setPicking(true)}>
+            Answer from documents…
+          </button>
+          <label className="inline">
+            Model
+            <select value={model} onChange={(e) => setModel(e.target.value)}>
+              <option value="">{sessionId ? "the chat's model" : 'the default model'}</option>
+              {(models.data?.items ?? [])
+                .filter((m) => m.is_enabled)
+                .map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.id} ({m.is_local ? 'local' : 'cloud'})
+                  </option>
+                ))}
+            </select>
+          </label>
+        </div>
+        <DocumentPicker
+          open={picking}
+          chosen={chosen}
+          fixed={pinned}
+          onClose={(next) => {
+            setPicking(false);
+            setChosen(next);
+          }}
+        />
         <form className="composer" onSubmit={send}>
           <label htmlFor="composer" className="visually-hidden">
             Message

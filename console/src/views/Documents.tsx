@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type DragEvent } from 'react';
-import { ApiError, del, errorMessage, get, patch, post, query, upload, type Page, type User } from '../api';
+import { ApiError, del, errorMessage, get, hasRole, patch, post, query, upload, type Page, type User } from '../api';
 import { onNotification } from '../notifications';
 import { useLocation } from '../router';
 import { Dialog, Empty, ErrorMessage, formatTime, LabelBadge, Link, useLoad } from '../ui';
@@ -160,9 +160,103 @@ function ShareDialog({ doc, open, onClose }: { doc: Doc; open: boolean; onClose:
   );
 }
 
+interface Chunk {
+  id: string;
+  index: number;
+  text: string;
+  page: number | null;
+  heading_path: string[];
+  char_start: number;
+  char_end: number;
+}
+
+interface AccessEntry {
+  event_id: string;
+  action: 'searched' | 'retrieved' | 'cited' | 'read' | 'downloaded';
+  event_type: string;
+  user_id: string | null;
+  created_at: string;
+}
+
+/** The passage a citation points at: the chunk list is paged through until it turns up. */
+async function findChunk(documentId: string, chunkId: string, signal: AbortSignal): Promise<Chunk | null> {
+  let cursor: string | null = null;
+  for (let page = 0; page < 20; page += 1) {
+    const result: Page<Chunk> = await get<Page<Chunk>>(`/documents/${documentId}/chunks${query({ limit: 200, cursor })}`, signal);
+    const found = result.items.find((c) => c.id === chunkId);
+    if (found) return found;
+    if (!result.next_cursor) return null;
+    cursor = result.next_cursor;
+  }
+  return null;
+}
+
+/** The extracted text with the cited passage marked, scrolled to. */
+function DocumentText({ text, cited }: { text: string; cited: Chunk | null }) {
+  const mark = useRef<HTMLElement>(null);
+  const inText = cited !== null && cited.char_end > cited.char_start && cited.char_end <= text.length;
+  useEffect(() => {
+    mark.current?.scrollIntoView({ block: 'center' });
+  }, [cited, text]);
+  if (!inText) return <pre className="doctext">{text}</pre>;
+  return (
+    <pre className="doctext">
+      {text.slice(0, cited.char_start)}
+      <mark ref={mark} id="cited-passage" data-testid="cited-passage">
+        {text.slice(cited.char_start, cited.char_end)}
+      </mark>
+      {text.slice(cited.char_end)}
+    </pre>
+  );
+}
+
+const ACTIONS: Record<AccessEntry['action'], string> = { searched: 'found in a search', retrieved: 'passages retrieved', cited: 'cited in a chat', read: 'content read', downloaded: 'file downloaded' };
+
+/** Who searched, retrieved, cited, read or downloaded the document (its owner, or audit:read). */
+function AccessLog({ id, me, after }: { id: string; me: User; after: unknown }) {
+  // Loaded again once this viewer's own reads are recorded (`after` changes when they are done).
+  const log = useLoad((signal) => get<Page<AccessEntry>>(`/documents/${id}/access-log?limit=50`, signal), [id, after]);
+  // Names for administrators (users:manage); everyone else sees "you" or the account id.
+  const users = useLoad((signal) => (hasRole(me, 'ADMIN') ? get<Page<User>>('/users?limit=200', signal) : Promise.resolve(null)), [me.role]);
+  const names = new Map((users.data?.items ?? []).map((u) => [u.id, u.full_name ? `${u.full_name} (${u.username})` : u.username]));
+  const who = (userId: string | null) => (userId === null ? 'system' : userId === me.id ? 'you' : (names.get(userId) ?? userId));
+  const items = log.data?.items ?? [];
+  return (
+    <>
+      <h2>Access log</h2>
+      <ErrorMessage error={log.error} />
+      {items.length === 0 && !log.loading ? <Empty>Nobody has searched, read or cited this document yet.</Empty> : null}
+      {items.length > 0 ? (
+        <table data-testid="access-log">
+          <caption className="visually-hidden">Access log</caption>
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Who</th>
+              <th scope="col">What</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((e) => (
+              <tr key={e.event_id}>
+                <td>{formatTime(e.created_at)}</td>
+                <td>{who(e.user_id)}</td>
+                <td>{ACTIONS[e.action] ?? e.action}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
 function DocumentDetail({ id, me }: { id: string; me: User }) {
+  const { search } = useLocation();
+  const chunkId = search.get('chunk');
   const doc = useLoad((signal) => get<Doc>(`/documents/${id}`, signal), [id]);
   const text = useLoad((signal) => get<{ text: string }>(`/documents/${id}/text`, signal).catch(() => ({ text: '' })), [id, doc.data?.status]);
+  const cited = useLoad((signal) => (chunkId ? findChunk(id, chunkId, signal) : Promise.resolve(null)), [id, chunkId]);
   const [sharing, setSharing] = useState(false);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -235,8 +329,22 @@ function DocumentDetail({ id, me }: { id: string; me: User }) {
           ))}
         </p>
       ) : null}
+      {cited.data ? (
+        <div className="card" aria-label="Cited passage" role="region">
+          <h2>Cited passage</h2>
+          <p className="muted">
+            Passage {cited.data.index + 1}
+            {cited.data.page ? `, page ${cited.data.page}` : ''}
+            {cited.data.heading_path.length > 0 ? `, under ${cited.data.heading_path.join(' › ')}` : ''}
+          </p>
+          <blockquote data-testid="cited-chunk">{cited.data.text}</blockquote>
+        </div>
+      ) : chunkId && !cited.loading ? (
+        <p className="notice warn">The cited passage is no longer in this document (it was re-indexed since).</p>
+      ) : null}
       <h2>Extracted text</h2>
-      {text.data?.text ? <pre className="doctext">{text.data.text}</pre> : <Empty>No text yet. It appears here once the document is extracted.</Empty>}
+      {text.data?.text ? <DocumentText text={text.data.text} cited={cited.data ?? null} /> : <Empty>No text yet. It appears here once the document is extracted.</Empty>}
+      {d.owner_id === me.id || hasRole(me, 'MANAGER') ? <AccessLog id={id} me={me} after={`${String(text.loading)}${String(cited.loading)}`} /> : null}
       <ShareDialog doc={d} open={sharing} onClose={() => { setSharing(false); reload(); }} />
     </section>
   );

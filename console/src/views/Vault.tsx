@@ -1,5 +1,6 @@
 import { useState } from 'react';
-import { ApiError, errorMessage, get, hasRole, post, put, stepUp, type Page, type User } from '../api';
+import { errorMessage, get, hasRole, post, put, type Page, type User } from '../api';
+import { StepUpField, useStepUp } from '../StepUp';
 import { Dialog, Empty, ErrorMessage, formatTime, useLoad } from '../ui';
 
 interface Secret {
@@ -14,20 +15,15 @@ interface Secret {
 
 function Reveal({ secret, onClose }: { secret: Secret; onClose: () => void }) {
   const [value, setValue] = useState<string | null>(null);
-  const [code, setCode] = useState('');
-  const [needsCode, setNeedsCode] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const stepUp = useStepUp('Revealing');
   async function reveal() {
     setError(null);
     try {
-      if (needsCode) await stepUp(code);
-      const full = await get<Secret & { value: string }>(`/vault/secrets/${secret.id}`);
+      const full = await stepUp.guard(() => get<Secret & { value: string }>(`/vault/secrets/${secret.id}`));
       setValue(full.value);
     } catch (e) {
-      if (e instanceof ApiError && e.problem.type === 'urn:cdsa:problem:step-up-required') {
-        setNeedsCode(true);
-        setError('Revealing needs a fresh code from your authenticator app.');
-      } else setError(errorMessage(e));
+      setError(errorMessage(e));
     }
   }
   return (
@@ -35,12 +31,7 @@ function Reveal({ secret, onClose }: { secret: Secret; onClose: () => void }) {
       {value === null ? (
         <>
           <p className="notice warn">Revealing is recorded in the audit trail with your name, and the administrators are notified.</p>
-          {needsCode ? (
-            <label>
-              Authenticator code
-              <input value={code} onChange={(e) => setCode(e.target.value)} inputMode="numeric" autoComplete="one-time-code" />
-            </label>
-          ) : null}
+          <StepUpField stepUp={stepUp} />
           <ErrorMessage error={error} />
           <div className="actions">
             <button type="button" className="danger" onClick={() => void reveal()}>
