@@ -15,10 +15,10 @@ export const PHONE = '+1 415 555 0134';
 export const IBAN = 'DE89 3704 0044 0532 0130 00';
 
 /** CDSA in front of the mock provider, listening (OpenAI clients need a real port): OpenAI is the cloud provider. */
-export async function startCdsa(mock: MockLlm, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startCdsa(mock: MockLlm, env: Record<string, string> = {}, options: { processJobs?: boolean } = {}): Promise<TestApp> {
   const t = await buildTestApp({
     env: mockEnv(mock.url, { OPENAI_LOCAL: 'false', REDACT_CLOUD_PROMPTS: 'true', EMBEDDING_MODEL: EMBED, ...env }),
-    processJobs: false,
+    processJobs: options.processJobs ?? false,
   });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   return t;
