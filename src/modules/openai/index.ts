@@ -31,7 +31,7 @@ export const openaiModule = fp(
       embeddingModel: app.config.documents.embeddingModel,
       redactCloudPrompts: app.config.llm.redactCloudPrompts,
     });
-    app.v1.routes(openaiRoutes, { chat: app.chat, service, rateLimit: app.config.llm.chatRateLimit });
+    app.v1.routes(openaiRoutes, { chat: app.chat, service, rateLimit: app.config.llm.chatRateLimit, turns: app.chatTurns });
   },
   { name: 'module-openai', dependencies: ['infra', 'auth', 'module-audit', 'module-llm', 'module-chat', 'module-api-keys', 'v1-routes'] },
 );

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SseStream } from '../../lib/sse.js';
+import type { ChatTurnTracker } from '../chat/index.js';
 import type { ChatService, PreparedStatelessTurn } from '../chat/chat.service.js';
 import type { TurnEventSink } from '../chat/turn.js';
 import { createChunkStream, createCompletionCollector, toStatelessInput, type CompletionMeta } from './openai.adapter.js';
@@ -14,8 +15,10 @@ const security = [{ apiKeyAuth: [] }];
 export interface OpenAiRoutesOptions {
   chat: ChatService;
   service: OpenAiService;
-  /** The per-user chat limit of /api/v1/chat (LLM_CHAT_RATE_LIMIT_*), shared with it. */
+  /** The per-user chat limit of /api/v1/chat (CHAT_RATE_LIMIT_*), shared with it. */
   rateLimit: { max: number; periodSeconds: number };
+  /** Chat's own bookkeeping of running turns: shutdown waits for these too, and ends their streams. */
+  turns: ChatTurnTracker;
 }
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: OpenAiErrorSchema } } });
@@ -61,7 +64,17 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiRoutesOptions> = asyn
     const chunks = createChunkStream(meta, { includeUsage });
     let sse: SseStream | undefined;
     let early: { error: unknown } | undefined;
-    const open = (): SseStream => (sse ??= app.infra.sse.open(request, reply, { onShutdown: () => shutdown.abort() }));
+    let untrack: () => void = () => undefined;
+    const open = (): SseStream => {
+      if (!sse) {
+        const opened = app.infra.sse.open(request, reply, { onShutdown: () => shutdown.abort() });
+        // A turn that could not finish within the grace period: its stream is ended at shutdown all the same.
+        const forget = options.turns.trackStream(() => opened.close());
+        untrack = () => void forget();
+        sse = opened;
+      }
+      return sse;
+    };
     const sendError = (error: unknown) => {
       logUnexpected(request, error);
       open().sendData(JSON.stringify(toOpenAiError(error).body));
@@ -86,6 +99,8 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiRoutesOptions> = asyn
     } catch (error) {
       if (!sse) throw error;
       sendError(error);
+    } finally {
+      untrack();
     }
     if (!sse && early) throw early.error;
     open().close();
@@ -153,19 +168,22 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiRoutesOptions> = asyn
     },
     async (request, reply) => {
       const body = request.body;
-      const turn = await chat.startStatelessTurn(app.requireActor(request), toStatelessInput(body), request.requestContext);
-      const meta: CompletionMeta = {
-        id: `chatcmpl-${turn.turnId.replace(/-/g, '')}`,
-        created: unixSeconds(),
-        model: turn.model.id,
-        label: turn.label,
-        cdsaRequested: body.cdsa !== undefined,
-      };
-      if (body.stream === true) {
+      // The whole request is tracked, its checks and audit included: shutdown lets it finish before the database closes.
+      const work = (async () => {
+        const turn = await chat.startStatelessTurn(app.requireActor(request), toStatelessInput(body), request.requestContext);
+        const meta: CompletionMeta = {
+          id: `chatcmpl-${turn.turnId.replace(/-/g, '')}`,
+          created: unixSeconds(),
+          model: turn.model.id,
+          label: turn.label,
+          cdsaRequested: body.cdsa !== undefined,
+        };
+        if (body.stream !== true) return collected(reply, turn, meta);
         await streamed(request, reply, turn, meta, body.stream_options?.include_usage === true);
         return reply;
-      }
-      return collected(reply, turn, meta);
+      })();
+      options.turns.track(work.catch(() => undefined));
+      return work;
     },
   );
 
