@@ -15,7 +15,7 @@ const security = [{ apiKeyAuth: [] }];
 export interface OpenAiRoutesOptions {
   chat: ChatService;
   service: OpenAiService;
-  /** The per-user chat limit of /api/v1/chat (CHAT_RATE_LIMIT_*), shared with it. */
+  /** The per-user limit of /api/v1/chat (CHAT_RATE_LIMIT_*), applied the same way here. */
   rateLimit: { max: number; periodSeconds: number };
   /** Chat's own bookkeeping of running turns: shutdown waits for these too, and ends their streams. */
   turns: ChatTurnTracker;
