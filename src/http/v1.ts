@@ -48,8 +48,15 @@ export async function registerV1(app: FastifyInstance): Promise<void> {
         return reply.code(mapped.status).type('application/json; charset=utf-8').send(mapped.body);
       });
       // Unknown paths under /v1 answer in OpenAI's shape too (the console's fallback would otherwise take GETs).
-      v1.all('/*', { config: { public: true }, schema: { hide: true } }, async (request) => {
-        throw new NotFoundError(`Route ${request.method} ${request.url.split('?')[0]}`);
+      // OPTIONS stays with CORS preflight.
+      v1.route({
+        method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+        url: '/*',
+        config: { public: true },
+        schema: { hide: true },
+        handler: async (request) => {
+          throw new NotFoundError(`Route ${request.method} ${request.url.split('?')[0]}`);
+        },
       });
       await v1.register(
         authenticatedSubtree({
