@@ -24,6 +24,8 @@ export interface SseStream {
   /** The same, with `data` already serialised as JSON (by a caller that writes one payload to many streams). */
   sendJson(event: string, json: string, id?: string | number): boolean;
   comment(text: string): boolean;
+  /** A message with no event name, only `data:` (the OpenAI streaming format); `json` already serialised. */
+  sendData(json: string): boolean;
   /** Ends the stream, optionally with a last event. */
   close(final?: { event: string; data: unknown }): void;
   onClose(listener: () => void): void;
@@ -125,6 +127,9 @@ export function createSseRegistry(defaults: SseOptions = {}): SseRegistry {
         },
         sendJson(event, json, id) {
           return write(id === undefined ? `event: ${event}\ndata: ${json}\n\n` : `id: ${id}\nevent: ${event}\ndata: ${json}\n\n`);
+        },
+        sendData(json) {
+          return write(`data: ${json}\n\n`);
         },
         comment(text) {
           return write(`: ${text.replace(/\n/g, ' ')}\n\n`);

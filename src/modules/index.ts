@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { apiV1Routes, registerApiV1 } from '../http/api-v1.js';
 import { consoleSubtree } from '../http/console.js';
 import { mcpSubtree } from '../http/mcp.js';
+import { registerV1, v1Routes } from '../http/v1.js';
 import { approvalsModule } from './approvals/index.js';
 import { apiKeysModule } from './api-keys/index.js';
 import { auditModule } from './audit/index.js';
@@ -12,6 +13,7 @@ import { healthRoutes } from './health/health.routes.js';
 import { llmModule } from './llm/index.js';
 import { mcpModule } from './mcp/index.js';
 import { notificationsModule } from './notifications/index.js';
+import { openaiModule } from './openai/index.js';
 import { toolsModule } from './tools/index.js';
 import { vaultModule } from './vault/index.js';
 
@@ -24,12 +26,14 @@ import { vaultModule } from './vault/index.js';
  * app is ready: audit, identity, vault, tools and approvals → notifications; tools → vault (a getter by its
  * service's choice); tools → approvals; tools → mcp; chat → chatTools.
  *
- * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers; then the web
+ * Routes are registered last, inside the `/api/v1` subtree that owns their authentication and headers, and the
+ * OpenAI-compatible `/v1` subtree (src/http/v1.ts) with its own API-key authentication and error shape; then the web
  * console (src/http/console.ts), a subtree with its own headers.
  */
 export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(healthRoutes);
   await app.register(apiV1Routes);
+  await app.register(v1Routes);
   await app.register(auditModule);
   await app.register(identityModule);
   await app.register(apiKeysModule);
@@ -41,11 +45,14 @@ export async function registerModules(app: FastifyInstance): Promise<void> {
   await app.register(approvalsModule);
   await app.register(documentsModule);
   await app.register(mcpModule);
+  await app.register(openaiModule);
   await registerApiV1(app);
   // CDSA as an MCP server (src/http/mcp.ts): `/mcp`, a subtree with API-key authentication of its own.
   await app.register(mcpSubtree, {
     server: () => ({ version: app.config.version, documents: app.documents, tools: app.tools.engine.served, displayNames: (ids) => app.users.displayNames(ids) }),
   });
+  // The OpenAI-compatible API at /v1 (src/http/v1.ts): API keys only, OpenAI's error shape.
+  await registerV1(app);
   // The web console last: its fallback for client routes must never shadow a route above.
   await app.register(consoleSubtree);
 }

@@ -104,6 +104,8 @@ export function completeOpenApiDocument(document: Json, meta: ReadonlyMap<string
           response.description = STATUS_CODES[Number(status)] ?? 'Response';
         }
       }
+      // The OpenAI-compatible /v1 declares its own error responses (OpenAI's shape, not problem details).
+      if (path.startsWith('/v1/')) continue;
       const parameters = (operation.parameters ?? []) as Json[];
       const hasPathParams = parameters.some((parameter) => parameter.in === 'path');
       const validates = parameters.length > 0 || operation.requestBody !== undefined;

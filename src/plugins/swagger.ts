@@ -14,10 +14,14 @@ export const swaggerPlugin = fp(
           title: 'CDSA — Confidential Data Steward Agent',
           version: app.config.version,
           description:
-            'LLM agents on sensitive data with human approvals, a tamper-evident audit trail, encrypted secrets and PII redaction. Errors are RFC 9457 problem details.',
+            'LLM agents on sensitive data with human approvals, a tamper-evident audit trail, encrypted secrets and PII redaction. Errors are RFC 9457 problem details on /api/v1; the OpenAI-compatible /v1 answers errors in OpenAI\'s shape.',
         },
         components: {
-          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            // The OpenAI-compatible /v1 takes API keys (`Authorization: Bearer cdsa_...`), not access tokens.
+            apiKeyAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'cdsa_ API key' },
+          },
         },
         security: [{ bearerAuth: [] }],
       },

@@ -31,10 +31,10 @@ describe('HTTP subtrees own their authentication and headers', () => {
     await expect(
       buildTestApp({
         beforeReady: (app) => {
-          app.get('/v1/models', async () => ({ data: [] }));
+          app.get('/v2/models', async () => ({ data: [] }));
         },
       }),
-    ).rejects.toThrow(/routes outside every authenticated subtree and not marked public: GET \/v1\/models/);
+    ).rejects.toThrow(/routes outside every authenticated subtree and not marked public: GET \/v2\/models/);
   });
 
   it('a new subtree authenticates and checks permissions on its own, with its own headers', async () => {

@@ -6,7 +6,7 @@ import { clampLimit, decodeCursor, toPage, type Page } from '../../lib/paginatio
 import type { AuditRecorder } from '../audit/audit.service.js';
 import { hasPermission, type Actor, type RequestContext } from '../auth/permissions.js';
 import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
-import type { ChatToolDefinition } from '../llm/providers/index.js';
+import type { ChatResponseFormat, ChatToolDefinition } from '../llm/providers/index.js';
 import { PlaceholderVault } from '../redaction/index.js';
 import type { FieldEncryptionService } from '../vault/field-cipher.js';
 import type { ChatToolRuntime } from './chat-tools.js';
@@ -69,6 +69,15 @@ export interface StatelessTurnInput {
   maxOutputTokens?: number;
   /** The client's own tools: offered to the model; a proposed call ends the turn and is returned, never run here. */
   tools?: ChatToolDefinition[];
+  /** JSON output, where the provider has it. */
+  responseFormat?: ChatResponseFormat;
+  /** Documents to ground the turn in, read with the caller's own clearance (404 for one they may not read). */
+  documentIds?: string[];
+  /**
+   * `auto`: offer the model whatever chat offers for knowledge (the ungated `search_documents`, when the tools module
+   * has it), run here; `none` (default): nothing but the client's tools.
+   */
+  knowledge?: 'auto' | 'none';
   /** Added to every audit event of the turn (e.g. `api_key_id`). */
   auditDetails?: Record<string, unknown>;
 }
@@ -76,7 +85,10 @@ export interface StatelessTurnInput {
 export interface PreparedStatelessTurn {
   /** What the turn's audit events point at (`resource_type` `chat_completion`). */
   turnId: string;
+  /** The model the turn runs on (the local fallback when sensitivity routing moved it). */
   model: ResolvedModel;
+  /** The pinned documents' highest label (PUBLIC without grounding). */
+  label: Label;
   run(sink: TurnEventSink): Promise<TurnStatus>;
 }
 
@@ -372,7 +384,7 @@ export function createChatService(deps: ChatServiceDeps) {
         throw new ConflictError('This chat session waits for an approval decision: continue it with POST /chat/continue first');
       }
       const existing = found?.session;
-      const requested = await llm.resolveModel(input.model, existing?.model);
+      const requested = await llm.resolveModel(input.model, existing?.model, { role: actor.role });
       await loadTokenizer();
       const toolsMode = input.tools ?? 'auto';
       const knowledge = input.knowledge ?? 'auto';
@@ -493,7 +505,7 @@ export function createChatService(deps: ChatServiceDeps) {
       if (!owner || matching.length === 0) throw new NotFoundError('Approval');
       const answered = await repository.answeredToolCalls(db, session.id, calls.map((c) => c.tool_call_id));
       if (matching.every((c) => answered.has(c.tool_call_id))) throw new ConflictError('This approval has already been continued');
-      const requested = await llm.resolveModel(undefined, session.model);
+      const requested = await llm.resolveModel(undefined, session.model, { role: actor.role });
       await loadTokenizer();
 
       // No result is stored for these calls (checked above): a continuation cut off by a crash is picked up here.
@@ -557,7 +569,7 @@ export function createChatService(deps: ChatServiceDeps) {
     async startStatelessTurn(actor: Actor, input: StatelessTurnInput, context: RequestContext): Promise<PreparedStatelessTurn> {
       requireChat(actor);
       await llm.checkBudget(actor.userId);
-      const model = await llm.resolveModel(input.model);
+      const requested = await llm.resolveModel(input.model, undefined, { role: actor.role });
       await loadTokenizer();
       const system = input.messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n\n');
       const history = statelessHistory(input.messages);
@@ -567,10 +579,24 @@ export function createChatService(deps: ChatServiceDeps) {
           { pointer: '/messages', detail: 'needs a user or tool message after the last assistant message' },
         ]);
       }
+      // Knowledge: only what chat offers for it (search_documents), never a gated tool, and never one whose name the
+      // client's own tools already use.
+      const clientTools = input.tools ?? [];
+      const clientNames = new Set(clientTools.map((tool) => tool.name));
+      const knowledge = input.knowledge ?? 'none';
+      const server = knowledge === 'auto' ? selectTools(await toolsFor(actor, 'auto'), 'none', 'auto') : { runtime: undefined, tools: [] };
+      const serverTools = server.tools.filter((tool) => !clientNames.has(tool.name));
+      // Pinned documents are checked here (404 before anything is sent), and routing is decided.
+      const grounding = await prepareGrounding(
+        actor,
+        { model: requested, sessionId: undefined, sessionLabel: 'PUBLIC', sessionPinned: [], requested: input.documentIds ?? [], tools: serverTools },
+        context,
+      );
+      const model = grounding.model;
       const redacting = deps.redactCloudPrompts && !model.isLocal;
-      const base = systemPrompt(redacting);
+      const base = systemPrompt(redacting) + grounding.systemText;
       const room = promptBudget(model) - systemTokens(system ? `${base}\n\n${system}` : base) - MESSAGE_OVERHEAD_TOKENS;
-      if (last.tokenCount > room) {
+      if (last.tokenCount > room && !grounding.refusal) {
         throw new ValidationError('The last message is too long for the model', [
           { pointer: `/messages/${input.messages.length - 1}/content`, detail: `is ${last.tokenCount} tokens; ${model.id} has room for ${Math.max(0, room)}` },
         ]);
@@ -579,22 +605,41 @@ export function createChatService(deps: ChatServiceDeps) {
       const extra = input.auditDetails ?? {};
       const lastUser = [...history].reverse().find((m) => m.role === 'user');
       // Fail closed: a query that could not be audited never reaches a model.
-      await audit.recordStandalone({
-        eventType: 'USER_QUERY',
-        userId: actor.userId,
-        sessionId: actor.sessionId,
-        resourceType: 'chat_completion',
-        resourceId: turnId,
-        details: {
-          model: model.id,
-          provider: model.provider,
-          stateless: true,
-          message_count: input.messages.length,
-          ...audit.promptDigest(lastUser?.content ?? ''),
-          ...extra,
-        },
-        context,
-      });
+      const [audited, routed] = await Promise.allSettled([
+        audit.recordStandalone({
+          eventType: 'USER_QUERY',
+          userId: actor.userId,
+          sessionId: actor.sessionId,
+          resourceType: 'chat_completion',
+          resourceId: turnId,
+          details: {
+            model: model.id,
+            provider: model.provider,
+            stateless: true,
+            message_count: input.messages.length,
+            ...(grounding.pinnedDocumentIds.length > 0 ? { document_ids: grounding.pinnedDocumentIds, label: grounding.label } : {}),
+            ...audit.promptDigest(lastUser?.content ?? ''),
+            ...extra,
+          },
+          context,
+        }),
+        grounding.audit
+          ? audit.recordStandalone({
+              ...grounding.audit,
+              details: { ...grounding.audit.details, ...extra },
+              userId: actor.userId,
+              sessionId: actor.sessionId,
+              resourceType: 'chat_completion',
+              resourceId: turnId,
+              context,
+            })
+          : undefined,
+      ]);
+      if (audited.status === 'rejected') throw audited.reason;
+      if (routed.status === 'rejected') throw routed.reason;
+      // Refused by the sensitivity policy: an error response, before anything is sent anywhere.
+      if (grounding.refusal) throw grounding.refusal;
+      const withServerTools = serverTools.length > 0 && server.runtime !== undefined;
       const plan = {
         actor,
         context,
@@ -602,15 +647,18 @@ export function createChatService(deps: ChatServiceDeps) {
         model,
         temperature: input.temperature ?? model.temperature,
         ...(input.maxOutputTokens === undefined ? {} : { maxOutputTokens: input.maxOutputTokens }),
-        runtime: undefined,
-        tools: input.tools ?? [],
+        ...(input.responseFormat === undefined ? {} : { responseFormat: input.responseFormat }),
+        runtime: withServerTools ? server.runtime : undefined,
+        tools: withServerTools ? [...clientTools, ...serverTools] : clientTools,
         clientTools: true,
+        ...(withServerTools ? { serverTools: new Set(serverTools.map((tool) => tool.name)) } : {}),
         ...(system ? { clientSystem: system } : {}),
         opening: [],
         stillWaiting: false,
         auditDetails: extra,
+        grounding,
       };
-      return { turnId, model, run: (sink) => turns.run(plan, sink) };
+      return { turnId, model, label: grounding.label, run: (sink) => turns.run(plan, sink) };
     },
 
     async listSessions(actor: Actor, query: { limit?: number; cursor?: string }): Promise<Page<SessionView>> {

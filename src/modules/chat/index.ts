@@ -20,9 +20,18 @@ import {
 
 export type { ChatService } from './chat.service.js';
 
+/** Turns running outside chat's own routes (the OpenAI-compatible /v1), so shutdown waits for them as for its own. */
+export interface ChatTurnTracker {
+  /** A request still running (never rejects). */
+  track(turn: Promise<unknown>): void;
+  /** An open stream and how to end it at once; returns the function that forgets it. */
+  trackStream(end: () => void): () => void;
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     chat: ChatService;
+    chatTurns: ChatTurnTracker;
   }
 }
 
@@ -134,9 +143,7 @@ export const chatModule = fp(
       for (const end of [...openStreams]) end();
     });
 
-    app.apiV1.routes(chatRoutes, {
-      chat,
-      rateLimit: app.config.llm.chatRateLimit,
+    const tracker: ChatTurnTracker = {
       track: (turn) => {
         running.add(turn);
         void turn.finally(() => running.delete(turn));
@@ -145,7 +152,10 @@ export const chatModule = fp(
         openStreams.add(end);
         return () => openStreams.delete(end);
       },
-    });
+    };
+    app.decorate('chatTurns', tracker);
+
+    app.apiV1.routes(chatRoutes, { chat, rateLimit: app.config.llm.chatRateLimit, ...tracker });
   },
   { name: 'module-chat', dependencies: ['infra', 'auth', 'module-audit', 'module-vault', 'module-llm'] },
 );

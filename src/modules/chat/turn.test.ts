@@ -47,7 +47,7 @@ function harness(scripts: ChatStreamEvent[][], options: { redact?: boolean; dete
   const provider = fakeProvider(scripts);
   const audited: AuditEventInput[] = [];
   const usage: Array<{ input_tokens: number | null; output_tokens: number | null }> = [];
-  const runner = createTurnRunner({
+  const deps: Parameters<typeof createTurnRunner>[0] = {
     db: {} as Db,
     audit: {
       recordStandalone: async (event: AuditEventInput) => {
@@ -67,8 +67,8 @@ function harness(scripts: ChatStreamEvent[][], options: { redact?: boolean; dete
     logger: { error: () => undefined },
     now: () => new Date('2026-12-03T10:00:00.000Z'),
     detection: options.detection,
-  });
-  return { provider, audited, usage, runner };
+  };
+  return { provider, audited, usage, deps, runner: createTurnRunner(deps) };
 }
 
 function user(content: string): HistoryMessage {
@@ -173,6 +173,49 @@ describe('the turn state machine', () => {
     expect(events[1]).toEqual({ type: 'tool_result', tool_call_id: 'c1', tool: 'lookup', status: 'completed', result: { hit: 1 } });
     const tool = h.provider.requests[1]!.messages.find((m) => m.role === 'tool');
     expect(tool).toMatchObject({ content: [{ type: 'tool-result', toolCallId: 'c1', output: { type: 'text', value: JSON.stringify({ status: 'completed', result: { hit: 1 } }) } }] });
+  });
+
+  it('with client tools beside server-side ones: runs a server call here, hands a client call back, never offers server tools last', async () => {
+    const h = harness(
+      [
+        [{ type: 'tool_call', toolCallId: 's1', toolName: 'search_documents', args: { query: 'q' } }, finish()],
+        [{ type: 'tool_call', toolCallId: 'c1', toolName: 'send_mail', args: { to: 'x' } }, finish()],
+      ],
+      { redact: false },
+    );
+    const ran: string[] = [];
+    const runtime: ChatToolRuntime = {
+      listForActor: async () => [],
+      executeFromChat: async (_actor, call) => {
+        ran.push(call.toolName);
+        return { status: 'completed', execution_id: 'e1', result: { results: [] }, cached: false };
+      },
+      resumeApproval: async () => {
+        throw new Error('not expected');
+      },
+    };
+    const tools = [
+      { name: 'send_mail', input_schema: { type: 'object' as const } },
+      { name: 'search_documents', input_schema: { type: 'object' as const } },
+    ];
+    const { events, sink } = collect();
+
+    const status = await h.runner.run(plan(local, [user('Find and mail')], { runtime, tools, clientTools: true, serverTools: new Set(['search_documents']) }), sink);
+
+    expect(status).toBe('completed');
+    expect(ran).toEqual(['search_documents']);
+    const message = events.find((e) => e.type === 'message') as Extract<TurnEvent, { type: 'message' }>;
+    expect(message.tool_calls).toEqual([{ tool_call_id: 'c1', tool: 'send_mail', args: { to: 'x' } }]);
+    expect(h.provider.requests.map((r) => r.tools?.map((tool) => tool.name))).toEqual([
+      ['send_mail', 'search_documents'],
+      ['send_mail', 'search_documents'],
+    ]);
+
+    // At the last step only the client's tools are offered, so the turn always ends.
+    const last = harness([[{ type: 'text', delta: 'done' }, finish()]], { redact: false });
+    const runner = createTurnRunner({ ...last.deps, maxSteps: 1 });
+    await runner.run(plan(local, [user('Find')], { runtime, tools, clientTools: true, serverTools: new Set(['search_documents']) }), collect().sink);
+    expect(last.provider.requests[0]!.tools?.map((tool) => tool.name)).toEqual(['send_mail']);
   });
 
   it('ends with an error event and done error when the provider fails', async () => {

@@ -5,7 +5,7 @@ import type { ChatMessageStatus, ChatRole, ChatUsage } from '../../db/schema/cha
 import type { AuditEventInput, AuditRecorder } from '../audit/audit.service.js';
 import type { Actor, RequestContext } from '../auth/permissions.js';
 import type { LlmService, ResolvedModel } from '../llm/llm.service.js';
-import type { ChatStreamEvent, ChatToolDefinition } from '../llm/providers/index.js';
+import type { ChatResponseFormat, ChatStreamEvent, ChatToolDefinition } from '../llm/providers/index.js';
 import type { Label } from '../../lib/labels.js';
 import { createStreamingRestorer, DEFAULT_REDACTION_POLICY, type PlaceholderVault } from '../redaction/index.js';
 import type { DetectionOffload } from '../redaction/detection-offload.js';
@@ -131,6 +131,13 @@ export interface TurnPlan {
    * final message instead of being run.
    */
   clientTools?: boolean;
+  /**
+   * With client tools: the names among `tools` that the runtime runs here (the ungated `search_documents` of
+   * `knowledge: "auto"`). A step whose calls are all of these goes on like a stored turn; any other call ends the turn.
+   */
+  serverTools?: ReadonlySet<string>;
+  /** JSON output (OpenAI's `response_format`), where the provider has it. */
+  responseFormat?: ChatResponseFormat;
   /** Text the client wrote for the system role, sent after CDSA's own system prompt. */
   clientSystem?: string;
   store: TurnStore;
@@ -283,12 +290,17 @@ export function createTurnRunner(deps: TurnDeps) {
       // Throws RedactionFailedError (the turn ends with that problem, before any model call) if detection fails.
       const redactor: Redactor | undefined = vault ? createRedactor(vault, policy) : undefined;
       const messages = toModelMessages(history, redactor);
-      // Client tools stay on at every step: the turn never loops on them (a call ends it).
-      const offerTools = plan.tools.length > 0 && (plan.clientTools === true || step < maxSteps);
+      // Client tools stay on at every step: the turn never loops on them (a call ends it). Server-side tools are
+      // offered except at the last step, so the turn always ends with an answer.
+      const serverTools = plan.serverTools;
+      const stepTools =
+        plan.clientTools === true ? (step < maxSteps || !serverTools ? plan.tools : plan.tools.filter((tool) => !serverTools.has(tool.name))) : step < maxSteps ? plan.tools : [];
+      const offerTools = stepTools.length > 0;
       // Everything in the prompt goes through the redactor: the system text and the tool definitions too
       // (once per turn: the vault gives them the same placeholders at every step).
       outgoing ??= { system: redactor ? redactor.text(system) : system, tools: redactor ? redactor.tools(plan.tools) : plan.tools };
-      const prompt = { system: outgoing.system, tools: offerTools ? outgoing.tools : undefined };
+      const offered = stepTools.length === plan.tools.length ? outgoing.tools : outgoing.tools.filter((_, i) => stepTools.includes(plan.tools[i]!));
+      const prompt = { system: outgoing.system, tools: offerTools ? offered : undefined };
       const result = await streamStep(plan, { ...prompt, messages, vault, sink });
       const interrupted = sink.signal.aborted;
       const status: ChatMessageStatus = interrupted ? 'interrupted' : result.error !== undefined ? 'error' : 'completed';
@@ -310,8 +322,10 @@ export function createTurnRunner(deps: TurnDeps) {
         sink.emit({ type: 'done', status: 'error' });
         return 'error';
       }
-      if (result.calls.length === 0 || !plan.runtime) {
-        sink.emit(messageEvent(stored, plan.clientTools ? result.calls : [], truncated));
+      // Calls the client runs itself end the turn: they are handed back (any server-side call of the step is dropped).
+      const clientCalls = plan.clientTools ? result.calls.filter((call) => !plan.serverTools?.has(call.tool)) : [];
+      if (result.calls.length === 0 || !plan.runtime || clientCalls.length > 0) {
+        sink.emit(messageEvent(stored, clientCalls, truncated));
         sink.emit({ type: 'done', status: 'completed' });
         return 'completed';
       }
@@ -361,6 +375,7 @@ export function createTurnRunner(deps: TurnDeps) {
         tools: input.tools,
         temperature: plan.temperature,
         maxOutputTokens: plan.maxOutputTokens ?? plan.model.maxOutputTokens,
+        ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
         abortSignal: sink.signal,
       });
       for await (const event of events) {

@@ -24,6 +24,7 @@ export interface SettingsPatch {
   maxContextTokens?: number | null;
   providerSecrets?: ProviderSecretRefs;
   redactionPolicy?: StoredRedactionPolicy | null;
+  modelAccess?: Record<string, string[]> | null;
   updatedBy: string | null;
   now: Date;
 }

@@ -125,8 +125,11 @@ export const llmRoutes: FastifyPluginAsyncTypebox<{ llm: LlmService }> = async (
       config: { requires: 'llm:configure' },
       schema: {
         tags,
-        summary: 'Change the default model, temperature or context budget',
-        description: 'Only the fields given change; null returns a field to its default. Audited as LLM_CONFIG_CHANGED.',
+        summary: 'Change the default model, temperature, context budget, redaction policy or model access',
+        description:
+          'Only the fields given change; null returns a field to its default. `model_access` says which roles may use ' +
+          'which models (a model not named is open to every role), on /api/v1/chat and the OpenAI-compatible /v1 alike. ' +
+          'Audited as LLM_CONFIG_CHANGED.',
         body: UpdateConfigBody,
         response: { 200: LlmConfigSchema },
       },

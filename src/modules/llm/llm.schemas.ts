@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SingleLineText } from '../../lib/text-formats.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
+import { ROLES } from '../../db/schema/users.js';
 import { PII_TYPES } from '../redaction/types.js';
 import { PROVIDER_NAMES } from './providers/index.js';
 
@@ -87,6 +88,15 @@ export const ModelTestResultSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const RoleName = Type.Union(ROLES.map((role) => Type.Literal(role)));
+
+const ModelAccessMap = Type.Record(Type.String({ minLength: 3, maxLength: 300, pattern: '^[a-z]+/\\S' }), Type.Array(RoleName, { uniqueItems: true, maxItems: 3 }), {
+  description:
+    'Model id → the roles that may use it, on /api/v1/chat and on the OpenAI-compatible /v1 alike; a model not named is open to every role ' +
+    '(an empty list closes it to everyone)',
+  maxProperties: 500,
+});
+
 const PiiTypeName = Type.Union(PII_TYPES.map((t) => Type.Literal(t)));
 
 export const LlmConfigSchema = Type.Object(
@@ -103,6 +113,7 @@ export const LlmConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    model_access: ModelAccessMap,
     updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   },
   { additionalProperties: false },
@@ -118,6 +129,9 @@ export const UpdateConfigBody = Type.Object(
     ),
     label_types: Type.Optional(
       Type.Union([Type.Array(PiiTypeName, { uniqueItems: true, maxItems: 64 }), Type.Null()], { description: 'null: back to REDACTION_LABEL_TYPES' }),
+    ),
+    model_access: Type.Optional(
+      Type.Union([ModelAccessMap, Type.Null()], { description: 'Replaces the whole map; null or {}: every model open to every role' }),
     ),
   },
   { additionalProperties: false },

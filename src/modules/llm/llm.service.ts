@@ -8,7 +8,7 @@ import { ForbiddenError, NotFoundError, RateLimitedError, UpstreamError, Validat
 import type { PubSub } from '../../lib/infra/pubsub.js';
 import { clampLimit, decodeCursor, type Page } from '../../lib/pagination.js';
 import type { AuditRecorder } from '../audit/audit.service.js';
-import { hasPermission, type Actor, type Permission, type RequestContext } from '../auth/permissions.js';
+import { hasPermission, isRole, ROLES, type Actor, type Permission, type RequestContext, type Role } from '../auth/permissions.js';
 import {
   createProviderRegistry,
   formatModelId,
@@ -54,6 +54,8 @@ export interface LlmConfigView {
   providers_with_stored_keys: ProviderName[];
   /** What is redacted for cloud models and which types raise a document's label. */
   redaction: { redact_types: PiiType[]; label_types: PiiType[]; time_budget_ms: number };
+  /** Model id → the roles that may use it; a model not named here is open to every role. */
+  model_access: Record<string, Role[]>;
   updated_at: string | null;
 }
 
@@ -100,6 +102,8 @@ export interface UpdateConfigInput {
   redact_types?: PiiType[] | null;
   /** null: back to REDACTION_LABEL_TYPES. */
   label_types?: PiiType[] | null;
+  /** Replaces the whole map (model id → roles that may use it); null or `{}`: every model open to every role. */
+  model_access?: Record<string, Role[]> | null;
 }
 
 export interface TokenCounts {
@@ -174,6 +178,26 @@ export class UnknownModelError extends ValidationError {
     ]);
     this.extensions.available_models = shown;
   }
+}
+
+/**
+ * 403: an administrator has limited this model to other roles (`model_access` of /llm/config). The OpenAI-compatible
+ * API answers it as OpenAI does for a model the caller has no access to: 404 `model_not_found`.
+ */
+export class ModelAccessDeniedError extends ForbiddenError {
+  constructor(readonly modelId: string) {
+    super(`Your role may not use the model ${modelId}`);
+    this.extensions.model = modelId;
+  }
+}
+
+/** 429: the user's daily token budget (LLM_DAILY_TOKEN_BUDGET) is used up. */
+export class TokenBudgetExceededError extends RateLimitedError {}
+
+/** Which roles may use `id` under a stored access map: a model not named is open to every role. */
+export function modelAllowed(access: Record<string, string[]> | null | undefined, id: string, role: Role): boolean {
+  const roles = access?.[id];
+  return roles === undefined || roles.includes(role);
 }
 
 function requirePermission(actor: Actor, permission: Permission): void {
@@ -422,6 +446,16 @@ export function createLlmService(deps: LlmServiceDeps) {
       return present(row, found);
     },
 
+    /**
+     * The models this actor may call now: enabled, their provider configured, and open to the actor's role under
+     * `model_access` (the OpenAI-compatible `GET /v1/models`).
+     */
+    async usableModels(actor: Actor): Promise<LlmModelView[]> {
+      requirePermission(actor, 'chat');
+      const [s, models] = await Promise.all([current(), allModels()]);
+      return models.filter((m) => m.is_enabled && registry.isConfigured(m.provider) && modelAllowed(s.settings?.modelAccess, m.id, actor.role));
+    },
+
     /** Registers a model, or changes a registered one (enable, disable, name, context window, per-model settings). */
     async saveModel(actor: Actor, input: SaveModelInput, context: RequestContext): Promise<{ model: LlmModelView; created: boolean }> {
       requirePermission(actor, 'llm:configure');
@@ -519,6 +553,7 @@ export function createLlmService(deps: LlmServiceDeps) {
     async updateConfig(actor: Actor, input: UpdateConfigInput, context: RequestContext): Promise<LlmConfigView> {
       requirePermission(actor, 'llm:configure');
       if (input.default_model !== undefined && input.default_model !== null) validateModelId(input.default_model, '/default_model');
+      const modelAccess = input.model_access === undefined ? undefined : normalizeModelAccess(input.model_access, validateModelId);
       const row = await withTransaction(
         db,
         async (uow) => {
@@ -529,6 +564,7 @@ export function createLlmService(deps: LlmServiceDeps) {
             temperature: input.temperature,
             maxContextTokens: input.max_context_tokens,
             ...(storedPolicy === undefined ? {} : { redactionPolicy: storedPolicy }),
+            ...(modelAccess === undefined ? {} : { modelAccess }),
             updatedBy: actor.userId,
             now: now(),
           });
@@ -543,6 +579,7 @@ export function createLlmService(deps: LlmServiceDeps) {
           const policyAfter = policyOf(saved, config);
           compare('redact_types', policyBefore.redactTypes.join(','), policyAfter.redactTypes.join(','));
           compare('label_types', policyBefore.labelTypes.join(','), policyAfter.labelTypes.join(','));
+          compare('model_access', JSON.stringify(before?.modelAccess ?? {}), JSON.stringify(saved.modelAccess ?? {}));
           await audited(uow, actor, context, 'config', { action: 'config_updated', changes });
           uow.afterCommit(() => announceChange());
           return saved;
@@ -623,7 +660,7 @@ export function createLlmService(deps: LlmServiceDeps) {
      * The model a chat request runs on: the one asked for, else the session's, else the configured default, else the
      * first available. Throws a ValidationError (422) for an unusable id, before anything is stored.
      */
-    async resolveModel(requested: string | undefined, fallback?: string): Promise<ResolvedModel> {
+    async resolveModel(requested: string | undefined, fallback?: string, options: { role?: Role } = {}): Promise<ResolvedModel> {
       const s = await current();
       const id =
         requested ?? fallback ?? s.settings?.defaultModel ?? config.defaultModel ?? (await firstAvailableModel(s));
@@ -631,6 +668,9 @@ export function createLlmService(deps: LlmServiceDeps) {
         throw new UpstreamError('llm', 'No LLM model is available: configure a provider and LLM_DEFAULT_MODEL', true);
       }
       const provider = validateModelId(id, '/model');
+      const role = options.role;
+      // Before anything else about the model: a caller learns nothing about a model their role may not use.
+      if (role !== undefined && !modelAllowed(s.settings?.modelAccess, id, role)) throw new ModelAccessDeniedError(id);
       if (!registry.isConfigured(provider)) {
         const error = new ProviderNotConfiguredError(provider);
         throw new ValidationError(error.message, [{ pointer: '/model', detail: `the ${provider} provider is not configured` }]);
@@ -647,7 +687,9 @@ export function createLlmService(deps: LlmServiceDeps) {
         // Ollama takes `name` for `name:latest`.
         const listed = (m: DiscoveredModel) => m.id === id || (provider === 'ollama' && !ref.model.includes(':') && m.id === `${id}:latest`);
         if (listing.ok && !listing.models.some(listed)) {
-          const usable = (await allModels()).filter((m) => m.is_enabled && registry.isConfigured(m.provider)).map((m) => m.id);
+          const usable = (await allModels())
+            .filter((m) => m.is_enabled && registry.isConfigured(m.provider) && (role === undefined || modelAllowed(s.settings?.modelAccess, m.id, role)))
+            .map((m) => m.id);
           throw new UnknownModelError(id, usable);
         }
       }
@@ -700,7 +742,7 @@ export function createLlmService(deps: LlmServiceDeps) {
       const at = now();
       const used = await usageToday(userId, utcDay(at));
       if (used >= budget) {
-        throw new RateLimitedError(
+        throw new TokenBudgetExceededError(
           `Daily token budget of ${budget} tokens is used up; it resets at 00:00 UTC`,
           secondsUntilUtcMidnight(at),
         );
@@ -753,6 +795,27 @@ function nextStoredPolicy(current: StoredRedactionPolicy | null, input: UpdateCo
   return Object.keys(next).length === 0 ? null : next;
 }
 
+/** The stored form of a `model_access` update: ids normalised, roles in rank order; null when nothing is limited. */
+function normalizeModelAccess(
+  input: Record<string, Role[]> | null,
+  validate: (id: string, pointer: string) => ProviderName,
+): Record<string, Role[]> | null {
+  if (input === null) return null;
+  const out: Record<string, Role[]> = {};
+  for (const [id, roles] of Object.entries(input)) {
+    const pointer = `/model_access/${id.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    validate(id, pointer);
+    out[formatModelId(parseModelId(id))] = ROLES.filter((role) => roles.includes(role));
+  }
+  return Object.keys(out).length === 0 ? null : out;
+}
+
+function presentModelAccess(stored: Record<string, string[]> | null | undefined): Record<string, Role[]> {
+  const out: Record<string, Role[]> = {};
+  for (const [id, roles] of Object.entries(stored ?? {})) out[id] = roles.filter(isRole);
+  return out;
+}
+
 function presentConfig(row: LlmSettingsRow | undefined, config: AppConfig['llm']): LlmConfigView {
   const refs = row?.providerSecrets ?? {};
   const policy = policyOf(row, config);
@@ -762,6 +825,7 @@ function presentConfig(row: LlmSettingsRow | undefined, config: AppConfig['llm']
     max_context_tokens: row?.maxContextTokens ?? null,
     providers_with_stored_keys: PROVIDER_NAMES.filter((name) => refs[name] !== undefined),
     redaction: { redact_types: [...policy.redactTypes], label_types: [...policy.labelTypes], time_budget_ms: policy.timeBudgetMs },
+    model_access: presentModelAccess(row?.modelAccess),
     updated_at: row ? row.updatedAt.toISOString() : null,
   };
 }

@@ -1,7 +1,7 @@
 export { createProviderRegistry } from './registry.js';
 export type { ProviderInfo, ProviderRegistry, ProviderStatus, StreamChatRequest } from './registry.js';
 export { streamModel } from './stream-chat.js';
-export type { ChatModel, ChatStreamEvent, ChatToolDefinition, StreamChatOptions, TokenUsage } from './stream-chat.js';
+export type { ChatModel, ChatResponseFormat, ChatStreamEvent, ChatToolDefinition, StreamChatOptions, TokenUsage } from './stream-chat.js';
 export { discoverModels, knownContextWindow } from './discovery.js';
 export type { DiscoveredModel } from './discovery.js';
 export { formatModelId, InvalidModelIdError, isProviderName, parseModelId, PROVIDER_NAMES } from './model-id.js';

@@ -28,6 +28,9 @@ export interface ChatToolDefinition {
   input_schema: JSONSchema7;
 }
 
+/** What the answer must be: JSON, optionally matching a schema. */
+export type ChatResponseFormat = { type: 'text' } | { type: 'json'; schema?: JSONSchema7; name?: string; description?: string };
+
 export interface TokenUsage {
   /** null when the provider did not report it. */
   input_tokens: number | null;
@@ -46,6 +49,11 @@ export interface StreamChatOptions {
   tools?: ChatToolDefinition[];
   temperature?: number;
   maxOutputTokens?: number;
+  /**
+   * JSON output (OpenAI's `response_format`), passed to the provider where its API has it; a provider without it
+   * answers as usual and the SDK logs a warning.
+   */
+  responseFormat?: ChatResponseFormat;
   /** Aborting closes the upstream connection at once; the iteration then ends without a further event. */
   abortSignal?: AbortSignal;
   /** Longest wait for the first chunk. */
@@ -111,6 +119,7 @@ export function streamModel(
             toolChoice: tools ? { type: 'auto' } : undefined,
             temperature: options.temperature,
             maxOutputTokens: options.maxOutputTokens,
+            ...(options.responseFormat ? { responseFormat: options.responseFormat } : {}),
             abortSignal: controller.signal,
             // Raw chunks are not requested: they cost a third of the per-chunk time.
             includeRawChunks: false,
