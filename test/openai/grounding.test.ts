@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.js';
 import { auditEvents } from '../helpers/audit.js';
 import { createUser, type TestUser } from '../helpers/users.js';
-import { startMockLlm, textReply, type MockLlm } from '../mock-llm/server.js';
+import { startMockLlm, textReply, toolCallReply, type MockLlm } from '../mock-llm/server.js';
 import { uploadIndexed } from '../documents/helpers.js';
 import { CLOUD, createKey, LOCAL, startCdsa, upstreamChat, v1Url } from './helpers.js';
 
@@ -159,9 +159,33 @@ describe('tools on /v1', () => {
       await client.chat.completions.create(withCdsa({ model: CLOUD, messages: [{ role: 'user', content: 'hi' }], tools }, { knowledge }));
     }
     const offered = mock.chatRequests().map((r) => ((r.body as { tools?: Array<{ function: { name: string } }> }).tools ?? []).map((t) => t.function.name));
-    // search_documents, once the tools module offers it, is the one CDSA tool knowledge "auto" may add.
+    // search_documents is the one CDSA tool knowledge "auto" adds.
     for (const names of offered) expect(names.filter((name) => name !== 'search_documents')).toEqual(['local_only']);
     expect(offered[1]).toEqual(['local_only']);
+  });
+});
+
+describe('cdsa.knowledge auto', () => {
+  it('offers search_documents, runs it inside the turn with the key owner’s clearance, and returns the citation', async () => {
+    const { user, client } = await keyed(routed);
+    const other = await createUser(routed);
+    const doc = await uploadIndexed(routed, user, 'heron.txt', 'The HERON-5512 programme budget was approved in March by the board.', {}, SLOW / 2);
+    await uploadIndexed(routed, other, 'heron-other.txt', 'HERON-5512 programme budget notes that only their owner may read.', {}, SLOW / 2);
+    expect(doc.status).toBe('indexed');
+
+    mock.script(toolCallReply('search_documents', { query: 'HERON-5512 programme budget' }, { id: 'call_search' }), textReply(['Approved in March [1].']));
+    const completion = (await client.chat.completions.create(
+      withCdsa({ model: CLOUD, messages: [{ role: 'user', content: 'When was the HERON-5512 budget approved?' }] }, { knowledge: 'auto' }),
+    )) as OpenAI.Chat.Completions.ChatCompletion & WithCdsa;
+
+    expect(completion.choices[0]!.message.content).toBe('Approved in March [1].');
+    expect(completion.cdsa?.citations).toEqual([expect.objectContaining({ n: 1, document_id: doc.id })]);
+    const [first, second] = mock.chatRequests();
+    expect(JSON.stringify((first!.body as { tools?: unknown }).tools)).toContain('search_documents');
+    // The search result went up as the tool's answer: the caller's passage, never the other user's.
+    const fed = JSON.stringify((second!.body as { messages: unknown[] }).messages);
+    expect(fed).toContain('approved in March by the board');
+    expect(fed).not.toContain('only their owner may read');
   });
 });
 
