@@ -466,10 +466,11 @@ describe.skipIf(usingPostgres)('the web console in a browser', () => {
       await page.getByRole('cell', { name: /transfer_funds Transfers/ }).waitFor();
       await page.getByRole('cell', { name: /mock-model/ }).first().waitFor();
 
-      // The routing policy, read-only, as the routing test's turns applied it.
+      // The routing policy, read-only, as this instance applies it, with the routing test's turns.
       const policy = page.getByTestId('routing-policy');
       await poll(() => policy.textContent()).toContain(LOCAL);
-      expect(await policy.textContent()).toMatch(/CLOUD_MAX_LABEL\)INTERNAL as applied/);
+      expect(await policy.textContent()).toMatch(/CLOUD_MAX_LABEL\)INTERNAL\./);
+      expect(await page.getByTestId('model-access').textContent()).toContain('Every role may use every enabled model');
       expect(await page.locator('.routed').textContent()).toMatch(/refused.*routed/s);
 
       // An MCP server over stdio: registered, its tools discovered, synced, edited, removed.

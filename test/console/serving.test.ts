@@ -55,12 +55,18 @@ describe('the web console is served at / by the same process', () => {
   });
 
   it('never shadows the API: unknown API paths stay 404 problems with the API CSP', async () => {
-    for (const url of ['/api/v1/nope', '/api/v1/chat/sessions/x/y/z', '/v1/nope', '/mcp/x', '/health/nope', '/metrics/x', '/openapi.json/x', '/docs/nope.js']) {
+    for (const url of ['/api/v1/nope', '/api/v1/chat/sessions/x/y/z', '/mcp/x', '/health/nope', '/metrics/x', '/openapi.json/x', '/docs/nope.js']) {
       const response = await t.app.inject({ url, headers: html });
       expect(response.statusCode, url).toBe(404);
       expect(response.headers['content-type'], url).toContain('application/problem+json');
       expect(response.headers['content-security-policy'], url).toMatch(/^default-src 'none'; ?frame-ancestors 'none'$/);
     }
+    // /v1 answers in OpenAI's error shape (its clients parse that), still never with the console.
+    const openai = await t.app.inject({ url: '/v1/nope', headers: html });
+    expect(openai.statusCode).toBe(404);
+    expect(openai.headers['content-type']).toContain('application/json');
+    expect(openai.json()).toMatchObject({ error: { type: expect.any(String) } });
+    expect(openai.headers['content-security-policy']).toMatch(/^default-src 'none'; ?frame-ancestors 'none'$/);
     const api = await t.app.inject({ url: '/api/v1/auth/me', headers: html });
     expect(api.statusCode).toBe(401);
     expect(api.headers['content-security-policy']).toMatch(/^default-src 'none'; ?frame-ancestors 'none'$/);

@@ -165,6 +165,19 @@ describe('tools on /v1', () => {
   });
 });
 
+describe('the routing policy in GET /llm/config', () => {
+  it('reports CLOUD_MAX_LABEL and LOCAL_FALLBACK_MODEL as this instance applies them, read-only', async () => {
+    for (const [t, fallback] of [[routed, LOCAL], [strict, null]] as const) {
+      const admin = await createUser(t, { role: 'ADMIN' });
+      const config = await t.app.inject({ url: '/api/v1/llm/config', headers: admin.headers });
+      expect(config.json().routing).toEqual({ cloud_max_label: 'INTERNAL', local_fallback_model: fallback });
+      const put = await t.app.inject({ method: 'PUT', url: '/api/v1/llm/config', headers: admin.headers, payload: { routing: { cloud_max_label: 'CONFIDENTIAL' } } });
+      // Not a setting of the API: an unknown field of the update, refused as invalid.
+      expect(put.statusCode).toBe(422);
+    }
+  });
+});
+
 describe('cdsa.knowledge auto', () => {
   it('offers search_documents, runs it inside the turn with the key owner’s clearance, and returns the citation', async () => {
     const { user, client } = await keyed(routed);

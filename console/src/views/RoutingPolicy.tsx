@@ -9,6 +9,8 @@ interface Model {
 interface LlmConfig {
   default_model: string | null;
   redaction: { redact_types: string[] };
+  model_access: Record<string, string[]>;
+  routing: { cloud_max_label: string; local_fallback_model: string | null };
 }
 interface RoutedEvent {
   id: string;
@@ -17,8 +19,8 @@ interface RoutedEvent {
 }
 
 /**
- * The sensitivity routing policy, read-only: CLOUD_MAX_LABEL and LOCAL_FALLBACK_MODEL are set in the environment, and
- * the API reports them only through the LLM_ROUTED audit events of the turns they applied to.
+ * The sensitivity routing policy, read-only: CLOUD_MAX_LABEL and LOCAL_FALLBACK_MODEL are set in the environment
+ * (GET /llm/config reports them), with the LLM_ROUTED audit events of the turns they applied to.
  */
 export function RoutingPolicy() {
   const models = useLoad((signal) => get<Page<Model>>('/llm/models?limit=200', signal), []);
@@ -28,8 +30,8 @@ export function RoutingPolicy() {
   const local = enabled.filter((m) => m.is_local);
   const cloud = enabled.filter((m) => !m.is_local);
   const events = routed.data?.items ?? [];
-  const latest = events[0]?.details;
-  const fallback = events.find((e) => e.details.action === 'route')?.details.to;
+  const routing = config.data?.routing;
+  const access = Object.entries(config.data?.model_access ?? {});
 
   return (
     <>
@@ -39,19 +41,12 @@ export function RoutingPolicy() {
         <div>
           <dt>Cloud bound (CLOUD_MAX_LABEL)</dt>
           <dd>
-            {latest?.cloud_max_label ? (
-              <>
-                <LabelBadge label={latest.cloud_max_label} /> as applied on {formatTime(events[0]!.created_at)}
-              </>
-            ) : (
-              'set in the environment (default INTERNAL); shown here once a turn has been routed'
-            )}
-            . Content above it never reaches a cloud model; RESTRICTED content never does.
+            {routing ? <LabelBadge label={routing.cloud_max_label} /> : '…'}. Content above it never reaches a cloud model; RESTRICTED content never does.
           </dd>
         </div>
         <div>
           <dt>Local fallback (LOCAL_FALLBACK_MODEL)</dt>
-          <dd>{fallback ? <code>{fallback}</code> : 'set in the environment; without one, a turn above the bound is refused'}</dd>
+          <dd>{routing?.local_fallback_model ? <code>{routing.local_fallback_model}</code> : 'none: a turn above the bound is refused'}</dd>
         </div>
         <div>
           <dt>Local models (any label)</dt>
@@ -70,7 +65,12 @@ export function RoutingPolicy() {
         </div>
         <div>
           <dt>Model access by role</dt>
-          <dd>Every role may chat with every enabled model; what a model is given is decided by the labels above. Changing models needs llm:configure.</dd>
+          <dd data-testid="model-access">
+            {access.length === 0
+              ? 'Every role may use every enabled model.'
+              : access.map(([model, roles]) => `${model}: ${roles.length > 0 ? roles.join(', ') : 'no role'}`).join('; ') + '. Models not named are open to every role.'}{' '}
+            Set by admins in the LLM configuration (llm:configure).
+          </dd>
         </div>
       </dl>
       <h3>Recent routing decisions</h3>

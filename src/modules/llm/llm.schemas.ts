@@ -4,6 +4,7 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../lib/pagination.js';
 import { ROLES } from '../../db/schema/users.js';
 import { PII_TYPES } from '../redaction/types.js';
 import { PROVIDER_NAMES } from './providers/index.js';
+import { CLOUD_MAX_LABELS } from './sensitivity-routing.js';
 
 const ProviderName = Type.Union(
   PROVIDER_NAMES.map((name) => Type.Literal(name)),
@@ -114,6 +115,17 @@ export const LlmConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     model_access: ModelAccessMap,
+    routing: Type.Object(
+      {
+        cloud_max_label: Type.Union(CLOUD_MAX_LABELS.map((label) => Type.Literal(label)), {
+          description: 'The highest label of content a cloud model may receive (CLOUD_MAX_LABEL); set in the environment',
+        }),
+        local_fallback_model: Type.Union([Type.String(), Type.Null()], {
+          description: 'Where turns above it go (LOCAL_FALLBACK_MODEL); null: they are refused. Set in the environment',
+        }),
+      },
+      { additionalProperties: false, description: 'Sensitivity routing as this instance applies it (read-only)' },
+    ),
     updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   },
   { additionalProperties: false },

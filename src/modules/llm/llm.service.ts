@@ -25,6 +25,7 @@ import {
 } from './providers/index.js';
 import { PII_TYPES, type PiiType, type RedactionPolicy } from '../redaction/index.js';
 import type { LlmModelRow, LlmRepository, LlmSettingsRow, UsageAddition } from './llm.repository.js';
+import type { CloudMaxLabel } from './sensitivity-routing.js';
 
 /** What other modules see of a model; settings in `config` are optional per-model defaults for chat. */
 export interface LlmModelView {
@@ -56,6 +57,8 @@ export interface LlmConfigView {
   redaction: { redact_types: PiiType[]; label_types: PiiType[]; time_budget_ms: number };
   /** Model id → the roles that may use it; a model not named here is open to every role. */
   model_access: Record<string, Role[]>;
+  /** Sensitivity routing as this instance applies it (CLOUD_MAX_LABEL, LOCAL_FALLBACK_MODEL): read-only, from the environment. */
+  routing: { cloud_max_label: CloudMaxLabel; local_fallback_model: string | null };
   updated_at: string | null;
 }
 
@@ -826,6 +829,7 @@ function presentConfig(row: LlmSettingsRow | undefined, config: AppConfig['llm']
     providers_with_stored_keys: PROVIDER_NAMES.filter((name) => refs[name] !== undefined),
     redaction: { redact_types: [...policy.redactTypes], label_types: [...policy.labelTypes], time_budget_ms: policy.timeBudgetMs },
     model_access: presentModelAccess(row?.modelAccess),
+    routing: { cloud_max_label: config.cloudMaxLabel, local_fallback_model: config.localFallbackModel ?? null },
     updated_at: row ? row.updatedAt.toISOString() : null,
   };
 }
