@@ -32,6 +32,11 @@ async function listPage(db: DbOrTx, scope: SQL[], options: { status: ApprovalSta
 }
 
 /** Queries of the approvals tables. Writes that decide an outcome are conditional, so concurrent callers can't both win. */
+/** The same call by the same person in the same binding (a chat session, or an API key for MCP). */
+function sameCall(key: { sessionId: string; toolId: string; argsDigest: string; requesterId: string }) {
+  return and(eq(approvals.sessionId, key.sessionId), eq(approvals.toolId, key.toolId), eq(approvals.argsDigest, key.argsDigest), eq(approvals.requesterId, key.requesterId));
+}
+
 export function createApprovalsRepository() {
   return {
     async insert(db: DbOrTx, row: NewApprovalRow): Promise<ApprovalRow> {
@@ -55,13 +60,7 @@ export function createApprovalsRepository() {
         .select()
         .from(approvals)
         .where(
-          and(
-            eq(approvals.sessionId, key.sessionId),
-            eq(approvals.toolId, key.toolId),
-            eq(approvals.argsDigest, key.argsDigest),
-            eq(approvals.requesterId, key.requesterId),
-            or(eq(approvals.status, 'PENDING'), and(eq(approvals.status, 'APPROVED'), isNull(approvals.continuedAt))),
-          ),
+          and(sameCall(key), or(eq(approvals.status, 'PENDING'), and(eq(approvals.status, 'APPROVED'), isNull(approvals.continuedAt)))),
         )
         .orderBy(desc(approvals.requestedAt))
         .limit(1);
@@ -77,13 +76,7 @@ export function createApprovalsRepository() {
         .select()
         .from(approvals)
         .where(
-          and(
-            eq(approvals.sessionId, key.sessionId),
-            eq(approvals.toolId, key.toolId),
-            eq(approvals.argsDigest, key.argsDigest),
-            eq(approvals.requesterId, key.requesterId),
-            isNull(approvals.continuedAt),
-          ),
+          and(sameCall(key), isNull(approvals.continuedAt)),
         )
         .orderBy(desc(approvals.requestedAt))
         .limit(1);

@@ -755,7 +755,8 @@ export function createToolEngine(deps: ToolEngineDeps) {
     throw error;
   }
 
-  async function auditRefusedChatCall(actor: Actor, call: ChatToolCall, context: ChatToolContext, outcome: Extract<ChatToolOutcome, { status: 'failed' }>): Promise<void> {
+  /** A call refused before any execution existed (unknown tool, role, schema): audited without one. */
+  async function auditRefusedCall(actor: Actor, details: Record<string, unknown>, context: RequestContext | undefined): Promise<void> {
     await withTransaction(
       db,
       async (uow) => {
@@ -765,12 +766,16 @@ export function createToolEngine(deps: ToolEngineDeps) {
           sessionId: actor.sessionId,
           resourceType: EXECUTION_RESOURCE,
           resourceId: null,
-          details: { tool_name: call.toolName.slice(0, 100), source: 'chat', chat_session_id: context.sessionId, tool_call_id: call.toolCallId, error_code: 'refused', error: outcome.error },
-          context: context.requestContext,
+          details: { ...details, error_code: 'refused' },
+          context,
         });
       },
       deps.logger,
     );
+  }
+
+  async function auditRefusedChatCall(actor: Actor, call: ChatToolCall, context: ChatToolContext, outcome: Extract<ChatToolOutcome, { status: 'failed' }>): Promise<void> {
+    await auditRefusedCall(actor, { tool_name: call.toolName.slice(0, 100), source: 'chat', chat_session_id: context.sessionId, tool_call_id: call.toolCallId, error: outcome.error }, context.requestContext);
   }
 
   /**
@@ -852,21 +857,7 @@ export function createToolEngine(deps: ToolEngineDeps) {
   };
 
   async function auditRefusedServedCall(actor: Actor, modelName: string, context: RequestContext, error: string): Promise<void> {
-    await withTransaction(
-      db,
-      async (uow) => {
-        await audit.record(uow.tx, {
-          eventType: 'TOOL_CALL_FAILED',
-          userId: actor.userId,
-          sessionId: actor.sessionId,
-          resourceType: EXECUTION_RESOURCE,
-          resourceId: null,
-          details: { tool_name: modelName.slice(0, 100), source: 'api', channel: 'mcp', error_code: 'refused', error },
-          context,
-        });
-      },
-      deps.logger,
-    );
+    await auditRefusedCall(actor, { tool_name: modelName.slice(0, 100), source: 'api', channel: 'mcp', error }, context);
   }
 
   async function pendingOutcome(actor: Actor, approval: ApprovalRow): Promise<ServedToolOutcome> {
