@@ -295,5 +295,9 @@ describe('refusals', () => {
     const malformed = await fetch(base, { method: 'POST', headers: { authorization: `Bearer ${analystKey.key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":' });
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ error: { code: -32700 } });
+    // JSON-RPC over Streamable HTTP is JSON: another media type is 415, as a JSON-RPC error too.
+    const form = await fetch(base, { method: 'POST', headers: { authorization: `Bearer ${analystKey.key}`, 'content-type': 'text/plain', accept: 'application/json, text/event-stream' }, body: 'ping' });
+    expect(form.status).toBe(415);
+    expect(await form.json()).toMatchObject({ jsonrpc: '2.0', error: { code: expect.any(Number) } });
   });
 });
