@@ -39,6 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchServerEnv, postSse } from './lib/bench-server.js';
 import { percentile } from './lib/http-load.js';
 import { createPostgresDatabase, dropPostgresDatabase } from '../test/helpers/postgres.js';
 import { freePort, productionServerArgs, ROOT, waitForHttp } from '../test/helpers/process.js';
@@ -119,44 +120,11 @@ const fmt = (ms: number): string => `${ms.toFixed(2).padStart(8)} ms`;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
 
-/** POSTs and calls `onEvent` for each SSE event as it arrives; resolves with the status at the end of the response. */
-function postSse(url: string, headers: Record<string, string>, body: string, onEvent: (event: string, data: string) => void): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
-      (response) => {
-        let buffer = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => {
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            let event = 'message';
-            let data = '';
-            for (const line of block.split('\n')) {
-              if (line.startsWith('event: ')) event = line.slice(7);
-              else if (line.startsWith('data: ')) data += line.slice(6);
-            }
-            if (data !== '') onEvent(event, data);
-          }
-        });
-        response.on('end', () => resolve(response.statusCode ?? 0));
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
 /** An OpenAI streaming call: to the mock itself (direct) or through the bare relay. */
 async function openaiStream(url: string): Promise<number[]> {
   const received: number[] = [];
   const body = JSON.stringify({ model: 'mock-model', stream: true, messages: [{ role: 'user', content: 'go' }] });
-  await postSse(url, { authorization: 'Bearer bench' }, body, (_event, data) => {
+  await postSse(agent, url, { authorization: 'Bearer bench' }, body, (_event, data) => {
     if (data === '[DONE]') return;
     const chunk = JSON.parse(data) as { choices: Array<{ delta: { content?: string } }> };
     if (chunk.choices[0]?.delta.content) received.push(performance.now());
@@ -184,7 +152,7 @@ async function gateway(target: Target, user: number, sessionId?: string, started
   };
   const body = JSON.stringify({ message, model: 'openai/mock-model', ...(sessionId ? { session_id: sessionId } : {}) });
   try {
-    stream.status = await postSse(target.url, target.headers[user]!, body, (event, data) => {
+    stream.status = await postSse(agent, target.url, target.headers[user]!, body, (event, data) => {
       const parsed = JSON.parse(data) as Record<string, unknown>;
       switch (event) {
         case 'session':
@@ -520,31 +488,8 @@ async function benchDatabase(
   const profileArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=chat-${kind}.cpuprofile`] : [];
   // Extra runtime flags to try against the start script's (e.g. CHAT_BENCH_NODE_FLAGS=--max-semi-space-size=32).
   profileArgs.push(...(process.env.CHAT_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    DATA_DIR: dataDir,
-    DATABASE_URL: databaseUrl ?? '',
-    REDIS_URL: kind === 'postgres' ? (process.env.REDIS_URL ?? '') : '',
-    LOG_LEVEL: 'warn',
-    REGISTRATION_MODE: 'open',
-    MFA_REQUIRED_ROLES: '',
-    // An administrator from the start: no first-run setup banner.
-    CDSA_ADMIN_USERNAME: 'bench_admin',
-    CDSA_ADMIN_EMAIL: 'bench_admin@example.test',
-    CDSA_ADMIN_PASSWORD: `Bench-admin-${randomUUID()}`,
-    OPENAI_BASE_URL: `${mockUrl}/v1`,
-    OPENAI_API_KEY: 'sk-bench-0123456789abcdef',
-    OPENAI_LOCAL: 'false',
-    OLLAMA_BASE_URL: '',
-    LLM_DEFAULT_MODEL: 'openai/mock-model',
-    // A budget, so every turn start checks it as a deployment with one would.
-    LLM_DAILY_TOKEN_BUDGET: '1000000000',
-    RATE_LIMIT_REQUESTS: '10000000',
-    AUTH_RATE_LIMIT_REQUESTS: '10000000',
-    CHAT_RATE_LIMIT_REQUESTS: '10000000',
-    LLM_REQUEST_TIMEOUT_MS: '60000',
-  };
+  const env = benchServerEnv({ port, dataDir, mockUrl, databaseUrl, redisUrl: kind === 'postgres' ? process.env.REDIS_URL : undefined });
+
   const server = spawn(process.execPath, [...profileArgs, ...serverArgs], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const serverExited = new Promise<number | null>((resolve) => server.on('exit', resolve));
   let ok = true;

@@ -27,6 +27,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { benchServerEnv, postSse } from './lib/bench-server.js';
 import { percentile } from './lib/http-load.js';
 import { freePort, productionServerArgs, ROOT, waitForHttp } from '../test/helpers/process.js';
 import { startMockLlm, textReply, type MockLlm } from '../test/mock-llm/server.js';
@@ -52,39 +53,6 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const pct = (values: number[], p: number): number => percentile([...values].sort((a, b) => a - b), p);
 const fmt = (ms: number): string => `${ms.toFixed(2).padStart(8)} ms`;
 
-/** POSTs and calls `onData` with each SSE event's name and data as it arrives; resolves with the status at the end. */
-function postSse(url: string, headers: Record<string, string>, body: string, onData: (event: string, data: string) => void): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
-      (response) => {
-        let buffer = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => {
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            let event = 'message';
-            let data = '';
-            for (const line of block.split('\n')) {
-              if (line.startsWith('event: ')) event = line.slice(7);
-              else if (line.startsWith('data: ')) data += line.slice(6);
-            }
-            if (data !== '') onData(event, data);
-          }
-        });
-        response.on('end', () => resolve(response.statusCode ?? 0));
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
 /** One streamed answer through a target: the times (this process's clock) at which each text piece arrived. */
 async function stream(target: TargetName, endpoints: Endpoints): Promise<number[]> {
   const received: number[] = [];
@@ -98,15 +66,16 @@ async function stream(target: TargetName, endpoints: Endpoints): Promise<number[
   let status: number;
   switch (target) {
     case 'direct':
-      status = await postSse(`${endpoints.mock}/v1/chat/completions`, { authorization: 'Bearer bench' }, JSON.stringify({ model: 'mock-model', stream: true, messages: [{ role: 'user', content: message }] }), onOpenAiChunk);
+      status = await postSse(agent, `${endpoints.mock}/v1/chat/completions`, { authorization: 'Bearer bench' }, JSON.stringify({ model: 'mock-model', stream: true, messages: [{ role: 'user', content: message }] }), onOpenAiChunk);
       break;
     case 'chat/stream':
-      status = await postSse(`${endpoints.base}/api/v1/chat/stream`, { authorization: `Bearer ${endpoints.jwt}` }, JSON.stringify({ message, model: 'openai/mock-model' }), (event) => {
+      status = await postSse(agent, `${endpoints.base}/api/v1/chat/stream`, { authorization: `Bearer ${endpoints.jwt}` }, JSON.stringify({ message, model: 'openai/mock-model' }), (event) => {
         if (event === 'token') received.push(performance.now());
       });
       break;
     case '/v1':
       status = await postSse(
+        agent,
         `${endpoints.base}/v1/chat/completions`,
         { authorization: `Bearer ${endpoints.apiKey}` },
         JSON.stringify({ model: 'openai/mock-model', stream: true, messages: [{ role: 'user', content: message }] }),
@@ -173,31 +142,8 @@ async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdsa-openai-bench-'));
   const port = await freePort();
   const serverArgs = productionServerArgs();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    DATA_DIR: dataDir,
-    DATABASE_URL: '',
-    REDIS_URL: '',
-    LOG_LEVEL: 'warn',
-    REGISTRATION_MODE: 'open',
-    MFA_REQUIRED_ROLES: '',
-    // An administrator from the start: no first-run setup banner.
-    CDSA_ADMIN_USERNAME: 'bench_admin',
-    CDSA_ADMIN_EMAIL: 'bench_admin@example.test',
-    CDSA_ADMIN_PASSWORD: `Bench-admin-${randomUUID()}`,
-    OPENAI_BASE_URL: `${mock.url}/v1`,
-    OPENAI_API_KEY: 'sk-bench-0123456789abcdef',
-    OPENAI_LOCAL: 'false',
-    OLLAMA_BASE_URL: '',
-    LLM_DEFAULT_MODEL: 'openai/mock-model',
-    // A budget, so every turn checks it as a deployment with one would.
-    LLM_DAILY_TOKEN_BUDGET: '1000000000',
-    RATE_LIMIT_REQUESTS: '10000000',
-    AUTH_RATE_LIMIT_REQUESTS: '10000000',
-    CHAT_RATE_LIMIT_REQUESTS: '10000000',
-    LLM_REQUEST_TIMEOUT_MS: '60000',
-  };
+  const env = benchServerEnv({ port, dataDir, mockUrl: mock.url });
+
   const server = spawn(process.execPath, serverArgs, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => server.on('exit', resolve));
   try {

@@ -59,9 +59,7 @@ export function createApprovalsRepository() {
       const [row] = await db
         .select()
         .from(approvals)
-        .where(
-          and(sameCall(key), or(eq(approvals.status, 'PENDING'), and(eq(approvals.status, 'APPROVED'), isNull(approvals.continuedAt)))),
-        )
+        .where(and(sameCall(key), or(eq(approvals.status, 'PENDING'), and(eq(approvals.status, 'APPROVED'), isNull(approvals.continuedAt)))))
         .orderBy(desc(approvals.requestedAt))
         .limit(1);
       return row;
@@ -75,9 +73,7 @@ export function createApprovalsRepository() {
       const [row] = await db
         .select()
         .from(approvals)
-        .where(
-          and(sameCall(key), isNull(approvals.continuedAt)),
-        )
+        .where(and(sameCall(key), isNull(approvals.continuedAt)))
         .orderBy(desc(approvals.requestedAt))
         .limit(1);
       return row;
